@@ -1,0 +1,50 @@
+"""The ``audiobench`` command: one click group, one small module per command.
+
+Commands only parse options, call the stage function of the same name, and print a summary. An
+``AudiobenchError`` becomes one line on stderr and exit code 2; other exceptions are bugs and keep their
+traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from audiobench import __version__
+from audiobench.errors import AudiobenchError
+
+# Each module in audiobench/cli/ defines `command`; listed here in the order `--help` shows them.
+_COMMANDS = ("status",)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AudiobenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="audiobench")
+def cli() -> None:
+    """Reproducible weakly labelled audio event classification.
+
+    \b
+    audiobench synth                      # a synthetic SL-DCASE-17-like dataset, no network needed
+    audiobench featurize synth --jobs 2   # VGGish log-mel features into HDF5
+    audiobench status synth               # what the dataset holds
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+for _name in _COMMANDS:
+    cli.add_command(importlib.import_module(f"audiobench.cli.{_name}").command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="audiobench"))

@@ -1,0 +1,31 @@
+"""Options shared by several commands, defined once so that every command spells them the same way."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from audiobench.layout import ROOT_ENV
+from audiobench.parallel import BACKENDS
+
+F = Callable[..., Any]
+
+root_option = click.option(
+    "--root", type=click.Path(file_okay=False), default=None, envvar=ROOT_ENV, show_envvar=True,
+    help="Storage root holding every dataset and run [default: ./audiobench-data].",
+)
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON for machines.")
+jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+                           help="Parallel workers.")
+
+
+def backend_options(func: F) -> F:
+    """``--backend`` and ``--scheduler``: where parallel tasks run."""
+    func = click.option("--scheduler", default=None, metavar="ADDR",
+                        help="Dask scheduler address (tcp://HOST:PORT) for --backend dask; "
+                             "without it a local Dask cluster is started.")(func)
+    func = click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
+                        help="joblib backend: local processes, threads, or a Dask cluster.")(func)
+    return func

@@ -1,0 +1,22 @@
+"""The one exception family a user sees.
+
+The CLI prints an ``AudiobenchError`` as one line on stderr and exits with code 2; anything else is a bug
+and keeps its traceback. Messages say what was wrong, where (file and line, clip id) and what to do.
+"""
+
+
+class AudiobenchError(Exception):
+    """A problem the user can act on (bad input, missing stage output, refused option)."""
+
+
+class InputFormatError(AudiobenchError):
+    """A published list or user file that does not parse; the message names file and line."""
+
+
+class ClipError(AudiobenchError):
+    """One clip could not be processed; the stage records it and goes on with the others."""
+
+    def __init__(self, clip_id: str, reason: str) -> None:
+        super().__init__(f"clip {clip_id}: {reason}")
+        self.clip_id = clip_id
+        self.reason = reason

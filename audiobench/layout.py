@@ -1,0 +1,106 @@
+"""Where each stage keeps its files (DESIGN §2).
+
+One storage root (``--root``, else ``AUDIOBENCH_ROOT``, else ``./audiobench-data``) holds one folder per
+dataset: ``index/`` (verified list files), ``ledger.sqlite``, ``raw/``, ``audio/``,
+``features/<feature-id>/<split>.h5``; and ``runs/<run-id>/`` for training and comparisons.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from audiobench.errors import AudiobenchError
+
+DEFAULT_ROOT = Path("audiobench-data")
+ROOT_ENV = "AUDIOBENCH_ROOT"
+
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+
+
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The storage root: the argument, else ``$AUDIOBENCH_ROOT``, else ``./audiobench-data``."""
+    if root is None or str(root) == "":
+        root = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+    return Path(root).expanduser()
+
+
+def validate_ytid(ytid: str, *, where: str = "") -> str:
+    """Refuse anything but an 11-character YouTube ID before it becomes part of a path or URL."""
+    if not isinstance(ytid, str) or not _YTID.match(ytid):
+        prefix = f"{where}: " if where else ""
+        raise AudiobenchError(f"{prefix}invalid YouTube ID {ytid!r} (expected 11 characters of A-Z a-z 0-9 _ -)")
+    return ytid
+
+
+def clip_id_for(ytid: str, start: float, end: float) -> str:
+    """The clip's stable name, ``<ytid>_<start_ms>_<end_ms>``: safe as a file name because the ID is validated."""
+    validate_ytid(ytid)
+    return f"{ytid}_{round(start * 1000):d}_{round(end * 1000):d}"
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) or say in one line why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudiobenchError(f"cannot create {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise AudiobenchError(f"cannot write to {path}: permission denied (choose another --root)")
+    return path
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    """The folders of one dataset under the storage root."""
+
+    root: Path
+    name: str
+
+    def __post_init__(self) -> None:
+        if not _DATASET_NAME.match(self.name):
+            raise AudiobenchError(
+                f"invalid dataset name {self.name!r} (letters, digits, '.', '_' and '-', at most 64)"
+            )
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def index(self) -> Path:
+        return self.dir / "index"
+
+    @property
+    def ledger(self) -> Path:
+        return self.dir / "ledger.sqlite"
+
+    @property
+    def raw(self) -> Path:
+        return self.dir / "raw"
+
+    @property
+    def audio(self) -> Path:
+        return self.dir / "audio"
+
+    @property
+    def features(self) -> Path:
+        return self.dir / "features"
+
+    def feature_dir(self, feature_id: str) -> Path:
+        return self.features / feature_id
+
+    def require_ledger(self) -> Path:
+        """The ledger path, or an error telling which stage makes it."""
+        if not self.ledger.exists():
+            raise AudiobenchError(
+                f"no dataset {self.name!r} under {self.root} (no {self.ledger}); "
+                f"run `audiobench synth --name {self.name}` or `audiobench fetch {self.name}` first"
+            )
+        return self.ledger
+
+
+def runs_dir(root: Path) -> Path:
+    return root / "runs"
