@@ -1,0 +1,99 @@
+"""Read any audio file into float32 samples: libsndfile first, ffmpeg for what it cannot read.
+
+ffmpeg is the system one if ``AUDIOBENCH_FFMPEG`` names it, else the binary that the ``imageio-ffmpeg``
+wheel carries, so no system install is needed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audiobench.errors import AudiobenchError
+
+FFMPEG_ENV = "AUDIOBENCH_FFMPEG"
+
+
+class DecodeError(AudiobenchError):
+    """A file that is empty, truncated, or not audio; the message names the file."""
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to use."""
+    override = os.environ.get(FFMPEG_ENV)
+    if override:
+        return override
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to ``(samples [channels, n] float32 in [-1, 1], sample_rate)``.
+
+    Raises :class:`DecodeError` naming the file for an empty, truncated or non-audio file.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise DecodeError(f"{path}: empty file (0 bytes)")
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        audio = np.ascontiguousarray(data.T)
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        audio, rate = _read_with_ffmpeg(path)
+    if audio.shape[1] == 0:
+        raise DecodeError(f"{path}: decodes to no samples")
+    if not np.isfinite(audio).all():
+        raise DecodeError(f"{path}: decodes to non-finite samples")
+    return audio, rate
+
+
+def _probe(path: Path) -> tuple[int, int]:
+    """(channels, sample rate) of the first audio stream, read by ffmpeg itself (no ffprobe in the wheel)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a:0", "-t", "0",
+           "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stderr.splitlines():
+        if "Audio:" in line and "Stream #" in line:
+            parts = [p.strip() for p in line.split("Audio:", 1)[1].split(",")]
+            rate = next((int(p.split()[0]) for p in parts if p.endswith("Hz")), 0)
+            layout = parts[2] if len(parts) > 2 else ""
+            channels = _channels_from_layout(layout)
+            if rate and channels:
+                return channels, rate
+    reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream"
+    raise DecodeError(f"{path}: not readable audio ({reason})")
+
+
+def _channels_from_layout(layout: str) -> int:
+    named = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.0(side)": 5, "5.1": 6,
+             "5.1(side)": 6, "6.1": 7, "7.1": 8}
+    if layout in named:
+        return named[layout]
+    head = layout.split()[0] if layout else ""
+    if head.endswith("channels") or head.isdigit():
+        return int("".join(ch for ch in head if ch.isdigit()) or 0)
+    return 0
+
+
+def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    channels, rate = _probe(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:a:0",
+           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise DecodeError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'exit ' + str(proc.returncode)})")
+    samples = np.frombuffer(proc.stdout, dtype="<f4")
+    usable = samples.size - samples.size % channels
+    return np.ascontiguousarray(samples[:usable].reshape(-1, channels).T), rate
+
