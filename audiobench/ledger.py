@@ -163,19 +163,18 @@ class Ledger:
                                    [(clip.clip_id, e.class_index, e.onset, e.offset) for e in clip.events])
         return added
 
-    def mark(self, clip_id: str, status: str, *, error: str | None = None, count_attempt: bool = True,
+    def mark(self, clip_id: str, status: str, *, error: str | None = None, attempts: int = 1,
              **fields: object) -> None:
-        """Set a clip's status (and any of bytes, sha256, duration, path) in one transaction."""
+        """Set a clip's status (and any of bytes, sha256, duration, path), adding ``attempts`` tries."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         allowed = {"bytes", "sha256", "duration", "path"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown ledger fields {sorted(unknown)}")
-        sets = ["status = ?", "last_error = ?", "updated = ?"] + [f"{k} = ?" for k in fields]
-        params: list[object] = [status, error, now(), *fields.values()]
-        if count_attempt:
-            sets.append("attempts = attempts + 1")
+        sets = ["status = ?", "last_error = ?", "updated = ?", "attempts = attempts + ?"]
+        sets += [f"{k} = ?" for k in fields]
+        params: list[object] = [status, error, now(), attempts, *fields.values()]
         with self._transaction() as db:
             cur = db.execute(f"UPDATE clips SET {', '.join(sets)} WHERE clip_id = ?", (*params, clip_id))
             if cur.rowcount == 0:

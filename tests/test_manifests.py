@@ -1,0 +1,205 @@
+"""Manifests (what a dataset is), the split rule, and registering the listed clips in the ledger."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from audiobench.clips import Event
+from audiobench.coverage import ALL, coverage
+from audiobench.errors import AudiobenchError
+from audiobench.index import INDEX_MIRROR_ENV
+from audiobench.ledger import Ledger
+from audiobench.lists import parse_audioset_segments, parse_class_labels_indices
+from audiobench.manifests import MANIFESTS_ENV, Partition, available_manifests, load_manifest
+from audiobench.register import partition, register_dataset
+
+# DESIGN §3, in this order.
+SL_DCASE17_MIDS = ["/m/0284vy3", "/m/05x_td", "/m/02mfyn", "/m/02rhddq", "/m/0199g", "/m/06_fw", "/m/012n7d",
+                   "/m/012ndj", "/m/0dgbq", "/m/04qvtq", "/m/03qc9zr", "/m/0k4j", "/t/dd00134", "/m/01bjv",
+                   "/m/07r04", "/m/04_sv", "/m/07jdr"]
+EUSIPCO_COMMIT = "https://raw.githubusercontent.com/bongjun/eusipco19/dc9135f3bb07d8df3e4dc46a5eefeeef1771e4f3/"
+AUDIOSET_CSV = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    monkeypatch.delenv(INDEX_MIRROR_ENV, raising=False)
+    monkeypatch.delenv(MANIFESTS_ENV, raising=False)
+
+
+def _listed(ledger: Ledger) -> dict[str, tuple[int, int]]:
+    return {r.split: (r.listed, r.pending) for r in coverage(ledger, per_class=False) if r.label == ALL}
+
+
+# -- the shipped manifests ---------------------------------------------------------------------------------
+def test_shipped_manifests_match_the_reference_files(reference_dir):
+    assert {"sl-dcase17", "audioset-balanced"} <= set(available_manifests())
+    for name, base in (("sl-dcase17", EUSIPCO_COMMIT), ("audioset-balanced", AUDIOSET_CSV)):
+        manifest = load_manifest(name)
+        for f in manifest.index:
+            assert f.url == base + f.name
+            assert hashlib.sha256((reference_dir / f.mirror_dir / f.name).read_bytes()).hexdigest() == f.sha256
+
+
+def test_sl_dcase17_manifest_declares_the_paper_setup():
+    m = load_manifest("sl-dcase17")
+    assert [c.mid for c in m.classes.inline] == SL_DCASE17_MIDS
+    assert [(s.name, s.file, s.format, s.strong) for s in m.splits] == [
+        ("train", "train_strong_labels.csv", "eusipco19-strong", True),
+        ("val", "validation_set.csv", "eusipco19-weak", False),
+        ("test", "test_set.csv", "eusipco19-weak", False),
+    ]
+
+
+def test_audioset_manifest_splits_the_balanced_list_90_10_with_a_seed():
+    m = load_manifest("audioset-balanced")
+    assert (m.classes.file, m.classes.format) == ("class_labels_indices.csv", "audioset-class-index")
+    assert [(s.name, s.file, s.share) for s in m.splits] == [
+        ("train", "balanced_train_segments.csv", 0.9), ("val", "balanced_train_segments.csv", 0.1),
+        ("test", "eval_segments.csv", None)]
+    assert m.partition == Partition(seed=2019, method="stratified")
+
+
+# -- manifests a user writes --------------------------------------------------------------------------------
+_GOOD = """
+name = "{name}"
+[classes]
+inline = [{{ mid = "/m/0k4j", name = "Car" }}, {{ mid = "/m/07jdr", name = "Train" }}]
+[[index]]
+file = "tiny.csv"
+url = "https://example.org/tiny.csv"
+sha256 = "{sha}"
+[partition]
+seed = {seed}
+method = "{method}"
+[splits.train]
+file = "tiny.csv"
+format = "audioset-segments"
+strong = false
+share = 0.75
+[splits.val]
+file = "tiny.csv"
+format = "audioset-segments"
+strong = false
+share = 0.25
+"""
+
+
+def _write_manifest(folder: Path, *, name: str = "tiny", sha: str = "0" * 64, seed: int = 1,
+                    method: str = "random", edit: tuple[str, str] = ("", "")) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(_GOOD.format(name=name, sha=sha, seed=seed, method=method).replace(*edit))
+    return path
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("share = 0.25", "share = 0.2"), "each needs a `share`, summing to 1"),
+    (('format = "audioset-segments"\nstrong = false\nshare = 0.75', 'format = "nope"\nstrong = false'),
+     "unknown list format 'nope'"),
+    (("strong = false\nshare = 0.75", "strong = true\nshare = 0.75"), "has weak labels only"),
+    (('name = "tiny"', 'name = "other"'), "differs from the file name"),
+    (('sha256 = "' + "0" * 64, 'sha256 = "abc'), "is not 64 hex digits"),
+    (("[partition]\nseed = 1", "[partition]\nseed = true"), "seed has the wrong type"),
+    (('file = "tiny.csv"\nurl', 'file = "../tiny.csv"\nurl'), "must be a plain file name"),
+    (("[[index]]", "[[index]"), "not valid TOML"),
+])
+def test_bad_manifest_is_an_error_naming_the_file(tmp_path, edit, message):
+    path = _write_manifest(tmp_path, edit=edit)
+    with pytest.raises(AudiobenchError, match="tiny.toml") as err:
+        load_manifest(path)
+    assert message in str(err.value)
+
+
+def test_own_manifests_are_found_by_name_through_the_environment(tmp_path, monkeypatch):
+    _write_manifest(tmp_path / "mine", name="my-cars")
+    monkeypatch.setenv(MANIFESTS_ENV, str(tmp_path / "mine"))
+    assert "my-cars" in available_manifests()
+    assert load_manifest("my-cars").partition == Partition(seed=1, method="random")
+    with pytest.raises(AudiobenchError, match="no manifest for dataset 'nope'"):
+        load_manifest("nope")
+
+
+# -- the split rule ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def balanced(reference_dir):
+    a = reference_dir / "audioset"
+    classes = parse_class_labels_indices(a / "class_labels_indices.csv")
+    return classes, parse_audioset_segments(a / "balanced_train_segments.csv", classes=classes, split="train")
+
+
+def test_stratified_split_is_deterministic_and_keeps_every_class_in_val(balanced):
+    classes, clips = balanced
+    rule = Partition(seed=2019, method="stratified")
+    parts = partition(clips, {"train": 0.9, "val": 0.1}, rule=rule)
+    assert (len(parts["train"]), len(parts["val"])) == (19948, 2212)
+    assert {c.split for c in parts["val"]} == {"val"}
+    assert len({w for c in parts["val"] for w in c.weak}) == len(classes) == 527
+    # the same split from the list in another order: it depends on the seed and the clips only
+    again = partition(list(reversed(clips)), {"train": 0.9, "val": 0.1}, rule=rule)
+    assert {c.clip_id for c in again["val"]} == {c.clip_id for c in parts["val"]}
+    other = partition(clips, {"train": 0.9, "val": 0.1}, rule=Partition(seed=7, method="stratified"))
+    assert {c.clip_id for c in other["val"]} != {c.clip_id for c in parts["val"]}
+
+
+def test_random_split_cuts_the_seeded_order_exactly(balanced):
+    _, clips = balanced
+    parts = partition(clips, {"train": 0.9, "val": 0.1}, rule=Partition(seed=2019, method="random"))
+    assert (len(parts["train"]), len(parts["val"])) == (19944, 2216)
+    assert not {c.clip_id for c in parts["train"]} & {c.clip_id for c in parts["val"]}
+
+
+# -- registering the listed clips ---------------------------------------------------------------------------
+def test_sl_dcase17_from_the_mirror_lists_every_clip_pending(reference_dir, tmp_path):
+    result = register_dataset("sl-dcase17", root=tmp_path, mirror=reference_dir)
+    assert result.listed == {"train": 1591, "val": 1638, "test": 626}
+    assert result.added == 1591 + 1638 + 626
+    with Ledger(result.ledger) as ledger:
+        assert _listed(ledger) == {"train": (1591, 1591), "val": (1638, 1638), "test": (626, 626)}
+        assert ledger.splits() == {"train": True, "val": False, "test": False}
+        assert [c.mid for c in ledger.classes()] == SL_DCASE17_MIDS
+        clip = {c.clip_id: c for c in ledger.clips(split="train")}["l6_h_YHuTbY_30000_40000"]
+        assert Event(2, 4.888, 6.429) in clip.events
+        assert ledger.meta()["listed"] == {"train": 1591, "val": 1638, "test": 626}
+
+
+def test_registering_again_adds_nothing_and_keeps_statuses(reference_dir, tmp_path):
+    first = register_dataset("sl-dcase17", root=tmp_path, mirror=reference_dir)
+    with Ledger(first.ledger) as ledger:
+        ledger.mark("-9mHz0OsKKw_0_10000", "ok", bytes=10, path="raw/x.flac")
+        ledger.mark("---1_cCGK4M_0_10000", "unavailable", error="Video unavailable")
+    again = register_dataset("sl-dcase17", root=tmp_path, mirror=reference_dir)
+    assert again.added == 0 and again.listed == first.listed
+    with Ledger(again.ledger) as ledger:
+        assert ledger.counts()["test"]["ok"] == 1
+        assert ledger.counts()["val"]["unavailable"] == 1
+        assert sum(sum(c.values()) for c in ledger.counts().values()) == 3855
+
+
+def test_audioset_balanced_from_the_mirror(reference_dir, tmp_path):
+    result = register_dataset("audioset-balanced", root=tmp_path, mirror=reference_dir)
+    assert result.listed["train"] + result.listed["val"] == 22160
+    assert result.listed == {"train": 19948, "val": 2212, "test": 20371}
+    with Ledger(result.ledger) as ledger:
+        listed = _listed(ledger)
+        assert listed["train"][0] + listed["val"][0] == 22160
+        assert listed["test"] == (20371, 20371)
+        assert len(ledger.classes()) == 527
+        assert ledger.meta()["partition"] == {"seed": 2019, "method": "stratified"}
+
+
+def test_changed_split_rule_on_an_existing_ledger_is_an_error(reference_dir, tmp_path):
+    src = (reference_dir / "audioset" / "balanced_train_segments.csv").read_text().splitlines(keepends=True)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    tiny = mirror / "tiny.csv"  # 40 real segments, relabelled Car or Train, without the header comments
+    tiny.write_text("".join(line.split('"')[0] + ('"/m/0k4j"\n' if i % 3 else '"/m/07jdr"\n')
+                            for i, line in enumerate(src[3:43])))
+    manifests = tmp_path / "manifests"
+    sha = hashlib.sha256(tiny.read_bytes()).hexdigest()
+    first = register_dataset(_write_manifest(manifests, sha=sha, seed=1), root=tmp_path / "root", mirror=mirror)
+    assert first.listed == {"train": 30, "val": 10}
+    with pytest.raises(AudiobenchError, match="the lists or the split rule changed"):
+        register_dataset(_write_manifest(manifests, sha=sha, seed=2), root=tmp_path / "root", mirror=mirror)
