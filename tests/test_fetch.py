@@ -1,0 +1,209 @@
+"""fetch against a real HTTP server on 127.0.0.1 that supports Range requests, with real yt-dlp and ffmpeg."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audiobench.cli import cli
+from audiobench.decode import read_audio
+from audiobench.download import DownloadSettings, require_javascript_runtime
+from audiobench.errors import AudiobenchError
+from audiobench.fetch import FetchOptions, fetch, parse_shard, select_clips
+from audiobench.layout import DatasetPaths
+from audiobench.ledger import Ledger
+from audiobench.register import register_dataset
+from audiobench.testing.media_server import MediaServer, encode_source, tone_second
+
+FORMATS = ("wav", "flac", "m4a", "webm")
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, bytes]:
+    """400 s recordings (the SL-DCASE-17 test list has segments up to 390 s in) in four containers."""
+    folder = tmp_path_factory.mktemp("sources")
+    return {fmt: encode_source(fmt, 400, folder) for fmt in FORMATS}
+
+
+def _options(server: MediaServer, ext: str = "flac", **overrides) -> FetchOptions:
+    settings = overrides.pop("download", DownloadSettings(socket_timeout=2.0))
+    base = dict(source_template=server.template(ext), jobs=4, retries=1, backoff=0.01, split="test",
+                download=settings)
+    base.update(overrides)
+    return FetchOptions(**base)
+
+
+def _rows(root: Path) -> dict[str, sqlite3.Row]:
+    with sqlite3.connect(root / "sl-dcase17" / "ledger.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return {r["clip_id"]: r for r in db.execute("SELECT * FROM clips")}
+
+
+def test_cli_fetch_end_to_end_writes_validated_clips_and_coverage(tmp_path, media, reference_dir):
+    with MediaServer(media) as server:
+        result = CliRunner().invoke(cli, [
+            "fetch", "sl-dcase17", "--root", str(tmp_path), "--index-mirror", str(reference_dir),
+            "--source-template", server.template("flac"), "--split", "test", "--jobs", "4", "--limit", "6",
+            "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "tried 6: 6 ok, 0 unavailable, 0 failed, 0 left pending" in result.output
+    assert "Car" in result.output  # the per-class coverage rows
+    ok = [r for r in _rows(tmp_path).values() if r["status"] == "ok"]
+    assert len(ok) == 6
+    for row in ok:
+        file = tmp_path / "sl-dcase17" / row["path"]
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == row["sha256"]
+        assert row["bytes"] == file.stat().st_size
+        assert abs(row["duration"] - (row["end"] - row["start"])) <= 0.1
+    assert not any((tmp_path / "sl-dcase17" / "raw" / ".partial").iterdir())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cut_segment_has_requested_start_and_duration(tmp_path, media, reference_dir, fmt):
+    with MediaServer(media) as server:
+        options = _options(server, fmt, limit=3)  # the first test clips start at 0, 10 and 380 s
+        result = fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=options, quiet=True)
+    assert result.summary.counts["ok"] == 3, result.summary.failures
+    for row in _rows(tmp_path).values():
+        if row["status"] != "ok":
+            continue
+        audio, rate = read_audio(tmp_path / "sl-dcase17" / row["path"])
+        assert abs(audio.shape[1] / rate - 10.0) <= 0.1
+        assert tone_second(audio[0], rate) == int(row["start"]) % 60
+
+
+def test_each_server_answer_ends_in_the_right_status(tmp_path, media, reference_dir):
+    paths = DatasetPaths(tmp_path, "sl-dcase17")
+    register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
+    with Ledger(paths.ledger) as ledger:
+        ids = [r.ytid for r in ledger.statuses(split="test")[:8]]
+    behaviours = dict(zip(ids, ["404", "410", "500", "truncated", "notaudio", "stall", "ok", "429"]))
+    with MediaServer(media, behaviours, stall_seconds=6) as server:
+        options = _options(server, limit=8, download=DownloadSettings(socket_timeout=1.0))
+        result = fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=options, quiet=True)
+    by_ytid = {r["ytid"]: r for r in _rows(tmp_path).values()}
+    status = {b: by_ytid[y]["status"] for y, b in behaviours.items()}
+    assert status == {"404": "unavailable", "410": "unavailable", "500": "failed", "truncated": "failed",
+                      "notaudio": "failed", "stall": "failed", "ok": "ok", "429": "pending"}
+    errors = {b: by_ytid[y]["last_error"] for y, b in behaviours.items()}
+    assert "404" in errors["404"] and "410" in errors["410"] and "500" in errors["500"]
+    assert "truncated" in errors["truncated"] or "invalid file" in errors["truncated"]
+    assert "not decodable audio" in errors["notaudio"]
+    assert "timed out" in errors["stall"].lower()
+    assert "429" in errors["429"]
+    assert by_ytid[behaviours_key(behaviours, "500")]["attempts"] == 2  # first try + one retry
+    assert by_ytid[behaviours_key(behaviours, "404")]["attempts"] == 1  # permanent: no retry
+    assert result.summary.counts == {"ok": 1, "unavailable": 2, "failed": 4, "pending": 1}
+    assert not list((paths.raw / "test").glob("*")) or len(list((paths.raw / "test").glob("*.flac"))) == 1
+
+
+def behaviours_key(behaviours: dict[str, str], wanted: str) -> str:
+    return next(y for y, b in behaviours.items() if b == wanted)
+
+
+def test_unavailable_is_kept_on_rerun_unless_asked(tmp_path, media, reference_dir):
+    register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
+        gone = ledger.statuses(split="test")[0].ytid
+    with MediaServer(media, {gone: "410"}) as server:
+        fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=_options(server, limit=2),
+              quiet=True)
+        asked = len([p for p in server.requests if gone in p])
+        fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=_options(server, limit=2),
+              quiet=True)
+        assert len([p for p in server.requests if gone in p]) == asked  # not retried
+        server.behaviours.clear()
+        fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir),
+              options=_options(server, limit=2, retry_unavailable=True), quiet=True)
+    assert {r["ytid"]: r["status"] for r in _rows(tmp_path).values()}[gone] == "ok"
+
+
+def test_refusals_stop_the_run_early_with_advice(tmp_path, media, reference_dir):
+    register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
+        ids = [r.ytid for r in ledger.statuses(split="test")]
+    with MediaServer(media, dict.fromkeys(ids, "429")) as server:
+        result = CliRunner().invoke(cli, [
+            "fetch", "sl-dcase17", "--root", str(tmp_path), "--index-mirror", str(reference_dir),
+            "--source-template", server.template("flac"), "--split", "test", "--jobs", "2", "--limit", "40",
+            "--max-refusals", "3", "--quiet"])
+        requests = len(server.requests)
+    assert result.exit_code == 3
+    assert "stopped early" in result.output and "--cookies" in result.output and "--rate-limit" in result.output
+    assert requests < 20  # stopped, instead of hammering all 40
+    rows = _rows(tmp_path)
+    assert {r["status"] for r in rows.values()} == {"pending"}  # nothing marked failed
+
+
+def test_cookies_file_is_never_written_by_workers(tmp_path, media, reference_dir):
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tabc\n")
+    before = cookies.read_bytes()
+    with MediaServer(media) as server:
+        settings = DownloadSettings(socket_timeout=2.0, cookies=cookies)
+        result = fetch("sl-dcase17", root=tmp_path / "data", index_mirror=str(reference_dir),
+                       options=_options(server, limit=4, download=settings), quiet=True)
+    assert result.summary.counts["ok"] == 4
+    assert cookies.read_bytes() == before
+
+
+def test_shards_split_the_clips_disjointly(tmp_path, reference_dir):
+    register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
+        every = {r.clip_id for r in select_clips(ledger, FetchOptions())}
+        parts = [{r.clip_id for r in select_clips(ledger, FetchOptions(shard=(i, 3)))} for i in range(3)]
+    assert set().union(*parts) == every and sum(map(len, parts)) == len(every) == 1591 + 1638 + 626
+    assert min(map(len, parts)) > 1000
+    with pytest.raises(AudiobenchError, match="i/n"):
+        parse_shard("2")
+    with pytest.raises(AudiobenchError, match="0 <= i < n"):
+        parse_shard("3/3")
+
+
+def test_youtube_source_needs_a_javascript_runtime_or_says_so():
+    assert require_javascript_runtime("http://127.0.0.1:8000/{ytid}.flac") == {}
+    try:
+        runtimes = require_javascript_runtime("https://www.youtube.com/watch?v={ytid}")
+    except AudiobenchError as exc:
+        assert "audiobench[youtube]" in str(exc)
+    else:
+        assert Path(runtimes["deno"]["path"]).exists()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_fetch_then_rerun_ends_all_ok(tmp_path, media, reference_dir):
+    root = tmp_path / "data"
+    with MediaServer(media, latency=0.15) as server:
+        args = [sys.executable, "-m", "audiobench.cli", "fetch", "sl-dcase17", "--root", str(root),
+                "--index-mirror", str(reference_dir), "--source-template", server.template("flac"),
+                "--split", "test", "--jobs", "2", "--limit", "16", "--quiet"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ledger_file = root / "sl-dcase17" / "ledger.sqlite"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if ledger_file.exists() and sum(r["status"] == "ok" for r in _rows(root).values()) >= 3:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done = sum(r["status"] == "ok" for r in _rows(root).values())
+        assert 3 <= done < 16, "the kill should land mid-run"
+        rest = [*args[:-2], str(16 - done), "--quiet"]  # --limit counts this run's clips: the 16 minus those done
+        rerun = subprocess.run(rest, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = [r for r in _rows(root).values() if r["status"] != "pending"]
+    assert len(rows) == 16 and {r["status"] for r in rows} == {"ok"}
+    for row in rows:
+        file = root / "sl-dcase17" / row["path"]
+        assert hashlib.sha256(file.read_bytes()).hexdigest() == row["sha256"]
+    flacs = list((root / "sl-dcase17" / "raw" / "test").glob("*.flac"))
+    assert len(flacs) == 16
+    assert not any((root / "sl-dcase17" / "raw" / ".partial").iterdir())
