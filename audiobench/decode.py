@@ -6,6 +6,7 @@ wheel carries, so no system install is needed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -48,8 +49,8 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
         audio = np.ascontiguousarray(data.T)
-    except (sf.LibsndfileError, RuntimeError, ValueError):
-        audio, rate = _read_with_ffmpeg(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        audio, rate = _read_with_ffmpeg(path, _libsndfile_reason(exc))
     if audio.shape[1] == 0:
         raise DecodeError(f"{path}: decodes to no samples")
     if not np.isfinite(audio).all():
@@ -57,7 +58,36 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     return audio, rate
 
 
-def _probe(path: Path) -> tuple[int, int]:
+def _libsndfile_reason(exc: Exception) -> str:
+    text = str(getattr(exc, "error_string", None) or exc).strip().rstrip(".")
+    return re.sub(r"^Error( opening '.*?')?\s*:\s*", "", text) or type(exc).__name__
+
+
+# ffmpeg's stderr ends with consequences ("Conversion failed!", "Terminating thread ..."); the cause is
+# usually an earlier line. These prefixes mark the lines that say nothing about the file.
+_FFMPEG_NOISE = ("Conversion failed", "Terminating thread", "Task finished", "Nothing was written",
+                 "Could not open encoder", "Output file is empty", "Stream mapping", "Stream #", "Input #",
+                 "Output #", "Duration:", "Metadata:", "encoder", "Consider increasing", "size=", "video:",
+                 "Press [q]", "Error while filtering", "Error opening output", "Error processing packet")
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    """The line of ffmpeg's stderr that names the cause, without its ``[demuxer @ 0x...]`` prefixes."""
+    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    useful = [line for line in lines if not line.startswith(_FFMPEG_NOISE)]
+    errors = [line for line in useful if re.search(r"error", line, re.I)]
+    failures = [line for line in useful if re.search(r"invalid|could not|cannot|not found|failed|unsupported",
+                                                     line, re.I)]
+    reason = (errors or failures or useful or lines or ["no error text"])[0]
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _undecodable(path: Path, libsndfile: str, ffmpeg: str) -> DecodeError:
+    return DecodeError(f"{path}: not audio, or corrupt or truncated (libsndfile: {libsndfile}; ffmpeg: {ffmpeg})")
+
+
+def _probe(path: Path, libsndfile: str) -> tuple[int, int]:
     """(channels, sample rate) of the first audio stream, read by ffmpeg itself (no ffprobe in the wheel)."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a:0", "-t", "0",
            "-f", "null", "-"]
@@ -70,8 +100,7 @@ def _probe(path: Path) -> tuple[int, int]:
             channels = _channels_from_layout(layout)
             if rate and channels:
                 return channels, rate
-    reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream"
-    raise DecodeError(f"{path}: not readable audio ({reason})")
+    raise _undecodable(path, libsndfile, _ffmpeg_reason(proc.stderr) if proc.stderr.strip() else "no audio stream")
 
 
 def _channels_from_layout(layout: str) -> int:
@@ -85,14 +114,14 @@ def _channels_from_layout(layout: str) -> int:
     return 0
 
 
-def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    channels, rate = _probe(path)
+def _read_with_ffmpeg(path: Path, libsndfile: str) -> tuple[np.ndarray, int]:
+    channels, rate = _probe(path, libsndfile)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:a:0",
            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise DecodeError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'exit ' + str(proc.returncode)})")
+        stderr = proc.stderr.decode(errors="replace")
+        raise _undecodable(path, libsndfile, _ffmpeg_reason(stderr) if stderr.strip() else f"exit {proc.returncode}")
     samples = np.frombuffer(proc.stdout, dtype="<f4")
     usable = samples.size - samples.size % channels
     return np.ascontiguousarray(samples[:usable].reshape(-1, channels).T), rate

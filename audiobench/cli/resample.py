@@ -1,0 +1,43 @@
+"""``audiobench resample DATASET``: fetched clips as 16 kHz mono FLAC under audio/."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
+from audiobench.resample import resample
+
+
+@click.command("resample")
+@click.argument("dataset")
+@root_option
+@jobs_option
+@backend_options
+@quiet_option
+@json_option
+def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, quiet: bool,
+            as_json: bool) -> None:
+    """Decode every fetched clip, mix to mono, resample to 16 kHz (soxr) and write FLAC under audio/.
+
+    Clips already converted from the same raw file are skipped. A clip that cannot be decoded is listed
+    with its reason and keeps its fetch status; the others complete.
+
+    \b
+    Example:
+      audiobench resample sl-dcase17 --root audiobench-data --jobs 4
+    """
+    result = resample(dataset, root=root, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet)
+    if as_json:
+        click.echo(json.dumps({"dataset": result.dataset, **result.counts, "elapsed": round(result.elapsed, 3),
+                               "failures": [asdict(r) for r in result.failed]}, indent=2))
+        return
+    c = result.counts
+    click.echo(f"resample {result.dataset}: converted {c['converted']}, already done {c['done']}, "
+               f"short {c['short']}, failed {c['failed']} ({result.elapsed:.1f} s)")
+    if result.failed:
+        click.echo("failed clips (fetch status kept; fix or re-fetch them, then rerun):")
+        width = max(len(r.clip_id) for r in result.failed)
+        for row in result.failed:
+            click.echo(f"  {row.clip_id:<{width}}  {row.reason}")

@@ -1,0 +1,101 @@
+"""read_audio: libsndfile for what it reads, the bundled ffmpeg for the rest, one clear error naming the file."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiobench.decode import DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
+
+
+def tone(freq: float, seconds: float, rate: int, channels: int = 1) -> np.ndarray:
+    """``[n, channels]`` sine at ``freq`` Hz, amplitude 0.5, in every channel."""
+    t = np.arange(round(seconds * rate)) / rate
+    return np.repeat((0.5 * np.sin(2 * np.pi * freq * t))[:, None], channels, axis=1).astype(np.float32)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True,
+                   capture_output=True)
+
+
+def dominant_frequency(x: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1.0 / rate)[np.argmax(spectrum)])
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("media")
+    files = {name: d / name for name in ("stereo.wav", "surround.flac", "u8.wav", "aac.m4a", "opus.webm",
+                                         "truncated.flac", "empty.flac", "text.flac")}
+    sf.write(files["stereo.wav"], tone(440, 1.0, 44100, 2), 44100, subtype="PCM_16")
+    sf.write(files["surround.flac"], tone(440, 1.0, 48000, 6), 48000, subtype="PCM_24")
+    sf.write(files["u8.wav"], tone(440, 1.0, 8000), 8000, subtype="PCM_U8")
+    ffmpeg("-i", str(files["stereo.wav"]), "-c:a", "aac", "-b:a", "96k", str(files["aac.m4a"]))
+    ffmpeg("-i", str(files["stereo.wav"]), "-c:a", "libopus", "-b:a", "64k", str(files["opus.webm"]))
+    whole = d / "whole.flac"
+    sf.write(whole, tone(440, 3.0, 16000), 16000, subtype="PCM_16")
+    files["truncated.flac"].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    files["empty.flac"].write_bytes(b"")
+    files["text.flac"].write_text("clip_id,label\nabc,dog\n" * 20)
+    return files
+
+
+def test_libsndfile_formats_keep_channels_rate_and_values(media):
+    audio, rate = read_audio(media["stereo.wav"])
+    assert rate == 44100 and audio.shape == (2, 44100) and audio.dtype == np.float32
+    assert np.abs(audio[0] - tone(440, 1.0, 44100)[:, 0]).max() < 1e-3
+    surround, rate = read_audio(media["surround.flac"])
+    assert rate == 48000 and surround.shape == (6, 48000)
+
+
+def test_eight_bit_wav_decodes_to_floats(media):
+    audio, rate = read_audio(media["u8.wav"])
+    assert rate == 8000 and audio.shape == (1, 8000)
+    assert np.abs(audio).max() == pytest.approx(0.5, abs=0.02)
+    assert dominant_frequency(audio[0], rate) == pytest.approx(440, abs=2)
+
+
+@pytest.mark.parametrize("name", ["aac.m4a", "opus.webm"])
+def test_compressed_formats_go_through_ffmpeg(name, media):
+    with pytest.raises(sf.LibsndfileError):
+        sf.info(media[name])  # libsndfile cannot: this is the ffmpeg path
+    audio, rate = read_audio(media[name])
+    assert audio.shape[0] == 2 and rate in (44100, 48000)
+    assert audio.shape[1] / rate == pytest.approx(1.0, abs=0.06)  # codec priming/padding only
+    assert dominant_frequency(audio[0], rate) == pytest.approx(440, abs=2)
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("empty.flac", "empty file (0 bytes)"),
+    ("text.flac", "not audio, or corrupt or truncated (libsndfile: Format not recognised; ffmpeg: "),
+    ("truncated.flac", "not audio, or corrupt or truncated (libsndfile: flac decoder lost sync; ffmpeg: "),
+])
+def test_bad_files_raise_one_error_naming_the_file(name, says, media):
+    with pytest.raises(DecodeError) as info:
+        read_audio(media[name])
+    message = str(info.value)
+    assert message.startswith(f"{media[name]}: ") and says in message
+    assert "\n" not in message and " @ 0x" not in message  # no raw ffmpeg log lines
+
+
+def test_missing_file_is_a_decode_error(tmp_path):
+    with pytest.raises(DecodeError, match="nothing.flac: cannot read"):
+        read_audio(tmp_path / "nothing.flac")
+
+
+def test_ffmpeg_reason_is_the_cause_not_the_consequence():
+    stderr = (
+        "[flac @ 0x5557c76b4b80] decode_frame() failed\n"
+        "[aist#0:0/flac @ 0x5557c76adbc0] [dec:flac @ 0x5557c7686980] Decoding error: Invalid data found when "
+        "processing input\n"
+        "[aist#0:0/flac @ 0x5557c76adbc0] [dec:flac @ 0x5557c7686980] Terminating thread with return code "
+        "-1094995529 (Invalid data found when processing input)\n"
+        "Conversion failed!\n"
+    )
+    assert _ffmpeg_reason(stderr) == "Decoding error: Invalid data found when processing input"
+    assert _ffmpeg_reason("Conversion failed!\n") == "Conversion failed!"

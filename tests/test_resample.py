@@ -1,0 +1,210 @@
+"""resample: real files of many kinds become 16 kHz mono FLAC; bad ones are reported, nothing done is lost."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from audiobench.cli import cli
+from audiobench.clips import ClassInfo, Clip
+from audiobench.decode import ffmpeg_exe
+from audiobench.errors import AudiobenchError
+from audiobench.layout import DatasetPaths, clip_id_for
+from audiobench.ledger import Ledger
+from audiobench.resample import resample
+
+CLASSES = [ClassInfo("/m/0k4j", "Car"), ClassInfo("/m/07jdr", "Train")]
+GOOD = ("surround", "stereo", "u8", "aac", "opus", "tiny", "cut_short")
+BAD = ("truncated", "empty", "text")
+
+
+def tone(freq: float, seconds: float, rate: int, channels: int = 1, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * rate)) / rate
+    return np.repeat((amp * np.sin(2 * np.pi * freq * t))[:, None], channels, axis=1).astype(np.float32)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    """One raw file per case, made once: (file, listed segment seconds)."""
+    d = tmp_path_factory.mktemp("sources")
+    surround = tone(440, 2.0, 48000, 6, amp=0.6)
+    surround[:, 1:] = 0.0  # the tone in one channel of six: the mono mix carries a sixth of it
+    sf.write(d / "surround.flac", surround, 48000, subtype="PCM_24")
+    sf.write(d / "stereo.wav", tone(440, 2.0, 44100, 2), 44100, subtype="PCM_16")
+    sf.write(d / "u8.wav", tone(440, 2.0, 8000), 8000, subtype="PCM_U8")
+    ffmpeg("-i", str(d / "stereo.wav"), "-c:a", "aac", "-b:a", "96k", str(d / "aac.m4a"))
+    ffmpeg("-i", str(d / "stereo.wav"), "-c:a", "libopus", "-b:a", "64k", str(d / "opus.webm"))
+    sf.write(d / "tiny.flac", tone(440, 200 / 16000, 16000), 16000, subtype="PCM_16")  # < 400 samples
+    sf.write(d / "cut_short.flac", tone(440, 1.5, 22050, 2), 22050, subtype="PCM_16")  # listed as 2 s
+    sf.write(d / "whole.flac", tone(440, 2.0, 16000), 16000, subtype="PCM_16")
+    (d / "truncated.flac").write_bytes((d / "whole.flac").read_bytes()[:3000])
+    (d / "empty.flac").write_bytes(b"")
+    (d / "text.flac").write_text("this is a web page, not audio\n" * 40)
+    return {p.stem: p for p in d.iterdir()}
+
+
+def ytid(name: str) -> str:
+    return (name + "_" * 11)[:11]
+
+
+def cid(name: str) -> str:
+    return clip_id_for(ytid(name), 30.0, 32.0)
+
+
+def make_dataset(root: Path, sources: dict[str, Path], names=GOOD + BAD) -> DatasetPaths:
+    """A dataset as fetch leaves it: ledger rows with status ok and their raw files under raw/."""
+    paths = DatasetPaths(root, "fetched")
+    (paths.raw / "train").mkdir(parents=True)
+    with Ledger(paths.ledger) as ledger:
+        ledger.set_classes(CLASSES)
+        ledger.add_clips([Clip(cid(n), "train", ytid(n), 30.0, 32.0, (0,)) for n in names])
+        for n in names:
+            rel = f"raw/train/{cid(n)}{sources[n].suffix}"
+            shutil.copy(sources[n], paths.dir / rel)
+            ledger.mark(cid(n), "ok", path=rel)
+    return paths
+
+
+def dominant_frequency(x: np.ndarray, rate: int) -> float:
+    return float(np.fft.rfftfreq(x.size, 1.0 / rate)[np.argmax(np.abs(np.fft.rfft(x * np.hanning(x.size))))])
+
+
+def test_every_format_becomes_16k_mono_flac_with_its_true_duration(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, GOOD)
+    result = resample("fetched", root=tmp_path, quiet=True)
+    assert result.counts == {"converted": 7, "done": 0, "failed": 0, "short": 2}
+    with Ledger(paths.ledger) as ledger:
+        audio = ledger.audio()
+    expected = {"surround": 2.0, "stereo": 2.0, "u8": 2.0, "aac": 2.0, "opus": 2.0, "tiny": 200 / 16000,
+                "cut_short": 1.5}
+    for name, seconds in expected.items():
+        record = audio[cid(name)]
+        assert record.path == f"audio/train/{cid(name)}.flac"
+        x, rate = sf.read(paths.dir / record.path, dtype="float32")
+        info = sf.info(paths.dir / record.path)
+        assert (rate, info.channels, info.subtype) == (16000, 1, "PCM_16"), name
+        assert record.samples == x.size and record.duration == x.size / 16000
+        assert record.duration == pytest.approx(seconds, abs=0.06 if name in ("aac", "opus") else 1e-3), name
+        assert record.short == (name in ("tiny", "cut_short")), name
+        assert record.source_mtime_ns == (paths.dir / "raw" / "train" /
+                                          f"{cid(name)}{sources[name].suffix}").stat().st_mtime_ns
+        if x.size > 4000:
+            assert dominant_frequency(x, 16000) == pytest.approx(440, abs=3), name
+    surround, _ = sf.read(paths.dir / audio[cid("surround")].path)
+    assert np.abs(surround[2000:-2000]).max() == pytest.approx(0.1, abs=0.005)  # mean of six channels
+
+
+def test_bad_files_are_reported_by_clip_and_nothing_done_is_lost(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources)
+    result = resample("fetched", root=tmp_path, quiet=True)
+    assert result.counts["converted"] == len(GOOD) and result.counts["failed"] == len(BAD)
+    reasons = {r.clip_id: r.reason for r in result.failed}
+    assert set(reasons) == {cid(n) for n in BAD}
+    assert reasons[cid("empty")] == f"raw/train/{cid('empty')}.flac: empty file (0 bytes)"
+    assert "not audio, or corrupt or truncated" in reasons[cid("text")]
+    assert "not audio, or corrupt or truncated" in reasons[cid("truncated")]
+    with Ledger(paths.ledger) as ledger:
+        assert {s.clip_id: s.status for s in ledger.statuses()} == {cid(n): "ok" for n in GOOD + BAD}  # kept
+        assert set(ledger.audio()) == {cid(n) for n in GOOD}
+    assert sorted(p.name for p in (paths.audio / "train").iterdir()) == sorted(f"{cid(n)}.flac" for n in GOOD)
+    # Re-fetched (here: replaced by good files), a rerun converts exactly those.
+    for n in BAD:
+        shutil.copy(sources["whole"], paths.raw / "train" / f"{cid(n)}.flac")
+    again = resample("fetched", root=tmp_path, quiet=True)
+    assert (again.counts["converted"], again.counts["done"], again.counts["failed"]) == (len(BAD), len(GOOD), 0)
+
+
+def test_rerun_skips_done_clips_and_redoes_a_changed_source(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    resample("fetched", root=tmp_path, quiet=True)
+    before = (paths.audio / "train" / f"{cid('u8')}.flac").read_bytes()
+    assert resample("fetched", root=tmp_path, quiet=True).counts["done"] == 2
+    raw = paths.raw / "train" / f"{cid('stereo')}.wav"
+    os.utime(raw, ns=(raw.stat().st_atime_ns, raw.stat().st_mtime_ns + 10**9))
+    third = resample("fetched", root=tmp_path, quiet=True)
+    assert (third.counts["converted"], third.counts["done"]) == (1, 1)
+    assert [r.clip_id for r in third.rows if r.outcome == "converted"] == [cid("stereo")]
+    assert (paths.audio / "train" / f"{cid('u8')}.flac").read_bytes() == before
+
+
+def test_parallel_threads_write_the_same_files(tmp_path, sources):
+    one = make_dataset(tmp_path / "one", sources, GOOD)
+    two = make_dataset(tmp_path / "two", sources, GOOD)
+    resample("fetched", root=tmp_path / "one", quiet=True)
+    result = resample("fetched", root=tmp_path / "two", jobs=2, backend="threading", quiet=True)
+    assert result.counts["converted"] == len(GOOD)
+    for name in GOOD:
+        rel = Path("audio") / "train" / f"{cid(name)}.flac"
+        assert (one.dir / rel).read_bytes() == (two.dir / rel).read_bytes(), name
+
+
+def test_missing_raw_file_and_ok_without_path_are_reported(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    (paths.raw / "train" / f"{cid('u8')}.wav").unlink()
+    with Ledger(paths.ledger) as ledger:
+        ledger.add_clips([Clip(cid("nopath"), "train", ytid("nopath"), 30.0, 32.0, (1,))])
+        ledger.mark(cid("nopath"), "ok")
+    result = resample("fetched", root=tmp_path, quiet=True)
+    reasons = {r.clip_id: r.reason for r in result.failed}
+    assert "unreadable" in reasons[cid("u8")] and "run fetch again" in reasons[cid("u8")]
+    assert "no raw file recorded" in reasons[cid("nopath")]
+    assert result.counts["converted"] == 1
+
+
+def test_unwritable_audio_folder_is_one_clear_error_and_a_rerun_finishes(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    if os.geteuid() == 0:  # root writes through chmod: block the folder with a regular file instead
+        paths.audio.write_text("in the way")
+        unblock = paths.audio.unlink
+    else:
+        paths.audio.mkdir()
+        paths.audio.chmod(0o500)
+        unblock = lambda: paths.audio.chmod(0o700)  # noqa: E731
+    with pytest.raises(AudiobenchError, match=r"cannot (create|write to) .*audio"):
+        resample("fetched", root=tmp_path, quiet=True)
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2 and out.output.startswith("error: cannot ") and out.output.count("\n") == 1
+    unblock()
+    assert resample("fetched", root=tmp_path, quiet=True).counts["converted"] == 2
+
+
+def test_one_unwritable_target_fails_that_clip_only(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    (paths.audio / "train" / f"{cid('u8')}.flac").mkdir(parents=True)  # a folder where the file should go
+    result = resample("fetched", root=tmp_path, quiet=True)
+    assert result.counts["converted"] == 1
+    assert result.failed[0].clip_id == cid("u8") and "cannot write" in result.failed[0].reason
+    assert not list((paths.audio / "train").glob(".*.tmp"))
+
+
+def test_root_under_a_file_or_unknown_dataset_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(blocker / "x")])
+    assert out.exit_code == 2
+    assert out.output.startswith("error: no dataset 'fetched'") and out.output.count("\n") == 1
+
+
+def test_cli_prints_summary_and_failures_and_json(tmp_path, sources):
+    make_dataset(tmp_path, sources, ("stereo", "empty"))
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].startswith("resample fetched: converted 1, already done 0, short 0, failed 1")
+    assert cid("empty") in lines[2] and "empty file (0 bytes)" in lines[2]
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q", "--json"])
+    summary = json.loads(out.output)
+    assert (summary["converted"], summary["done"], summary["failed"]) == (0, 1, 1)
+    assert summary["failures"][0]["clip_id"] == cid("empty")
