@@ -1,0 +1,55 @@
+"""``audiobench featurize DATASET``: VGGish log-mel features of every clip with audio, into HDF5."""
+from __future__ import annotations
+
+import json
+
+import click
+import pandas as pd
+
+from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
+from audiobench.featurize import FeaturizeResult, featurize
+from audiobench.features import DTYPES
+from audiobench.layout import resolve_root
+
+
+@click.command("featurize")
+@click.argument("dataset")
+@root_option
+@jobs_option
+@backend_options
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
+              help="Storage type of the features (float16 halves the files).")
+@click.option("--split", "splits", multiple=True, metavar="NAME",
+              help="Only this split (repeat for several) [default: every split].")
+@quiet_option
+@json_option
+def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, dtype: str,
+            splits: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+    """Compute VGGish log-mel features into features/<feature-id>/<split>.h5.
+
+    Adds only clips not yet in the files; safe to kill and rerun. Clips that cannot be read are listed at
+    the end by id and reason, and do not stop the others.
+
+    \b
+    Example:
+      audiobench featurize synth --jobs 2
+      audiobench featurize sl-dcase17 --backend dask --scheduler tcp://10.0.0.5:8786 --split train
+    """
+    result = featurize(dataset, root=resolve_root(root), jobs=jobs, backend=backend, scheduler=scheduler,
+                       dtype=dtype, splits=splits or None, quiet=quiet or as_json)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(summary_table(result))
+    for failure in result.failures:
+        click.echo(f"failed {failure.clip_id}: {failure.reason}")
+
+
+def summary_table(result: FeaturizeResult) -> str:
+    """One row per split: clips in the file, added by this run, already present, failed, without audio."""
+    rows = [{"split": s.split, "clips": s.clips, "added": s.added, "present": s.present, "failed": s.failed,
+             "no_audio": s.no_audio} for s in result.splits]
+    if not rows:
+        return f"{result.dataset}: no splits"
+    table = pd.DataFrame(rows).to_string(index=False)
+    return f"{table}\nfeatures: {result.directory}"
