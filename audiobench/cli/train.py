@@ -1,0 +1,43 @@
+"""``audiobench train DATASET --variant NAME``: one training run, summarised in a few lines."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from audiobench.cli.options import json_option, quiet_option, root_option
+from audiobench.cli.train_options import training_options
+from audiobench.train import train
+from audiobench.variants import VARIANTS
+
+
+@click.command("train")
+@click.argument("dataset")
+@click.option("--variant", type=click.Choice(VARIANTS), required=True, help="Which model and loss (DESIGN §4).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Fixes data order, crops and initial weights; trial k of a comparison uses seed k.")
+@training_options
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder [default: ROOT/runs/train-DATASET-VARIANT-sSEED-TIME].")
+@root_option
+@quiet_option
+@json_option
+def command(dataset: str, root: str | None, quiet: bool, as_json: bool, **options) -> None:
+    """Train one variant; write metrics.json, model.pt and training-curve.png to the run folder.
+
+    \b
+    Examples:
+      audiobench train synth --variant att-self --width 0.25 --epochs 20
+      audiobench train sl-dcase17 --variant att-strong --init vggish:vggish-10086976.pth --device cuda
+    """
+    result = train(dataset, root=root, quiet=quiet, **options)
+    summary = {"variant": result.config.variant, "seed": result.config.seed, "best_epoch": result.best_epoch,
+               "val_map": result.val_map, "test_map": result.test_map, "seconds": result.seconds,
+               "run_dir": str(result.run_dir)}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{'variant':<18} {'seed':>4} {'best epoch':>10} {'val mAP':>8} {'test mAP':>8}")
+    click.echo(f"{result.config.variant:<18} {result.config.seed:>4} {result.best_epoch:>10} "
+               f"{result.val_map:>8.4f} {result.test_map:>8.4f}")
+    click.echo(f"run: {result.run_dir}  ({result.seconds:.0f} s)")
