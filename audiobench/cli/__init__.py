@@ -16,7 +16,7 @@ from audiobench import __version__
 from audiobench.errors import AudiobenchError
 
 # Each module in audiobench/cli/ defines `command`; listed here in the order `--help` shows them.
-_COMMANDS = ("synth", "resample", "fetch", "featurize", "train", "status", "model_info")
+_COMMANDS = ("synth", "resample", "fetch", "featurize", "train", "compare", "report", "run", "status", "model_info")
 
 
 class _Group(click.Group):

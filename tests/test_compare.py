@@ -1,0 +1,148 @@
+"""compare: paired trials on small real feature files, resumable, parallel, with the report at the end."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from audiobench.cli import cli
+from audiobench.compare import CompareConfig, compare
+from audiobench.errors import AudiobenchError
+from audiobench.train import TrainConfig
+from toydata import write_features
+
+TINY = dict(width=0.0625, frames=96, batch_size=16, lr=3e-3, epochs=2)
+
+
+def _config(variants=("noatt-weak", "att-self"), trials=2, dataset="toy", **overrides) -> CompareConfig:
+    options = {**TINY, **overrides}
+    return CompareConfig(TrainConfig(dataset, variants[0], **options), variants=tuple(variants), trials=trials)
+
+
+@pytest.fixture(scope="module")
+def toy_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("root")
+    write_features(root, sizes=(32, 16, 16))
+    return root
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "trials.csv").sort_values(["trial", "variant"]).reset_index(drop=True)
+
+
+def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
+    result = compare(_config(trials=3), root=toy_root, out=tmp_path / "study", quiet=True)
+    assert result.failures == [] and result.finished == 6
+    trials = _table(result.run_dir)
+    assert list(trials.columns) == ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds"]
+    assert sorted(zip(trials.trial, trials.variant)) == [(t, v) for t in range(3) for v in ("att-self", "noatt-weak")]
+    assert (trials.seed == trials.trial).all()  # trial k trains every variant with seed k
+    per_class = pd.read_csv(result.run_dir / "per_class.csv")
+    assert set(per_class.variant) == {"noatt-weak", "att-self"} and per_class.ap.between(0, 1).all()
+    report = (result.run_dir / "report.md").read_text()
+    assert "noatt-weak" in report and "att-self" in report and "±" in report
+    results = json.loads((result.run_dir / "results.json").read_text())
+    assert results["config"]["baseline"] == "noatt-weak"
+    for figure in ("map_per_variant.png", "ap_gain_vs_duration.png"):
+        assert (result.run_dir / figure).stat().st_size > 10_000
+    assert list((result.run_dir / "attention").glob("*-att-self.npz"))
+    assert (result.run_dir / "class_durations.csv").exists()
+
+
+def test_rerun_trains_nothing_and_more_trials_extend_the_study(toy_root, tmp_path):
+    first = compare(_config(trials=1), root=toy_root, out=tmp_path / "s", quiet=True)
+    again = compare(_config(trials=1), root=toy_root, out=tmp_path / "s", quiet=True)
+    assert again.trained == 0 and again.resumed == 2
+    pd.testing.assert_frame_equal(_table(first.run_dir), _table(again.run_dir))
+    more = compare(_config(trials=2), root=toy_root, out=tmp_path / "s", quiet=True)
+    assert more.trained == 2 and more.resumed == 2 and more.finished == 4
+
+
+def test_one_trial_still_writes_the_table_and_says_no_test_is_possible(toy_root, tmp_path):
+    result = compare(_config(trials=1), root=toy_root, out=tmp_path / "one", quiet=True)
+    report = (result.run_dir / "report.md").read_text()
+    assert "noatt-weak" in report and "at least 2 trials" in report
+
+
+def test_identical_variants_are_ties_and_the_report_says_so(toy_root, tmp_path):
+    # att-strong with alpha = 0 trains exactly what att-unsup trains: every paired difference is zero.
+    result = compare(_config(("att-unsup", "att-strong"), trials=3, alpha=0.0), root=toy_root,
+                     out=tmp_path / "ties", quiet=True)
+    trials = _table(result.run_dir)
+    assert trials.groupby("trial").test_map.nunique().eq(1).all()
+    results = json.loads((result.run_dir / "results.json").read_text())
+    assert "all-equal" in json.dumps(results) or "identical" in json.dumps(results).lower()
+
+
+@pytest.mark.parametrize("variants, match", [
+    (("noatt-weak", "att-selfish"), "att-selfish"),
+    (("noatt-weak", "noatt-weak"), "twice"),
+])
+def test_bad_variant_lists_are_refused_before_training(toy_root, tmp_path, variants, match):
+    with pytest.raises(AudiobenchError, match=match):
+        compare(_config(variants), root=toy_root, out=tmp_path / "bad", quiet=True)
+    assert not (tmp_path / "bad" / "trials").exists()
+
+
+def test_dataset_without_features_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["compare", "nothing", "--root", str(tmp_path), "--variants",
+                                      "noatt-weak,att-self", "--trials", "2"])
+    assert result.exit_code == 2
+    assert "featurize" in result.output and "Traceback" not in result.output
+
+
+def test_strong_variant_on_weak_only_training_split_is_refused(tmp_path):
+    write_features(tmp_path, "weakonly", sizes=(8, 4, 4), strong_train=False)
+    result = CliRunner().invoke(cli, ["compare", "weakonly", "--root", str(tmp_path), "--variants",
+                                      "noatt-weak,att-strong", "--trials", "2"])
+    assert result.exit_code == 2
+    assert "train" in result.output and "strong" in result.output
+
+
+def test_cli_prints_the_table_and_the_report_path(toy_root, tmp_path):
+    result = CliRunner().invoke(cli, ["compare", "toy", "--root", str(toy_root), "--variants",
+                                      "noatt-weak,att-self", "--trials", "2", "--width", "0.0625", "--frames",
+                                      "96", "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "c"),
+                                      "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "att-self" in result.output and "report.md" in result.output
+
+
+@pytest.mark.slow
+def test_kill_9_mid_study_then_rerun_gives_the_uninterrupted_numbers(toy_root, tmp_path):
+    args = [sys.executable, "-m", "audiobench.cli", "compare", "toy", "--root", str(toy_root), "--variants",
+            "noatt-weak,att-self", "--trials", "3", "--width", "0.0625", "--frames", "96", "--epochs", "2",
+            "--batch-size", "16", "--lr", "3e-3", "--quiet"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(killed.glob("trials/*/metrics.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(list(killed.glob("trials/*/metrics.json"))) < 6, "the kill should land mid-study"
+    subprocess.run([*args, "--out", str(killed)], check=True, capture_output=True, timeout=300)
+    subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, capture_output=True, timeout=300)
+    pd.testing.assert_frame_equal(_table(killed).drop(columns="seconds"),
+                                  _table(tmp_path / "whole").drop(columns="seconds"))
+
+
+@pytest.mark.slow
+def test_trials_on_a_local_dask_cluster_match_local_processes(toy_root, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                                  processes=True) as cluster:
+        on_dask = compare(_config(trials=2), root=toy_root, out=tmp_path / "dask", jobs=2, backend="dask",
+                          scheduler=cluster.scheduler_address, quiet=True)
+    local = compare(_config(trials=2), root=toy_root, out=tmp_path / "local", jobs=1, quiet=True)
+    assert on_dask.failures == [] and on_dask.finished == 4
+    pd.testing.assert_frame_equal(_table(on_dask.run_dir).drop(columns="seconds"),
+                                  _table(local.run_dir).drop(columns="seconds"))
