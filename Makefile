@@ -20,15 +20,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/audiobench --root $(DEMO_ROOT) synth --name synth
-	$(BIN)/audiobench --root $(DEMO_ROOT) featurize synth --jobs 2
-	$(BIN)/audiobench --root $(DEMO_ROOT) status synth
+	$(BIN)/audiobench run pipelines/synth-demo.toml --root $(DEMO_ROOT)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python benchmarks/featurize.py
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_ROOT)
