@@ -19,11 +19,14 @@ from audiobench.synth import synthesize
 @click.option("--test", type=click.IntRange(min=0), default=200, show_default=True, help="Clips in the test split.")
 @click.option("--duration", type=click.FloatRange(1.0, 60.0), default=10.0, show_default=True,
               help="Clip length in seconds.")
+@click.option("--classes", default=None, metavar="NAME,NAME,...",
+              help="Only these target classes (names or MIDs, comma-separated; 'Air horn, truck horn' by MID) "
+                   "[default: all 17].")
 @jobs_option
 @quiet_option
 @json_option
-def command(root: str | None, name: str, seed: int, train: int, val: int, test: int, duration: float, jobs: int,
-            quiet: bool, as_json: bool) -> None:
+def command(root: str | None, name: str, seed: int, train: int, val: int, test: int, duration: float,
+            classes: str | None, jobs: int, quiet: bool, as_json: bool) -> None:
     """Write a strongly labelled synthetic dataset: sirens, horns, beeps, engines, screams over noise.
 
     Audio goes straight to audio/<split>/ as 16 kHz mono FLAC, with the ledger, so featurize runs next
@@ -33,9 +36,11 @@ def command(root: str | None, name: str, seed: int, train: int, val: int, test: 
     Example:
       audiobench synth --root audiobench-data --jobs 2
       audiobench synth --name synth-tiny --train 60 --val 20 --test 20 --duration 5
+      audiobench synth --name synth6 --classes "Reversing beeps,Screaming,Car alarm,Police car (siren),Car,Train"
     """
-    result = synthesize(name, root=root, seed=seed, train=train, val=val, test=test, duration=duration, jobs=jobs,
-                        quiet=quiet)
+    chosen = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    result = synthesize(name, root=root, seed=seed, train=train, val=val, test=test, duration=duration,
+                        classes=chosen, jobs=jobs, quiet=quiet)
     if as_json:
         click.echo(json.dumps({"dataset": result.dataset, "path": str(result.path), "seed": result.seed,
                                "splits": result.splits, "events": result.events, "generated": result.generated,

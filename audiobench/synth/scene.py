@@ -44,9 +44,11 @@ class PlacedSound:
     def sound_class(self) -> SoundClass:
         return (TARGETS if self.target else DISTRACTORS)[self.sound]
 
-    def event(self) -> Event:
-        """The strong label: class index and exact onset/offset in seconds."""
-        return Event(self.sound, self.onset / SR, (self.onset + self.length) / SR)
+    def event(self, classes: tuple[int, ...] | None = None) -> Event:
+        """The strong label: class index (position in ``classes``, the dataset's TARGETS indices; default all)
+        and exact onset/offset in seconds."""
+        index = self.sound if classes is None else classes.index(self.sound)
+        return Event(index, self.onset / SR, (self.onset + self.length) / SR)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class ClipPlan:
     sounds: tuple[PlacedSound, ...]
     background_seed: int
     level_db: float  # dBFS RMS of the finished clip
+    classes: tuple[int, ...] | None = None  # the dataset's classes as TARGETS indices (None: all of them)
 
     @property
     def samples(self) -> int:
@@ -72,7 +75,8 @@ class ClipPlan:
     @property
     def events(self) -> tuple[Event, ...]:
         """Strong labels of the target sounds, by onset (distractors are not labelled)."""
-        return tuple(sorted((s.event() for s in self.sounds if s.target), key=lambda e: (e.onset, e.class_index)))
+        return tuple(sorted((s.event(self.classes) for s in self.sounds if s.target),
+                            key=lambda e: (e.onset, e.class_index)))
 
     @property
     def weak(self) -> tuple[int, ...]:
@@ -96,16 +100,22 @@ def _place(rng: np.random.Generator, index: int, table: tuple[SoundClass, ...], 
     return PlacedSound(index, target, onset, length, float(rng.uniform(*SNR_DB)), seed)
 
 
-def plan_clip(seed: int, split: str, index: int, duration: float) -> ClipPlan:
-    """Draw clip ``index`` of ``split``: 1-3 target events (a class may repeat), 0-3 distractors, levels."""
+def plan_clip(seed: int, split: str, index: int, duration: float,
+              classes: tuple[int, ...] | None = None) -> ClipPlan:
+    """Draw clip ``index`` of ``split``: 1-3 target events (a class may repeat), 0-3 distractors, levels.
+
+    ``classes`` restricts the targets to these TARGETS indices (the others never sound, not even as
+    distractors); ``None`` uses all of them.
+    """
+    pool = tuple(range(len(TARGETS))) if classes is None else classes
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     n = round(duration * SR)
     n_targets = int(rng.choice(TARGETS_PER_CLIP[0], p=TARGETS_PER_CLIP[1]))
     n_distractors = int(rng.choice(DISTRACTORS_PER_CLIP[0], p=DISTRACTORS_PER_CLIP[1]))
-    sounds = [_place(rng, int(rng.integers(len(TARGETS))), TARGETS, True, n) for _ in range(n_targets)]
+    sounds = [_place(rng, pool[int(rng.integers(len(pool)))], TARGETS, True, n) for _ in range(n_targets)]
     sounds += [_place(rng, int(rng.integers(len(DISTRACTORS))), DISTRACTORS, False, n) for _ in range(n_distractors)]
     return ClipPlan(split, index, synthetic_ytid(seed, split, index), duration, tuple(sounds),
-                    int(rng.integers(0, 2**63 - 1)), float(rng.uniform(*LEVEL_DBFS)))
+                    int(rng.integers(0, 2**63 - 1)), float(rng.uniform(*LEVEL_DBFS)), classes)
 
 
 def render_clip(plan: ClipPlan, *, with_background: bool = True, with_distractors: bool = True) -> np.ndarray:
