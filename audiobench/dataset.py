@@ -82,6 +82,11 @@ class LogmelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.lengths)
 
+    @property
+    def weak(self) -> np.ndarray:
+        """The weak labels of every row, ``[N, C]`` float32 (read once, at construction)."""
+        return self._weak
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the random crops of ``epoch`` (before creating the epoch's DataLoader iterator)."""
         self.epoch = epoch

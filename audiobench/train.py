@@ -38,7 +38,7 @@ from audiobench.inference import Predictions, predict
 from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir
 from audiobench.losses import segment_labels
 from audiobench.metrics import APResult, chance_map, mean_average_precision
-from audiobench.model import Net, Output, build_net, segments_for
+from audiobench.model import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
 from audiobench.progress import progress
 from audiobench.splits import Splits, open_splits
 from audiobench.variants import Variant, VariantSpec, loss_terms, require_strong, total_loss, variant_spec
@@ -237,8 +237,9 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     started = time.perf_counter()
     with seeded(config.seed):
         net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed)
+        init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
         transfer.apply_init(net, config.init)
-        net.to(device)
+        use_fast_layout(net.to(device), device)
         optimizer = torch.optim.Adam(transfer.freeze(net, config.freeze), lr=config.lr)
         loader = train_loader(splits, config, device)
         history: list[dict[str, Any]] = []

@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from audiobench.cli import cli
 from audiobench.errors import AudiobenchError
-from audiobench.model import Net, build_net, count_parameters, layer_table, parameter_totals
+from audiobench.model import (Net, attention_pool, attention_weights, build_net, count_parameters, layer_table,
+                              parameter_totals)
 
 
 def test_parameter_counts_match_design_for_527_classes():
@@ -38,6 +39,16 @@ def test_network_is_convolutional_over_time(frames, segments):
     assert torch.allclose(out.attention.sum(-1), torch.ones(2, 5))
     assert torch.allclose(out.clip, (out.attention * out.xa).sum(-1))
     assert ((out.clip > 0) & (out.clip < 1)).all()
+
+
+def test_attention_pooling_of_saturated_segments_never_exceeds_one():
+    """Xa = 1.0 everywhere: A sums to 1 only up to rounding, and BCE refuses 1 + 2^-23."""
+    xa = torch.ones(256, 3, 62)
+    attention = attention_weights(torch.rand(256, 3, 62, generator=torch.Generator().manual_seed(0)))
+    assert ((attention * xa).sum(-1) > 1).any(), "no rounding excess: the case this test is about is absent"
+    clip = attention_pool(xa, attention)
+    assert (clip <= 1).all() and torch.allclose(clip, torch.ones_like(clip))
+    torch.nn.functional.binary_cross_entropy(clip, torch.zeros_like(clip))  # accepted
 
 
 def test_without_attention_the_clip_prediction_is_the_mean_of_xa():
