@@ -122,6 +122,7 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     root_path = resolve_root(root)
     check_study(config, root_path)
     run_dir = ensure_writable_dir(Path(out) if out is not None else runs_dir(root_path) / config.study_id())
+    _check_same_study(run_dir, config)
     _write_config(run_dir, config, root_path)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     tasks, resumed = [], 0
@@ -187,6 +188,21 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
                  ).to_csv(run_dir / "trials.csv", index=False)
     pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap"]
                  ).to_csv(run_dir / "per_class.csv", index=False)
+
+
+def _check_same_study(run_dir: Path, config: CompareConfig) -> None:
+    """Refuse to resume trials of another study (other options or variants) found in ``run_dir``."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    try:
+        found = json.loads(path.read_text()).get("study_id")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found != config.study_id():
+        raise AudiobenchError(f"{run_dir} holds another study ({found or 'unreadable config.json'}; this one is "
+                              f"{config.study_id()}): its trials were trained with other options. Choose another "
+                              "--out, or remove that folder to start again")
 
 
 def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:

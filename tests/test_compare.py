@@ -66,6 +66,16 @@ def test_rerun_trains_nothing_and_more_trials_extend_the_study(toy_root, tmp_pat
     assert more.trained == 2 and more.resumed == 2 and more.finished == 4
 
 
+def test_a_folder_holding_another_study_is_refused_not_mixed_in(toy_root, tmp_path):
+    compare(_config(trials=1), root=toy_root, out=tmp_path / "s", quiet=True)
+    before = _table(tmp_path / "s")
+    with pytest.raises(AudiobenchError, match=r"holds another study .*--out"):
+        compare(_config(trials=2, epochs=3), root=toy_root, out=tmp_path / "s", quiet=True)
+    with pytest.raises(AudiobenchError, match="holds another study"):
+        compare(_config(("noatt-weak", "att-unsup"), trials=1), root=toy_root, out=tmp_path / "s", quiet=True)
+    pd.testing.assert_frame_equal(before, _table(tmp_path / "s"))  # nothing trained, nothing lost
+
+
 def test_one_trial_still_writes_the_table_and_says_no_test_is_possible(toy_root, tmp_path):
     result = compare(_config(trials=1), root=toy_root, out=tmp_path / "one", quiet=True)
     report = (result.run_dir / "report.md").read_text()
