@@ -1,14 +1,15 @@
-"""The training-curve figure of a run: loss terms and validation mAP per epoch, best epoch marked."""
+"""The training-curve figure of a run: loss terms and validation mAP per epoch, best epoch marked.
+
+Drawn on a ``matplotlib.figure.Figure``, never through ``pyplot`` (as :mod:`audiobench.figures`): importing
+the trainer switches no backend in a notebook, and no figure stays open in a long-lived worker process.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, safe in worker processes
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_training_curve(epochs: Sequence[Mapping], best_epoch: int, path: Path, *, title: str) -> Path:
@@ -17,7 +18,8 @@ def plot_training_curve(epochs: Sequence[Mapping], best_epoch: int, path: Path, 
     ``epochs`` are the ``metrics.json`` epoch records: ``epoch``, ``loss``, ``terms`` and ``val_map``.
     """
     numbers = [e["epoch"] for e in epochs]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
     left.plot(numbers, [e["loss"] for e in epochs], marker="o", label="total")
     terms = sorted({name for e in epochs for name in e["terms"]})
     if len(terms) > 1:
@@ -35,5 +37,4 @@ def plot_training_curve(epochs: Sequence[Mapping], best_epoch: int, path: Path, 
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
