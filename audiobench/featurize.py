@@ -74,6 +74,19 @@ class FeaturizeResult:
     def failures(self) -> list[ClipFailure]:
         return [f for s in self.splits for f in s.failures]
 
+    def summary(self) -> str:
+        """What a person reads at the end: one row per split (clips in the file, added now, already
+        present, failed, without audio), the folder, then each failed clip with its reason."""
+        import pandas as pd
+
+        if not self.splits:
+            return f"{self.dataset}: no splits"
+        rows = [{"split": s.split, "clips": s.clips, "added": s.added, "present": s.present, "failed": s.failed,
+                 "no_audio": s.no_audio} for s in self.splits]
+        lines = [pd.DataFrame(rows).to_string(index=False), f"features: {self.directory}"]
+        lines += [f"failed {f.clip_id}: {f.reason}" for f in self.failures]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["directory"] = str(self.directory)

@@ -123,15 +123,13 @@ def _run_fetch(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Ca
 def _run_resample(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
     from audiobench.resample import resample
 
-    result = resample(p.dataset, root=root, quiet=quiet, **o)
-    echo(f"resample: {result}")
+    echo(resample(p.dataset, root=root, quiet=quiet, **o).summary())
 
 
 def _run_featurize(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
     from audiobench.featurize import featurize
 
-    result = featurize(p.dataset, root=root, quiet=quiet, **o)
-    echo(f"featurize: {result}")
+    echo(featurize(p.dataset, root=root, quiet=quiet, **o).summary())
 
 
 def _run_train(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:

@@ -102,6 +102,17 @@ class ResampleResult:
     def failed(self) -> tuple[ResampleRow, ...]:
         return tuple(r for r in self.rows if r.outcome == "failed")
 
+    def summary(self) -> str:
+        """What a person reads at the end: the counts, then each failed clip with its reason."""
+        c = self.counts
+        lines = [f"resample {self.dataset}: converted {c['converted']}, already done {c['done']}, "
+                 f"short {c['short']}, failed {c['failed']} ({self.elapsed:.1f} s)"]
+        if self.failed:
+            lines.append("failed clips (fetch status kept; fix or re-fetch them, then rerun):")
+            width = max(len(r.clip_id) for r in self.failed)
+            lines += [f"  {row.clip_id:<{width}}  {row.reason}" for row in self.failed]
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class _Task:

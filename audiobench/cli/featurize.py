@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 
 import click
-import pandas as pd
 
 from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
-from audiobench.featurize import FeaturizeResult, featurize
+from audiobench.featurize import featurize
 from audiobench.features import DTYPES
 from audiobench.layout import resolve_root
 
@@ -40,16 +39,4 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    click.echo(summary_table(result))
-    for failure in result.failures:
-        click.echo(f"failed {failure.clip_id}: {failure.reason}")
-
-
-def summary_table(result: FeaturizeResult) -> str:
-    """One row per split: clips in the file, added by this run, already present, failed, without audio."""
-    rows = [{"split": s.split, "clips": s.clips, "added": s.added, "present": s.present, "failed": s.failed,
-             "no_audio": s.no_audio} for s in result.splits]
-    if not rows:
-        return f"{result.dataset}: no splits"
-    table = pd.DataFrame(rows).to_string(index=False)
-    return f"{table}\nfeatures: {result.directory}"
+    click.echo(result.summary())

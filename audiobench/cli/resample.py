@@ -33,11 +33,4 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
         click.echo(json.dumps({"dataset": result.dataset, **result.counts, "elapsed": round(result.elapsed, 3),
                                "failures": [asdict(r) for r in result.failed]}, indent=2))
         return
-    c = result.counts
-    click.echo(f"resample {result.dataset}: converted {c['converted']}, already done {c['done']}, "
-               f"short {c['short']}, failed {c['failed']} ({result.elapsed:.1f} s)")
-    if result.failed:
-        click.echo("failed clips (fetch status kept; fix or re-fetch them, then rerun):")
-        width = max(len(r.clip_id) for r in result.failed)
-        for row in result.failed:
-            click.echo(f"  {row.clip_id:<{width}}  {row.reason}")
+    click.echo(result.summary())
