@@ -76,4 +76,21 @@ def map_unordered(fn: Callable[[T], R], items: Sequence[T], *, jobs: int = 1, ba
     with joblib_backend(backend, jobs=jobs, scheduler=scheduler) as n_jobs:
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         results = parallel(joblib.delayed(fn)(item) for item in items)
-        yield from progress(results, total=len(items), desc=desc, quiet=quiet, unit=unit)
+        try:
+            yield from progress(results, total=len(items), desc=desc, quiet=quiet, unit=unit)
+        finally:
+            if backend == "loky":
+                _release_loky_workers()
+
+
+def _release_loky_workers() -> None:
+    """Stop joblib's reusable loky workers, so that the next stage starts with fresh ones.
+
+    loky restarts a worker whose memory grew by 300 MB since its first task (its leak guard) and warns
+    "A worker stopped while some jobs were given to the executor". A featurize worker that goes on to
+    train (importing torch adds about that much) trips it at the first trial; one worker start per stage
+    costs a second or two.
+    """
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
