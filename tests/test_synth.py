@@ -126,6 +126,31 @@ def test_dataset_layout_ledger_and_labels(tmp_path):
                                                                     "short": 0}
 
 
+def test_classes_option_keeps_only_those_targets_in_the_order_given(tmp_path):
+    chosen = ["Reversing beeps", "/m/05x_td", "car"]  # a name, a MID (its name holds a comma), any case
+    synthesize("three", root=tmp_path, classes=chosen, **{**SMALL, "train": 12})
+    with Ledger(DatasetPaths(tmp_path, "three").ledger) as ledger:
+        assert [c.name for c in ledger.classes()] == ["Reversing beeps", "Air horn, truck horn", "Car"]
+        assert ledger.meta()["classes"] == ["/m/02rhddq", "/m/05x_td", "/m/0k4j"]
+        clips = ledger.clips()
+    assert all(1 <= len(c.events) <= 3 and {e.class_index for e in c.events} <= {0, 1, 2} for c in clips)
+    assert {e.class_index for c in clips for e in c.events} == {0, 1, 2}
+    rows = (tmp_path / "three" / "index" / "train_strong_labels.tsv").read_text().splitlines()[1:]
+    assert {r.split("\t")[6] for r in rows} == {"/m/02rhddq", "/m/05x_td", "/m/0k4j"}
+    # No other target class sounds in the clips, not even unlabelled.
+    subset = (TARGETS.index(next(t for t in TARGETS if t.name == "Reversing beeps")), 1, 11)
+    plans = [plan_clip(0, "train", i, 2.0, subset) for i in range(12)]
+    assert all(s.sound in subset for p in plans for s in p.sounds if s.target)
+
+
+@pytest.mark.parametrize("classes,says", [(["Reversing beeps", "Barking"], "synth has no class 'Barking'"),
+                                          (["Car", "/m/0k4j"], "asked for twice"), ([], "names no class")])
+def test_bad_classes_option_is_one_clear_error(tmp_path, classes, says):
+    with pytest.raises(AudiobenchError, match=says):
+        synthesize(root=tmp_path, classes=classes, **SMALL)
+    assert not (tmp_path / "synth" / "audio").exists()
+
+
 def test_same_seed_same_bytes_whatever_the_jobs_and_other_seed_differs(tmp_path):
     synthesize(root=tmp_path / "a", seed=3, **SMALL)
     synthesize(root=tmp_path / "b", seed=3, jobs=2, **SMALL)
