@@ -15,7 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from audiobench.model import SEGMENT_FRAMES
+from audiobench.errors import AudiobenchError
+from audiobench.model import SEGMENT_FRAMES, Output
+from audiobench.variants import VariantSpec
 
 
 def bce(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -82,3 +84,37 @@ def self_attention_bce(attention: torch.Tensor, xa: torch.Tensor, weak: torch.Te
     per_clip = F.binary_cross_entropy(attention.float(), labels, reduction="none").mean(dim=(1, 2))
     weights = valid.float()
     return (per_clip * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+# -- a variant's loss: its terms, weighted (audiobench.variants says which) ---------------------------------
+def loss_terms(spec: VariantSpec, out: Output, weak: torch.Tensor,
+               segments: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Each of the variant's unweighted loss terms for one batch, by term name.
+
+    ``segments`` are the segment labels Y ``[B, C, T']`` (only needed by strong variants).
+    """
+    values: dict[str, torch.Tensor] = {}
+    for term, _ in spec.terms:
+        if term == "pred":
+            values[term] = clip_bce(out.clip, weak)
+        elif term == "segment":
+            values[term] = segment_bce(out.xa, _need(segments, spec))
+        elif term == "att_strong":
+            values[term] = attention_bce(out.attention, _need(segments, spec))
+        else:
+            values[term] = self_attention_bce(out.attention, out.xa, weak)
+    return values
+
+
+def total_loss(spec: VariantSpec, values: dict[str, torch.Tensor], *, alpha: float,
+               beta: float) -> torch.Tensor:
+    """The weighted sum of the terms from :func:`loss_terms`."""
+    scale = {"1": 1.0, "alpha": alpha, "beta": beta}
+    weighted = [scale[weight] * values[term] for term, weight in spec.terms]
+    return torch.stack(weighted).sum()
+
+
+def _need(segments: torch.Tensor | None, spec: VariantSpec) -> torch.Tensor:
+    if segments is None:
+        raise AudiobenchError(f"variant {spec.name} needs segment labels for every batch")
+    return segments

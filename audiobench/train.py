@@ -36,12 +36,12 @@ from audiobench.curves import plot_training_curve
 from audiobench.errors import AudiobenchError
 from audiobench.inference import Predictions, predict
 from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir
-from audiobench.losses import segment_labels
+from audiobench.losses import loss_terms, segment_labels, total_loss
 from audiobench.metrics import APResult, chance_map, mean_average_precision
 from audiobench.model import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
 from audiobench.progress import progress
 from audiobench.splits import Splits, open_splits
-from audiobench.variants import Variant, VariantSpec, loss_terms, require_strong, total_loss, variant_spec
+from audiobench.variants import Variant, VariantSpec, require_strong, variant_spec
 
 METRICS = "metrics.json"
 CURVE = "training-curve.png"

@@ -12,17 +12,16 @@ Each variant says whether the network has the attention head and which loss term
 | `att-strong`        | attention           | L_pred + α BCE(A, Y)                  |
 | `att-self`          | attention           | L_pred + α BCE(A, P)                  |
 | `att-strong-self`   | attention           | L_pred + α BCE(A, Y) + β BCE(A, P)    |
+
+Plain data, without torch (the command line reads the names at start-up): the terms are computed by
+:func:`audiobench.losses.loss_terms`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-import torch
-
 from audiobench.errors import AudiobenchError
-from audiobench.losses import attention_bce, clip_bce, segment_bce, self_attention_bce
-from audiobench.model import Output
 
 Variant = Literal["noatt-weak", "noatt-strong", "noatt-weak-strong", "att-unsup", "att-strong", "att-self",
                   "att-strong-self"]
@@ -71,36 +70,3 @@ def require_strong(spec: VariantSpec, *, split: str, has_strong: bool) -> None:
     if spec.needs_strong and not has_strong:
         raise AudiobenchError(f"variant {spec.name} needs strong labels, but split {split!r} has weak labels "
                               f"only (choose noatt-weak, att-unsup or att-self)")
-
-
-def loss_terms(spec: VariantSpec, out: Output, weak: torch.Tensor,
-               segments: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Each of the variant's unweighted loss terms for one batch, by term name.
-
-    ``segments`` are the segment labels Y ``[B, C, T']`` (only needed by strong variants).
-    """
-    values: dict[str, torch.Tensor] = {}
-    for term, _ in spec.terms:
-        if term == "pred":
-            values[term] = clip_bce(out.clip, weak)
-        elif term == "segment":
-            values[term] = segment_bce(out.xa, _need(segments, spec))
-        elif term == "att_strong":
-            values[term] = attention_bce(out.attention, _need(segments, spec))
-        else:
-            values[term] = self_attention_bce(out.attention, out.xa, weak)
-    return values
-
-
-def total_loss(spec: VariantSpec, values: dict[str, torch.Tensor], *, alpha: float,
-               beta: float) -> torch.Tensor:
-    """The weighted sum of the terms from :func:`loss_terms`."""
-    scale = {"1": 1.0, "alpha": alpha, "beta": beta}
-    weighted = [scale[weight] * values[term] for term, weight in spec.terms]
-    return torch.stack(weighted).sum()
-
-
-def _need(segments: torch.Tensor | None, spec: VariantSpec) -> torch.Tensor:
-    if segments is None:
-        raise AudiobenchError(f"variant {spec.name} needs segment labels for every batch")
-    return segments

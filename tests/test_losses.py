@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from audiobench.errors import AudiobenchError
-from audiobench.losses import (attention_bce, clip_bce, pseudo_labels, segment_bce, segment_labels,
-                               self_attention_bce)
+from audiobench.losses import (attention_bce, clip_bce, loss_terms, pseudo_labels, segment_bce, segment_labels,
+                               self_attention_bce, total_loss)
 from audiobench.metrics import chance_map, mean_average_precision
 from audiobench.model import Output, attention_weights
-from audiobench.variants import SPECS, VARIANTS, loss_terms, require_strong, total_loss, variant_spec
+from audiobench.variants import SPECS, VARIANTS, require_strong, variant_spec
 
 
 def t(values) -> torch.Tensor:
