@@ -15,11 +15,14 @@ import click
 from audiobench import __version__
 from audiobench.errors import AudiobenchError
 
-# Each module in audiobench/cli/ defines `command`; listed here in the order `--help` shows them.
-_COMMANDS = ("synth", "resample", "fetch", "featurize", "train", "compare", "report", "run", "status", "model_info")
+# Each module in audiobench/cli/ defines `command`; `--help` lists them in this order, the data flow's.
+_COMMANDS = ("synth", "fetch", "resample", "featurize", "train", "compare", "report", "run", "status", "model_info")
 
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # the data flow's order (as added), not alphabetical
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -34,9 +37,11 @@ def cli() -> None:
     """Reproducible weakly labelled audio event classification.
 
     \b
-    audiobench synth                      # a synthetic SL-DCASE-17-like dataset, no network needed
-    audiobench featurize synth --jobs 2   # VGGish log-mel features into HDF5
-    audiobench status synth               # what the dataset holds
+    audiobench synth                          # a synthetic SL-DCASE-17-like dataset, no network needed
+    audiobench fetch sl-dcase17               # or rebuild a published one from YouTube (yt-dlp)
+    audiobench featurize synth --jobs 2       # VGGish log-mel features into HDF5
+    audiobench compare synth --trials 20 --variants noatt-weak,att-self   # paired trials + Wilcoxon
+    audiobench run pipelines/synth-demo.toml  # every stage of a study, from one file
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

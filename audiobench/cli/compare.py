@@ -7,8 +7,6 @@ import click
 
 from audiobench.cli.options import backend_options, json_option, quiet_option, root_option
 from audiobench.cli.train_options import training_options
-from audiobench.compare import CompareConfig, compare
-from audiobench.train import TrainConfig
 
 
 @click.command("compare")
@@ -41,6 +39,9 @@ def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs
       audiobench compare sl-dcase17 --trials 20 --variants noatt-weak,att-self \\
           --init vggish:vggish-10086976.pth --device cuda
     """
+    from audiobench.compare import CompareConfig, compare
+    from audiobench.train import TrainConfig
+
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     base = TrainConfig(dataset, names[0] if names else "noatt-weak", **train_options)
     config = CompareConfig(base, variants=names, trials=trials, baseline=baseline)

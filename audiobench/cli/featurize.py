@@ -6,7 +6,6 @@ import json
 import click
 
 from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
-from audiobench.featurize import featurize
 from audiobench.features import DTYPES
 from audiobench.layout import resolve_root
 
@@ -34,6 +33,8 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
       audiobench featurize synth --jobs 2
       audiobench featurize sl-dcase17 --backend dask --scheduler tcp://10.0.0.5:8786 --split train
     """
+    from audiobench.featurize import featurize
+
     result = featurize(dataset, root=resolve_root(root), jobs=jobs, backend=backend, scheduler=scheduler,
                        dtype=dtype, splits=splits or None, quiet=quiet or as_json)
     if as_json:

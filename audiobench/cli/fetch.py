@@ -8,9 +8,7 @@ from pathlib import Path
 import click
 
 from audiobench.cli.options import json_option, quiet_option, root_option
-from audiobench.coverage import coverage_table
 from audiobench.download import YOUTUBE_TEMPLATE, DownloadSettings
-from audiobench.fetch import FetchOptions, fetch, parse_shard
 
 
 @click.command("fetch")
@@ -59,6 +57,9 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
       audiobench fetch audioset-balanced --split test --limit 20
       audiobench fetch sl-dcase17 --shard 0/4     # machine 1 of 4
     """
+    from audiobench.coverage import coverage_table
+    from audiobench.fetch import FetchOptions, fetch, parse_shard
+
     options = FetchOptions(
         source_template=source_template, jobs=jobs, retries=retries, backoff=backoff, rate_limit=rate_limit,
         max_refusals=max_refusals, retry_unavailable=retry_unavailable, split=split, shard=parse_shard(shard),

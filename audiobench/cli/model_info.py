@@ -7,7 +7,6 @@ from dataclasses import asdict
 import click
 
 from audiobench.cli.options import json_option
-from audiobench.model import layer_table, parameter_totals
 
 
 @click.command("model-info")
@@ -25,6 +24,8 @@ def command(classes: int, width: float, frames: int, as_json: bool) -> None:
       audiobench model-info --classes 527            # 6,613,775 / 7,153,950 parameters
       audiobench model-info --classes 17 --width 0.25
     """
+    from audiobench.model import layer_table, parameter_totals
+
     rows = layer_table(classes, width=width, frames=frames)
     totals = parameter_totals(classes, width=width)
     if as_json:

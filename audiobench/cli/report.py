@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from audiobench.cli.options import json_option
-from audiobench.report import render_report, variant_table
 
 
 @click.command("report")
@@ -20,6 +19,8 @@ def command(run_dir: Path, as_json: bool) -> None:
     Example:
       audiobench report audiobench-data/runs/synth-demo
     """
+    from audiobench.report import render_report, variant_table
+
     path = render_report(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     if as_json:

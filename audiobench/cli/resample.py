@@ -7,7 +7,6 @@ from dataclasses import asdict
 import click
 
 from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
-from audiobench.resample import resample
 
 
 @click.command("resample")
@@ -28,6 +27,8 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     Example:
       audiobench resample sl-dcase17 --root audiobench-data --jobs 4
     """
+    from audiobench.resample import resample
+
     result = resample(dataset, root=root, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet)
     if as_json:
         click.echo(json.dumps({"dataset": result.dataset, **result.counts, "elapsed": round(result.elapsed, 3),

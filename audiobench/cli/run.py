@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from audiobench.cli.options import quiet_option, root_option
-from audiobench.pipeline import load_pipeline, run_pipeline
 
 
 @click.command("run")
@@ -22,6 +21,8 @@ def command(pipeline: Path, root: str | None, quiet: bool, check: bool) -> None:
       audiobench run pipelines/synth-demo.toml
       audiobench run pipelines/sl-dcase17-table1.toml --root /data/audiobench
     """
+    from audiobench.pipeline import load_pipeline, run_pipeline
+
     spec = load_pipeline(pipeline)
     if check:
         click.echo(f"{spec.path}: dataset {spec.dataset}; stages: {', '.join(s.stage for s in spec.steps)}")

@@ -7,7 +7,6 @@ from dataclasses import asdict
 import click
 
 from audiobench.cli.options import json_option, root_option
-from audiobench.coverage import coverage, coverage_table
 from audiobench.layout import DatasetPaths, resolve_root
 from audiobench.ledger import Ledger
 
@@ -24,6 +23,8 @@ def command(dataset: str, root: str | None, per_class: bool, as_json: bool) -> N
     Example:
       audiobench status synth --root audiobench-data
     """
+    from audiobench.coverage import coverage, coverage_table
+
     paths = DatasetPaths(resolve_root(root), dataset)
     with Ledger(paths.require_ledger()) as ledger:
         rows = coverage(ledger, per_class=per_class)

@@ -7,7 +7,6 @@ import click
 
 from audiobench.cli.options import json_option, quiet_option, root_option
 from audiobench.cli.train_options import training_options
-from audiobench.train import train
 from audiobench.variants import VARIANTS
 
 
@@ -30,6 +29,8 @@ def command(dataset: str, root: str | None, quiet: bool, as_json: bool, **option
       audiobench train synth --variant att-self --width 0.25 --epochs 20
       audiobench train sl-dcase17 --variant att-strong --init vggish:vggish-10086976.pth --device cuda
     """
+    from audiobench.train import train
+
     result = train(dataset, root=root, quiet=quiet, **options)
     summary = {"variant": result.config.variant, "seed": result.config.seed, "best_epoch": result.best_epoch,
                "val_map": result.val_map, "test_map": result.test_map, "seconds": result.seconds,
