@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -86,6 +87,7 @@ class CompareResult:
     resumed: int
     failures: list[TrialOutcome] = field(default_factory=list)
     report: Path | None = None
+    timing: dict[str, float] = field(default_factory=dict)  # wall seconds: "trials" (training), "report" (after)
 
 
 def check_study(config: CompareConfig, root: Path) -> None:
@@ -136,10 +138,12 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
             train_config = replace(config.train, variant=variant, seed=trial)
             tasks.append(TrialTask(trial, variant, train_config, str(root_path), str(folder), threads))
     failures = []
+    started = time.perf_counter()
     for outcome in map_unordered(run_trial, tasks, jobs=jobs, backend=backend, scheduler=scheduler,
                                  desc="trials", quiet=quiet, unit="run"):
         if outcome.error is not None:
             failures.append(outcome)
+    trained = time.perf_counter()
     results = finished_runs(run_dir)
     write_tables(run_dir, results)
     write_class_durations(run_dir, root_path, config)
@@ -147,7 +151,8 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     from audiobench.report import render_report
 
     report = render_report(run_dir) if results else None
-    return CompareResult(run_dir, len(results), len(tasks) - len(failures), resumed, failures, report)
+    timing = {"trials": trained - started, "report": time.perf_counter() - trained}
+    return CompareResult(run_dir, len(results), len(tasks) - len(failures), resumed, failures, report, timing)
 
 
 def run_trial(task: TrialTask) -> TrialOutcome:
@@ -156,7 +161,7 @@ def run_trial(task: TrialTask) -> TrialOutcome:
 
     torch.set_num_threads(task.threads)
     try:
-        run(task.config, root=task.root, out=task.out, quiet=True)
+        run(task.config, root=task.root, out=task.out, quiet=True, curve=False)
     except Exception as exc:  # noqa: BLE001 (reported per run; the study goes on)
         message = str(exc) if isinstance(exc, AudiobenchError) else traceback.format_exc(limit=3).strip()
         return TrialOutcome(task.trial, task.variant, error=message.splitlines()[-1] if message else repr(exc))
@@ -173,8 +178,10 @@ def finished_runs(run_dir: Path) -> list[tuple[int, TrainResult]]:
 
 
 def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> None:
-    """``trials.csv`` and ``per_class.csv``, rebuilt from the run folders (they are the truth)."""
+    """``trials.csv``, ``per_class.csv`` and ``epochs.csv``, rebuilt from the run folders (they are the truth)."""
     trials, per_class = [], []
+    epochs = [{"trial": trial, "variant": result.config.variant, "epoch": e["epoch"], "loss": e["loss"],
+               "val_map": e["val_map"]} for trial, result in results for e in result.epochs]
     for trial, result in results:
         trials.append({"trial": trial, "variant": result.config.variant, "seed": result.config.seed,
                        "val_map": result.val_map, "test_map": result.test_map, "best_epoch": result.best_epoch,
@@ -188,6 +195,8 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
                  ).to_csv(run_dir / "trials.csv", index=False)
     pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap"]
                  ).to_csv(run_dir / "per_class.csv", index=False)
+    pd.DataFrame(epochs, columns=["trial", "variant", "epoch", "loss", "val_map"]
+                 ).to_csv(run_dir / "epochs.csv", index=False)
 
 
 def _check_same_study(run_dir: Path, config: CompareConfig) -> None:

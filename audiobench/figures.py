@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 SEGMENT_FRAMES = 16  # one attention segment spans frames [16t, 16t+16) (four 2x2 poolings; DESIGN §4)
 FRAME_SECONDS = 0.010  # VGGish hop: 160 samples at 16 kHz
@@ -80,6 +80,34 @@ def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Pa
     return path
 
 
+def plot_validation_curves(epochs: pd.DataFrame, variants: Sequence[str], path: Path) -> Path:
+    """Validation mAP per epoch: the mean over trials per variant, with a band of ± one standard deviation.
+
+    ``epochs`` has one row per (trial, variant, epoch) (``epochs.csv``). A curve still rising at the last
+    epoch says the study stopped training early, whatever the table shows.
+    """
+    fig = Figure(figsize=(7.5, 4.5), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for variant in variants:
+        rows = epochs[epochs["variant"] == variant]
+        if rows.empty:
+            continue
+        stats = rows.groupby("epoch")["val_map"].agg(["mean", "std", "size"]).reset_index()
+        line, = ax.plot(stats["epoch"], stats["mean"], marker="o", markersize=3, label=variant)
+        spread = stats["std"].fillna(0.0)
+        ax.fill_between(stats["epoch"], stats["mean"] - spread, stats["mean"] + spread, color=line.get_color(),
+                        alpha=0.15, linewidth=0)
+    trials = epochs["trial"].nunique()
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation mAP")
+    ax.set_title(f"Validation mAP per epoch (mean ± std over {trials} trial{'s' if trials != 1 else ''})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.savefig(path)
+    return path
+
+
 def plot_ap_gain_vs_duration(gain: pd.DataFrame, *, variant: str, over: str, path: Path) -> Path:
     """The paper's Fig. 4: per class, AP(variant) - AP(over) against the class's mean event duration.
 
@@ -128,8 +156,11 @@ def plot_attention(clip: Attention, path: Path) -> Path:
     panels.append(("strong labels", clip.strong[:, shown].T.astype(np.float32), frames, None, "Greys"))
     row_height = max(1.6, 0.17 * len(shown) + 0.6)
     heights = [1.8] + [row_height] * (len(panels) - 1)
-    fig = Figure(figsize=(10.0, sum(heights) + 1.0), dpi=DPI, layout="constrained")
-    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": heights})
+    # Fixed margins, not constrained layout: the layout solver took half of this figure's 1.4 s, and a study
+    # draws one per example clip and attention variant. The left margin fits class names of ~30 characters.
+    fig = Figure(figsize=(10.0, sum(heights) + 1.0), dpi=DPI)
+    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": heights, "hspace": 0.35})
+    fig.subplots_adjust(left=0.17, right=0.93, bottom=0.8 / (sum(heights) + 1.0), top=1 - 0.55 / (sum(heights) + 1.0))
     for ax, (title, image, width, ylabel, cmap) in zip(axes, panels):
         rows = image.shape[0]
         im = ax.imshow(image, aspect="auto", origin="lower" if cmap is None else "upper", interpolation="nearest",

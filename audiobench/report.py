@@ -25,11 +25,13 @@ import pandas as pd
 from audiobench import __version__
 from audiobench import stats
 from audiobench.errors import AudiobenchError, InputFormatError
-from audiobench.figures import load_attention, plot_ap_gain_vs_duration, plot_attention, plot_map_per_variant
+from audiobench.figures import (load_attention, plot_ap_gain_vs_duration, plot_attention, plot_map_per_variant,
+                                plot_validation_curves)
 
 TRIALS_COLUMNS = ("trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds")
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
 DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
+EPOCH_COLUMNS = ("trial", "variant", "epoch", "val_map")
 _REQUIRED_TRIALS = ("trial", "variant", "test_map")
 _PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "torch")
 
@@ -45,6 +47,7 @@ class Run:
     trials: pd.DataFrame
     per_class: pd.DataFrame | None
     durations: pd.DataFrame | None
+    epochs: pd.DataFrame | None
     attention: tuple[Path, ...]
     notes: tuple[str, ...]
 
@@ -93,8 +96,10 @@ def read_run(run_dir: Path) -> Run:
     per_class = _read_optional(run_dir / "per_class.csv", PER_CLASS_COLUMNS, notes, "no per-class APs")
     durations = _read_optional(run_dir / "class_durations.csv", DURATION_COLUMNS[:4], notes,
                                "no class durations (Fig. 4 needs strong training labels)")
+    epochs = _read_optional(run_dir / "epochs.csv", EPOCH_COLUMNS, notes, "no validation curves")
     attention = tuple(sorted((run_dir / "attention").glob("*.npz")))
-    return Run(run_dir, config, tuple(variants), baseline, trials, per_class, durations, attention, tuple(notes))
+    return Run(run_dir, config, tuple(variants), baseline, trials, per_class, durations, epochs, attention,
+               tuple(notes))
 
 
 def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
@@ -143,11 +148,14 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
 
 def draw_figures(run: Run, results: dict[str, Any]) -> list[dict[str, Any]]:
     """Draw every figure the inputs allow; a figure that cannot be drawn gets a note instead of a file."""
-    for old in [run.dir / "map_per_variant.png", run.dir / "ap_gain_vs_duration.png",
-                *run.dir.glob("attention_*.png")]:
+    for old in [run.dir / "map_per_variant.png", run.dir / "validation_curves.png",
+                run.dir / "ap_gain_vs_duration.png", *run.dir.glob("attention_*.png")]:
         old.unlink(missing_ok=True)  # a re-render never leaves a stale figure behind
     figures = [_figure("mAP per variant", plot_map_per_variant(run.trials, run.variants,
                                                                  run.dir / "map_per_variant.png"))]
+    if run.epochs is not None and not run.epochs.empty:
+        figures.append(_figure("validation mAP per epoch", plot_validation_curves(
+            run.epochs, run.variants, run.dir / "validation_curves.png")))
     variant, over, note = _fig4_pair(run)
     title = f"AP gain of {variant} over {over} against mean event duration (Fig. 4)"
     if note:

@@ -221,8 +221,12 @@ def train(dataset: str, *, variant: Variant, root: str | os.PathLike[str] | None
 
 
 def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
-        out: str | os.PathLike[str] | None = None, quiet: bool = False) -> TrainResult:
-    """:func:`train` with a ready :class:`TrainConfig`."""
+        out: str | os.PathLike[str] | None = None, quiet: bool = False, curve: bool = True) -> TrainResult:
+    """:func:`train` with a ready :class:`TrainConfig`.
+
+    ``curve=False`` skips ``training-curve.png`` (``compare`` draws one figure of every trial's curves
+    instead of a PNG per run; the numbers are in ``metrics.json`` either way).
+    """
     spec = config.check()
     root_path = resolve_root(root)
     splits = open_splits(DatasetPaths(root_path, config.dataset), feature_id=config.feature_id,
@@ -265,7 +269,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
                                           bf16=config.bf16)
     seconds = time.perf_counter() - started
     return _write_run(run_dir, config, splits, net, history, best_epoch, val, test,
-                      chance_map(test_predictions.targets), seconds, device)
+                      chance_map(test_predictions.targets), seconds, device, curve)
 
 
 def _per_class(splits: Splits, result: APResult) -> list[dict[str, Any]]:
@@ -275,13 +279,16 @@ def _per_class(splits: Splits, result: APResult) -> list[dict[str, Any]]:
 
 def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
                best_epoch: int, val: APResult, test: APResult, chance: float, seconds: float,
-               device: torch.device) -> TrainResult:
+               device: torch.device, curve: bool) -> TrainResult:
     """Checkpoint, curve, then ``metrics.json`` last (atomically): a run without it did not finish."""
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
             "class_mids": [c.mid for c in splits.classes], "version": __version__}
+    writing = time.perf_counter()
     save_checkpoint(run_dir, net, meta)
-    plot_training_curve(history, best_epoch, run_dir / CURVE,
-                        title=f"{config.dataset} {config.variant} seed {config.seed}")
+    if curve:
+        plot_training_curve(history, best_epoch, run_dir / CURVE,
+                            title=f"{config.dataset} {config.variant} seed {config.seed}")
+    write_s = time.perf_counter() - writing
     train_clips = len(splits.train) * len(history)
     metrics = {
         "version": __version__, "torch": torch.__version__, "device": str(device),
@@ -295,7 +302,8 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
         "epochs": history,
         "timing": {"total_s": seconds, "train_s": sum(e["train_s"] for e in history),
                    "val_s": sum(e["val_s"] for e in history),
-                   "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9)},
+                   "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
+                   "write_s": write_s},
     }
     tmp = run_dir / (METRICS + ".tmp")
     tmp.write_text(json.dumps(metrics, indent=2))

@@ -51,8 +51,13 @@ def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
     assert "noatt-weak" in report and "att-self" in report and "±" in report
     results = json.loads((result.run_dir / "results.json").read_text())
     assert results["config"]["baseline"] == "noatt-weak"
-    for figure in ("map_per_variant.png", "ap_gain_vs_duration.png"):
+    for figure in ("map_per_variant.png", "validation_curves.png", "ap_gain_vs_duration.png"):
         assert (result.run_dir / figure).stat().st_size > 10_000
+    epochs = pd.read_csv(result.run_dir / "epochs.csv")
+    assert list(epochs.columns) == ["trial", "variant", "epoch", "loss", "val_map"]
+    assert len(epochs) == 6 * TINY["epochs"] and epochs.val_map.between(0, 1).all()
+    # One figure of every trial's curves instead of a PNG per run; the numbers stay in metrics.json.
+    assert not list((result.run_dir / "trials").glob("*/training-curve.png"))
     assert list((result.run_dir / "attention").glob("*-att-self.npz"))
     assert (result.run_dir / "class_durations.csv").exists()
 

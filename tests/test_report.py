@@ -27,7 +27,7 @@ MAPS = np.array([[0.600, 0.605, 0.640], [0.610, 0.602, 0.652], [0.595, 0.607, 0.
 
 
 def write_run(run: Path, maps: np.ndarray = MAPS, variants: list[str] = VARIANTS, *, durations: bool = True,
-              attention: bool = True, per_class: bool = True, **config: object) -> Path:
+              attention: bool = True, per_class: bool = True, epochs: bool = True, **config: object) -> Path:
     """A run folder shaped like the trial runner's output (docs/compare.md), with made-up numbers."""
     run.mkdir(parents=True, exist_ok=True)
     rows, ap_rows = [], []
@@ -41,6 +41,10 @@ def write_run(run: Path, maps: np.ndarray = MAPS, variants: list[str] = VARIANTS
                     ap_rows.append({"trial": k, "variant": v, "class_index": c, "mid": mid, "name": name,
                                     "ap": 0.5 + 0.02 * c + gain + 0.001 * k})
     pd.DataFrame(rows).to_csv(run / "trials.csv", index=False)
+    if epochs:  # five epochs per run, validation mAP rising to the run's final value
+        pd.DataFrame([{"trial": r["trial"], "variant": r["variant"], "epoch": e, "loss": 0.5 / e,
+                       "val_map": r["val_map"] - 0.02 * (5 - e)} for r in rows for e in range(1, 6)]
+                     ).to_csv(run / "epochs.csv", index=False)
     if per_class:
         pd.DataFrame(ap_rows).to_csv(run / "per_class.csv", index=False)
     cfg = {"dataset": "synth", "variants": variants, "baseline": variants[0], "trials": len(maps),
@@ -83,7 +87,8 @@ def test_report_writes_table_tests_figures_and_results(tmp_path: Path) -> None:
     assert float(row[2]) < float(row[1]) < float(row[3])
     assert "| 0.0 | 0.0078 | exact | 0.0234 * | +1.00 |" in text
     assert "classes never positive in the test split (no AP, not averaged in): Train" in text
-    for png in ("map_per_variant.png", "ap_gain_vs_duration.png", "attention_clipA_att-self.png"):
+    for png in ("map_per_variant.png", "validation_curves.png", "ap_gain_vs_duration.png",
+                "attention_clipA_att-self.png"):
         assert f"]({png})" in text
         image = mpimg.imread(run / png)
         assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 500
@@ -108,8 +113,8 @@ def test_report_writes_table_tests_figures_and_results(tmp_path: Path) -> None:
     assert results["versions"]["numpy"] == np.__version__
     assert results["machine"]["cpu_count"] >= 1
     assert results["config"]["train"] == {"epochs": 5, "lr": 1e-3, "width": 0.25}
-    assert [f["file"] for f in results["figures"]] == ["map_per_variant.png", "ap_gain_vs_duration.png",
-                                                       "attention_clipA_att-self.png"]
+    assert [f["file"] for f in results["figures"]] == ["map_per_variant.png", "validation_curves.png",
+                                                       "ap_gain_vs_duration.png", "attention_clipA_att-self.png"]
 
 
 def test_one_trial_still_writes_the_table_and_says_why_there_is_no_test(tmp_path: Path) -> None:
@@ -138,6 +143,7 @@ def test_rerender_removes_figures_whose_inputs_are_gone(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run")
     render_report(run)
     (run / "class_durations.csv").unlink()
+    (run / "epochs.csv").unlink()
     for npz in (run / "attention").iterdir():
         npz.unlink()
     render_report(run)

@@ -137,6 +137,8 @@ def test_classes_option_keeps_only_those_targets_in_the_order_given(tmp_path):
     assert {e.class_index for c in clips for e in c.events} == {0, 1, 2}
     rows = (tmp_path / "three" / "index" / "train_strong_labels.tsv").read_text().splitlines()[1:]
     assert {r.split("\t")[6] for r in rows} == {"/m/02rhddq", "/m/05x_td", "/m/0k4j"}
+    with pytest.raises(AudiobenchError, match="classes="):  # other classes into the same dataset: refused
+        synthesize("three", root=tmp_path, **{**SMALL, "train": 12})
     # No other target class sounds in the clips, not even unlabelled.
     subset = (TARGETS.index(next(t for t in TARGETS if t.name == "Reversing beeps")), 1, 11)
     plans = [plan_clip(0, "train", i, 2.0, subset) for i in range(12)]

@@ -83,9 +83,8 @@ def synthesize(name: str = "synth", *, root: str | os.PathLike[str] | None = Non
     paths = DatasetPaths(resolve_root(root), name)
     ensure_writable_dir(paths.dir)
     meta = {"kind": "synthetic", "generator": "audiobench.synth", "generator_version": GENERATOR_VERSION,
-            "seed": seed, "duration": duration, "sample_rate": AUDIO_RATE, "splits": counts}
-    if subset is not None:
-        meta["classes"] = [c.mid for c in dataset_classes]
+            "seed": seed, "duration": duration, "sample_rate": AUDIO_RATE, "splits": counts,
+            "classes": [c.mid for c in dataset_classes]}
     plans = [plan_clip(seed, split, i, duration, subset) for split in SPLITS for i in range(counts[split])]
     with Ledger(paths.ledger) as ledger:
         _claim(ledger, meta, paths)
