@@ -7,7 +7,8 @@ On the same batches, in one run, per width:
 - the bare model step: forward, clip BCE, backward, Adam step, on the same batches already in memory.
 Overhead = loop / bare - 1; PASS when at most 10% for every width. Also prints clips/s of a training step.
 
-    .venv/bin/python benchmarks/train.py                       # width 1 (the paper) and 0.25 (the demo)
+    .venv/bin/python benchmarks/train.py                       # width 1 (the paper), 998-frame inputs
+    .venv/bin/python benchmarks/train.py --widths 0.0625 --frames 298 --batch-size 8   # the demo's shape
     .venv/bin/python benchmarks/train.py --widths 0.25 --steps 8 --device cuda
 
 Without ``--root``, a small feature set of 998-frame clips with 17 classes and strong labels is written to a
@@ -31,7 +32,7 @@ from audiobench.cache import SplitHeader, SplitWriter, split_path
 from audiobench.clips import ClassInfo, Clip, Event
 from audiobench.features import feature_id
 from audiobench.layout import DatasetPaths
-from audiobench.model import build_net
+from audiobench.model import build_net, use_fast_layout
 from audiobench.splits import open_splits
 from audiobench.train import TrainConfig, resolve_device, train_epoch, train_loader
 from audiobench.variants import variant_spec
@@ -66,12 +67,12 @@ def write_bench_features(root: Path, *, clips: int, frames: int = 998, classes: 
 
 
 def time_width(paths: DatasetPaths, *, width: float, steps: int, batch_size: int, repeats: int,
-               device: torch.device) -> dict[str, float]:
+               device: torch.device, frames: int) -> dict[str, float]:
     """Median seconds per step of the loop and of the bare step over the same ``steps`` batches."""
-    config = TrainConfig(paths.name, VARIANT, width=width, batch_size=batch_size)
+    config = TrainConfig(paths.name, VARIANT, width=width, batch_size=batch_size, frames=frames)
     splits = open_splits(paths, feature_id=None, frames=config.frames, seed=0)
     spec = variant_spec(VARIANT)
-    net = build_net(len(splits.classes), width=width, attention=True).to(device)
+    net = use_fast_layout(build_net(len(splits.classes), width=width, attention=True).to(device), device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def loader_batches():  # a fresh loader with the same seed: the same batches every time
@@ -111,6 +112,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timings of each (median kept)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--frames", type=int, default=998, help="training input length (clips are 998 frames)")
     parser.add_argument("--root", type=Path, default=None, help="where to write the timing features")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -118,13 +120,13 @@ def main() -> int:
         root = args.root or Path(tmp)
         paths = write_bench_features(root, clips=args.steps * args.batch_size)
         print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"batch {args.batch_size} × 998 frames, {args.steps} steps × {args.repeats} repeats, {VARIANT}")
+              f"batch {args.batch_size} × {args.frames} frames, {args.steps} steps × {args.repeats} repeats, {VARIANT}")
         print(f"{'width':>6} {'loop s/step':>12} {'bare s/step':>12} {'overhead':>9} {'clips/s loop':>13} "
               f"{'clips/s bare':>13}")
         ok = True
         for width in (float(w) for w in args.widths.split(",")):
             r = time_width(paths, width=width, steps=args.steps, batch_size=args.batch_size,
-                           repeats=args.repeats, device=device)
+                           repeats=args.repeats, device=device, frames=args.frames)
             ok &= r["overhead"] <= MAX_OVERHEAD
             print(f"{width:>6g} {r['loop_s']:>12.3f} {r['bare_s']:>12.3f} {100 * r['overhead']:>8.1f}% "
                   f"{r['loop_clips_s']:>13.1f} {r['bare_clips_s']:>13.1f}")
