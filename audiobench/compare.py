@@ -140,7 +140,7 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     failures = []
     started = time.perf_counter()
     for outcome in map_unordered(run_trial, tasks, jobs=jobs, backend=backend, scheduler=scheduler,
-                                 desc="trials", quiet=quiet, unit="run"):
+                                 desc="trials", quiet=quiet, unit="run", fresh_workers=True):
         if outcome.error is not None:
             failures.append(outcome)
     trained = time.perf_counter()

@@ -62,35 +62,26 @@ def joblib_backend(backend: Backend, *, jobs: int, scheduler: str | None = None)
 
 def map_unordered(fn: Callable[[T], R], items: Sequence[T], *, jobs: int = 1, backend: Backend = "loky",
                   scheduler: str | None = None, desc: str = "", quiet: bool = False,
-                  unit: str = "task") -> Iterator[R]:
+                  unit: str = "task", fresh_workers: bool = False) -> Iterator[R]:
     """Yield ``fn(item)`` for every item as each finishes, with a progress bar.
 
     ``jobs == 1`` with a local backend runs in this process (no pickling, easy to debug). Tasks should catch
     their own per-item failures and return them as data: an exception here stops the whole map.
+    ``fresh_workers`` (loky) starts new worker processes instead of reusing those an earlier map left:
+    loky restarts a worker whose memory grew by 300 MB since its first task (its leak guard) and warns "A
+    worker stopped while some jobs were given to the executor"; a featurize worker that goes on to train
+    trips it at the first trial. Reuse is the default because starting workers costs seconds.
     """
     if not items:
         return
     if jobs == 1 and backend != "dask":
         yield from progress(map(fn, items), total=len(items), desc=desc, quiet=quiet, unit=unit)
         return
+    if fresh_workers and backend == "loky":
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
     with joblib_backend(backend, jobs=jobs, scheduler=scheduler) as n_jobs:
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         results = parallel(joblib.delayed(fn)(item) for item in items)
-        try:
-            yield from progress(results, total=len(items), desc=desc, quiet=quiet, unit=unit)
-        finally:
-            if backend == "loky":
-                _release_loky_workers()
-
-
-def _release_loky_workers() -> None:
-    """Stop joblib's reusable loky workers, so that the next stage starts with fresh ones.
-
-    loky restarts a worker whose memory grew by 300 MB since its first task (its leak guard) and warns
-    "A worker stopped while some jobs were given to the executor". A featurize worker that goes on to
-    train (importing torch adds about that much) trips it at the first trial; one worker start per stage
-    costs a second or two.
-    """
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor().shutdown(wait=True)
+        yield from progress(results, total=len(items), desc=desc, quiet=quiet, unit=unit)

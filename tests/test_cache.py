@@ -151,6 +151,21 @@ def test_dataset_pads_crops_and_labels_like_the_file(toy):
         true_length[6]
 
 
+@pytest.mark.parametrize("frames,crop", [(998, "start"), (40, "random"), (None, "start")])
+def test_reading_from_memory_gives_the_items_the_file_gives(toy, frames, crop):
+    path = feature_file(toy, "train")
+    on_disk = LogmelDataset(path, frames=frames, crop=crop, seed=3, in_memory=False)
+    in_memory = LogmelDataset(path, frames=frames, crop=crop, seed=3, in_memory=True)
+    assert LogmelDataset(path).in_memory  # a small file is read into memory by default
+    for data in (on_disk, in_memory):
+        data.set_epoch(2)
+    for i in range(len(on_disk)):
+        a, b = on_disk[i], in_memory[i]
+        assert a.keys() == b.keys()
+        for key in ("logmel", "weak", "strong", "length"):
+            assert torch.equal(a[key], b[key]), (i, key)
+
+
 def test_pad_collate_batches_true_lengths(toy):
     data = LogmelDataset(feature_file(toy, "train"), frames=None)
     batch = pad_collate([data[0], data[3]])
