@@ -174,7 +174,9 @@ def logmel(waveform: np.ndarray, sample_rate: int = 16_000, *, params: FeaturePa
     out = np.empty((n_frames, params.num_mel_bins), dtype=np.float32)
     with _single_threaded_torch() as torch:
         window, weights, lo, hi = _kernel(params)
-        frames = torch.from_numpy(x).to(torch.float64).unfold(0, win, hop)  # [frames, win], a strided view
+        # [frames, win], a strided view of the samples as they are: the window product below promotes to
+        # float64 on the fly (the same numbers as converting the whole signal first, without that copy).
+        frames = torch.from_numpy(np.ascontiguousarray(x)).unfold(0, win, hop)
         mel = torch.from_numpy(out)
         for start in range(0, n_frames, _BLOCK_FRAMES):
             stop = min(start + _BLOCK_FRAMES, n_frames)
