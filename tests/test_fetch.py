@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
+import soundfile as sf
 from click.testing import CliRunner
 
 from audiobench.cli import cli
@@ -207,3 +210,43 @@ def test_kill_9_mid_fetch_then_rerun_ends_all_ok(tmp_path, media, reference_dir)
     flacs = list((root / "sl-dcase17" / "raw" / "test").glob("*.flac"))
     assert len(flacs) == 16
     assert not any((root / "sl-dcase17" / "raw" / ".partial").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["sl-dcase17", "audioset-balanced"])
+def test_fetch_resample_featurize_end_to_end_on_the_command_line(tmp_path, reference_dir, dataset):
+    """A few real IDs of every split, served as 48 kHz AAC: fetch, resample to 16 kHz, featurize into HDF5."""
+    source = {"m4a": encode_source("m4a", 700, tmp_path / "src", rate=48000)}
+    runner, root = CliRunner(), str(tmp_path / "root")
+    with MediaServer(source) as server:
+        for split in ("train", "val", "test"):
+            result = runner.invoke(cli, [
+                "fetch", dataset, "--root", root, "--index-mirror", str(reference_dir), "--source-template",
+                server.template("m4a"), "--split", split, "--limit", "3", "--jobs", "3", "--quiet"])
+            assert result.exit_code == 0, result.output
+    for command in (["resample", dataset, "--jobs", "2"], ["featurize", dataset, "--jobs", "2"]):
+        result = runner.invoke(cli, [*command, "--root", root, "--quiet"])
+        assert result.exit_code == 0, result.output
+    paths = DatasetPaths(tmp_path / "root", dataset)
+    with Ledger(paths.ledger) as ledger:
+        classes = ledger.classes()
+        for split in ("train", "val", "test"):
+            ok = {c.clip_id: c for c in ledger.clips(split=split, status="ok")}
+            assert ok, f"{split}: no clip fetched"
+            audio = ledger.audio(split=split)
+            assert set(audio) == set(ok)
+            assert all(record.duration > 0 for record in audio.values())
+            (feature_file,) = paths.dir.glob(f"features/*/{split}.h5")
+            with h5py.File(feature_file, "r") as f:
+                ids = list(f["clip_id"].asstr()[()])
+                assert sorted(ids) == sorted(ok)  # the file records exactly the clips that were had
+                assert f["weak"].shape == (len(ids), len(classes))
+                for row, cid in enumerate(ids):
+                    expected = np.zeros(len(classes), np.uint8)
+                    expected[list(ok[cid].weak)] = 1
+                    assert np.array_equal(f["weak"][row], expected)
+                    assert f["length"][row] == 1 + (audio[cid].samples - 400) // 160
+                assert ("strong" in f) == (dataset == "sl-dcase17" and split == "train")
+        for record in ledger.audio().values():
+            info = sf.info(paths.dir / record.path)
+            assert (info.samplerate, info.channels) == (16000, 1)
