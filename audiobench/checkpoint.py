@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from audiobench.errors import AudiobenchError
+from audiobench.layout import write_atomic
 from audiobench.model import Net
 
 CHECKPOINT = "model.pt"
@@ -54,9 +55,7 @@ def save_checkpoint(run_dir: Path, net: Net, meta: Mapping[str, Any]) -> Path:
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
     os.replace(tmp, weights)
     info = {**meta, "classes": net.spec.classes, "width": net.spec.width, "attention": net.spec.attention}
-    meta_path = run_dir / CHECKPOINT_META
-    meta_path.with_name(meta_path.name + ".tmp").write_text(json.dumps(info, indent=2, default=str))
-    os.replace(meta_path.with_name(meta_path.name + ".tmp"), meta_path)
+    write_atomic(run_dir / CHECKPOINT_META, json.dumps(info, indent=2, default=str))
     return weights
 
 

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from audiobench.errors import AudiobenchError
-from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir
+from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
 from audiobench.parallel import Backend, map_unordered
-from audiobench.train import METRICS, TrainConfig, TrainResult, read_result, run
+from audiobench.train import METRICS, TRAINING_RECIPE, TrainConfig, TrainResult, read_result, run
 from audiobench.variants import require_strong, variant_spec
 
 TRIALS_DIR = "trials"
@@ -57,7 +57,8 @@ class CompareConfig:
 
     def study_id(self) -> str:
         shared = {k: v for k, v in asdict(self.train).items() if k not in ("variant", "seed", "workers")}
-        key = json.dumps({"train": shared, "variants": list(self.variants)}, sort_keys=True)
+        key = json.dumps({"train": shared, "variants": list(self.variants), "recipe": TRAINING_RECIPE},
+                         sort_keys=True)
         return f"compare-{self.dataset}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
@@ -227,7 +228,7 @@ def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:
     attention = [v for v in config.variants if variant_spec(v).attention]
     if attention and payload["baseline"] != attention[-1]:
         payload["fig4"] = {"variant": attention[-1], "over": payload["baseline"]}
-    (run_dir / "config.json").write_text(json.dumps(payload, indent=2))
+    write_atomic(run_dir / "config.json", json.dumps(payload, indent=2))
 
 
 def _strong_file(root: Path, config: CompareConfig) -> Path | None:
@@ -278,7 +279,7 @@ def write_attention_examples(run_dir: Path, root: Path, config: CompareConfig,
     active = strong.sum(axis=1)  # [N, C] frames per class
     shortest = np.where(active > 0, active, np.iinfo(active.dtype).max).min(axis=1)
     picks = [int(i) for i in np.argsort(shortest, kind="stable")[: config.examples] if active[i].any()]
-    dataset = LogmelDataset(source, frames=None)
+    dataset = LogmelDataset(source, frames=None, in_memory=False)  # a few clips: no need to read them all
     folder = ensure_writable_dir(run_dir / ATTENTION_DIR)
     for result in runs:
         net, _ = load_model(result.run_dir)

@@ -28,7 +28,7 @@ from audiobench.features import FeatureParams, event_frames
 
 Crop = Literal["start", "random"]
 VGGISH_FRAMES = 998  # a 10 s clip: 1 + (160000 - 400) // 160, the fixed training input of DESIGN §4 "train"
-# Split files up to this size are read into memory at the first item (per process): a read from memory costs
+# Split files up to this size are read into memory when the Dataset is made: a read from memory costs
 # a few microseconds against ~150 us from HDF5, which was the largest part of the training loop's overhead at
 # the demo's small width. SL-DCASE-17's training split (1,591 clips, ~0.4 GB) fits; balanced AudioSet's does not.
 IN_MEMORY_BYTES = 1 << 29  # 512 MiB
@@ -45,8 +45,8 @@ class LogmelDataset(Dataset):
     ``length`` (int64) counts the true frames inside the returned window; ``strong`` is present only when
     the split has strong labels and equals the file's ``strong`` over the window. The HDF5 file is opened
     lazily in each process, so ``DataLoader(num_workers=N)`` works; labels and lengths are read once, at
-    construction. ``in_memory`` reads every log-mel into memory at the first item (default: when the file's
-    log-mels take at most :data:`IN_MEMORY_BYTES`); otherwise each item is read from the file.
+    construction. ``in_memory`` reads every log-mel into memory at construction too (default: when the
+    file's log-mels take at most :data:`IN_MEMORY_BYTES`); otherwise each item is read from the file.
     """
 
     def __init__(self, path: Path, *, frames: int | None = VGGISH_FRAMES, crop: Crop = "start", seed: int = 0,
@@ -68,6 +68,10 @@ class LogmelDataset(Dataset):
             self.params = FeatureParams(**{k: _plain(attrs[k]) for k in FeatureParams.__dataclass_fields__})
             dtype = f["logmel"].dtype
             nbytes = int(np.prod(f["logmel"].shape)) * np.dtype(np.float32).itemsize
+            self.in_memory = nbytes <= IN_MEMORY_BYTES if in_memory is None else bool(in_memory)
+            # Read now, in the constructing process: DataLoader workers forked from it share these pages
+            # instead of each reading the file again every epoch.
+            self._memory: np.ndarray | None = _read_all(f["logmel"]) if self.in_memory else None
             self.clip_ids: list[str] = list(f["clip_id"].asstr()[()])
             self.lengths = f["length"][()].astype(np.int64)
             self._weak = f["weak"][()].astype(np.float32)
@@ -83,10 +87,8 @@ class LogmelDataset(Dataset):
             order = np.argsort(ev_clip, kind="stable")
             self._ev = np.stack([ev_class, first, stop], axis=1)[order]
             self._ev_start = np.searchsorted(ev_clip[order], np.arange(len(self.lengths) + 1))
-        self.in_memory = nbytes <= IN_MEMORY_BYTES if in_memory is None else bool(in_memory)
         self._file: h5py.File | None = None
         self._pid: int | None = None
-        self._memory: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -106,19 +108,17 @@ class LogmelDataset(Dataset):
         Through h5py's low-level API: the high-level ``read_direct`` spends most of a small read building
         selections in Python.
         """
+        if self.in_memory:
+            if self._memory is None:  # unpickled in a spawned worker process: read once there
+                with h5py.File(self.path, "r") as f:
+                    self._memory = _read_all(f["logmel"])
+            out[...] = self._memory[index, start:start + len(out)]
+            return
         if self._file is None or self._pid != os.getpid():  # first use in this process (or a forked worker)
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
             self._dset_id = self._file["logmel"].id
             self._space = self._dset_id.get_space()
-            self._memory = None
-            if self.in_memory:
-                logmel = self._file["logmel"]
-                self._memory = np.empty(logmel.shape, dtype=np.float32)
-                logmel.read_direct(self._memory)
-        if self._memory is not None:
-            out[...] = self._memory[index, start:start + len(out)]
-            return
         self._space.select_hyperslab((index, start, 0), (1,) + out.shape)
         self._dset_id.read(h5py.h5s.create_simple(out.shape), self._space, out)
 
@@ -195,6 +195,13 @@ def pad_collate(batch: Sequence[dict[str, object]], *, padding_value: float | No
         for i, item in enumerate(batch):
             strong[i, :item["strong"].shape[0]] = item["strong"]
         out["strong"] = strong
+    return out
+
+
+def _read_all(logmel: h5py.Dataset) -> np.ndarray:
+    """Every row of a ``logmel`` dataset as one float32 array (float16 files are widened on the way)."""
+    out = np.empty(logmel.shape, dtype=np.float32)
+    logmel.read_direct(out)
     return out
 
 

@@ -1,4 +1,4 @@
-"""The report's figures (DESIGN §4): mAP per variant, the paper's Fig. 4 and Fig. 5, as PNG files.
+"""The report's figures (DESIGN §4): mAP per variant, validation curves, the paper's Fig. 4 and Fig. 5, as PNGs.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects, never through ``pyplot``: no global backend is
 switched and no figure is left open, so a notebook importing audiobench keeps its own backend, and
@@ -84,7 +84,8 @@ def plot_validation_curves(epochs: pd.DataFrame, variants: Sequence[str], path: 
     """Validation mAP per epoch: the mean over trials per variant, with a band of ± one standard deviation.
 
     ``epochs`` has one row per (trial, variant, epoch) (``epochs.csv``). A curve still rising at the last
-    epoch says the study stopped training early, whatever the table shows.
+    epoch says the study stopped training early, whatever the table shows. With ``--patience`` the late
+    epochs average only the trials still running.
     """
     fig = Figure(figsize=(7.5, 4.5), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -92,7 +93,7 @@ def plot_validation_curves(epochs: pd.DataFrame, variants: Sequence[str], path: 
         rows = epochs[epochs["variant"] == variant]
         if rows.empty:
             continue
-        stats = rows.groupby("epoch")["val_map"].agg(["mean", "std", "size"]).reset_index()
+        stats = rows.groupby("epoch")["val_map"].agg(["mean", "std"]).reset_index()
         line, = ax.plot(stats["epoch"], stats["mean"], marker="o", markersize=3, label=variant)
         spread = stats["std"].fillna(0.0)
         ax.fill_between(stats["epoch"], stats["mean"] - spread, stats["mean"] + spread, color=line.get_color(),

@@ -104,3 +104,18 @@ class DatasetPaths:
 
 def runs_dir(root: Path) -> Path:
     return root / "runs"
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8) to a temporary name beside ``path``, then rename it into place.
+
+    A run killed at any moment leaves either the old file or the new one, never a half-written file that a
+    rerun would read (or refuse) as complete.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -80,6 +80,8 @@ def map_unordered(fn: Callable[[T], R], items: Sequence[T], *, jobs: int = 1, ba
     if fresh_workers and backend == "loky":
         from joblib.externals.loky import get_reusable_executor
 
+        # loky keeps one reusable executor per process; asking for it and shutting it down stops the workers
+        # an earlier map left, and joblib starts new ones for this map.
         get_reusable_executor().shutdown(wait=True)
     with joblib_backend(backend, jobs=jobs, scheduler=scheduler) as n_jobs:
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")

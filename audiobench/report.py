@@ -1,7 +1,7 @@
 """``audiobench report RUN_DIR``: ``report.md``, its figures and ``results.json`` from a comparison's saved results.
 
 Reads only what the trial runner wrote under ``runs/<id>/`` (``trials.csv``, ``per_class.csv``,
-``config.json``, optional ``class_durations.csv`` and ``attention/*.npz``; the contract is in
+``config.json``, optional ``epochs.csv``, ``class_durations.csv`` and ``attention/*.npz``; the contract is in
 ``docs/compare.md``), so a report can be re-rendered any time without training anything.
 
 >>> render_report(Path("audiobench-data/runs/demo"))      # doctest: +SKIP
@@ -27,6 +27,7 @@ from audiobench import stats
 from audiobench.errors import AudiobenchError, InputFormatError
 from audiobench.figures import (load_attention, plot_ap_gain_vs_duration, plot_attention, plot_map_per_variant,
                                 plot_validation_curves)
+from audiobench.layout import write_atomic
 
 TRIALS_COLUMNS = ("trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds")
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
@@ -58,9 +59,9 @@ def render_report(run_dir: Path, *, seed: int = stats.SEED) -> Path:
     results = summarise(run, seed=seed)
     results["figures"] = draw_figures(run, results)
     results = _clean(results)  # report.md is rendered from exactly what results.json holds
-    _write_atomic(run.dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_atomic(run.dir / "results.json", json.dumps(results, indent=2) + "\n")
     path = run.dir / "report.md"
-    _write_atomic(path, markdown(results))
+    write_atomic(path, markdown(results))
     return path
 
 
@@ -381,9 +382,3 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -27,7 +27,7 @@ import soxr
 from audiobench.clips import AudioRecord, ClipStatus
 from audiobench.decode import read_audio
 from audiobench.errors import AudiobenchError
-from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root
+from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
 from audiobench.ledger import Ledger
 from audiobench.parallel import Backend, map_unordered
 
@@ -44,17 +44,6 @@ def encode_flac(samples: np.ndarray) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.asarray(samples, dtype=np.float32), AUDIO_RATE, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path``, then rename: a killed run never leaves a half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def audio_relpath(split: str, clip_id: str) -> str:

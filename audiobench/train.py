@@ -35,7 +35,7 @@ from audiobench.checkpoint import save_checkpoint
 from audiobench.curves import plot_training_curve
 from audiobench.errors import AudiobenchError
 from audiobench.inference import Predictions, predict
-from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir
+from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
 from audiobench.losses import loss_terms, segment_labels, total_loss
 from audiobench.metrics import APResult, chance_map, mean_average_precision
 from audiobench.model import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
@@ -44,6 +44,9 @@ from audiobench.splits import Splits, open_splits
 from audiobench.variants import Variant, VariantSpec, require_strong, variant_spec
 
 METRICS = "metrics.json"
+# Bumped whenever the same TrainConfig starts to train other numbers (2: He fan-in init and the prior bias of
+# L8-a); part of a study's id, so that compare never pairs trials of two recipes.
+TRAINING_RECIPE = 2
 CURVE = "training-curve.png"
 
 
@@ -291,7 +294,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
     write_s = time.perf_counter() - writing
     train_clips = len(splits.train) * len(history)
     metrics = {
-        "version": __version__, "torch": torch.__version__, "device": str(device),
+        "version": __version__, "recipe": TRAINING_RECIPE, "torch": torch.__version__, "device": str(device),
         "config": asdict(config), "feature_files": {k: str(v) for k, v in splits.files.items()},
         "clips": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
         "val_map": val.map, "test_map": test.map, "best_epoch": best_epoch, "epochs_run": len(history),
@@ -305,8 +308,6 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                    "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
                    "write_s": write_s},
     }
-    tmp = run_dir / (METRICS + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, run_dir / METRICS)
+    write_atomic(run_dir / METRICS, json.dumps(metrics, indent=2))
     return TrainResult(run_dir, config, val.map, test.map, best_epoch, tuple(history),
                        {c.name: ap for c, ap in zip(splits.classes, test.per_class)}, seconds)

@@ -145,6 +145,20 @@ def test_classes_option_keeps_only_those_targets_in_the_order_given(tmp_path):
     assert all(s.sound in subset for p in plans for s in p.sounds if s.target)
 
 
+def test_a_dataset_made_before_classes_were_recorded_counts_as_all_of_them(tmp_path):
+    import sqlite3
+
+    synthesize(root=tmp_path, **SMALL)
+    ledger_path = DatasetPaths(tmp_path, "synth").ledger
+    with sqlite3.connect(ledger_path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'classes'")
+    with pytest.raises(AudiobenchError, match="classes="):
+        synthesize(root=tmp_path, classes=["Car"], **SMALL)
+    assert synthesize(root=tmp_path, **SMALL).generated == 0  # still the same dataset, nothing to redo
+    with Ledger(ledger_path) as ledger:
+        assert [c.mid for c in ledger.classes()] == SL_DCASE17_MIDS
+
+
 @pytest.mark.parametrize("classes,says", [(["Reversing beeps", "Barking"], "synth has no class 'Barking'"),
                                           (["Car", "/m/0k4j"], "asked for twice"), ([], "names no class")])
 def test_bad_classes_option_is_one_clear_error(tmp_path, classes, says):

@@ -19,7 +19,8 @@ from audiobench.cli.options import jobs_option, json_option, quiet_option, root_
 @click.option("--duration", type=click.FloatRange(1.0, 60.0), default=10.0, show_default=True,
               help="Clip length in seconds.")
 @click.option("--classes", default=None, metavar="NAME,NAME,...",
-              help="Only these target classes (names or MIDs, comma-separated; 'Air horn, truck horn' by MID) "
+              help="Only these target classes (names or MIDs, comma-separated; a name holding a comma, such as "
+                   "'Air horn, truck horn', by its MID) "
                    "[default: all 17].")
 @jobs_option
 @quiet_option

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from audiobench.clips import AudioRecord, ClassInfo
 from audiobench.errors import AudiobenchError
-from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root
+from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
 from audiobench.ledger import Ledger
 from audiobench.parallel import map_unordered
-from audiobench.resample import AUDIO_RATE, audio_relpath, encode_flac, remove_stale_temporaries, write_atomic
+from audiobench.resample import AUDIO_RATE, audio_relpath, encode_flac, remove_stale_temporaries
 from audiobench.synth.scene import SPLITS, ClipPlan, plan_clip, render_clip
 from audiobench.synth.targets import TARGETS
 
@@ -146,6 +146,8 @@ def _check_arguments(seed: int, counts: dict[str, int], duration: float) -> None
 def _claim(ledger: Ledger, meta: dict[str, object], paths: DatasetPaths) -> None:
     """Record what this dataset is; refuse to mix clips of different parameters (or a fetched dataset) in it."""
     existing = ledger.meta()
+    if existing and "classes" not in existing:  # made before --classes existed: it holds all of them
+        existing["classes"] = [c.mid for c in CLASSES]
     if not existing and ledger.counts():
         raise AudiobenchError(f"{paths.dir} already holds a dataset that synth did not make; choose another --name")
     if existing.get("kind") not in (None, "synthetic"):
