@@ -111,7 +111,7 @@ def test_dataset_layout_ledger_and_labels(tmp_path):
         clips = ledger.clips()
         assert sum(len(c.events) for c in clips) == result.events
         for clip in clips:
-            assert 1 <= len(clip.events) <= 3
+            assert len(clip.events) in (1, 2, 3)
             assert clip.weak == tuple(sorted({e.class_index for e in clip.events}))
             record = audio[clip.clip_id]
             assert record.path == f"audio/{clip.split}/{clip.clip_id}.flac"
