@@ -62,8 +62,9 @@ DEFAULT_PARAMS = FeatureParams()
 # mel_features.hertz_to_mel: _MEL_HIGH_FREQUENCY_Q * ln(1 + f / _MEL_BREAK_FREQUENCY_HERTZ).
 _MEL_HIGH_FREQUENCY_Q = 1127.0
 _MEL_BREAK_FREQUENCY_HERTZ = 700.0
-# Frames transformed per batch in `logmel`: bounds memory on long recordings (a 10 s clip is 4 blocks).
-_BLOCK_FRAMES = 256
+# Frames transformed per batch in `logmel`: a 10 s clip in one (fastest), bounded memory (12 MB of float64
+# buffers) on long recordings.
+_BLOCK_FRAMES = 1024
 
 
 def feature_id(params: FeatureParams = DEFAULT_PARAMS, dtype: FeatureDtype = "float32") -> str:
@@ -166,7 +167,7 @@ def logmel(waveform: np.ndarray, sample_rate: int = 16_000, *, params: FeaturePa
     Windowing and the FFT run in float64: in float32 the FFT's rounding noise (about 1e-7 of the frame's
     norm, in every bin) becomes an error of several 1e-4 after ``log(mel + 0.01)`` in the quiet bands of a
     loud tone. Each magnitude is then exact enough in float32, so the mel product and the log are float32.
-    Frames are transformed in blocks of 256, which bounds memory on long recordings.
+    Frames are transformed in blocks of 1024, which bounds memory on long recordings.
     """
     x = check_waveform(waveform, sample_rate, params)
     win, hop = params.window_length, params.hop_length
@@ -174,14 +175,15 @@ def logmel(waveform: np.ndarray, sample_rate: int = 16_000, *, params: FeaturePa
     out = np.empty((n_frames, params.num_mel_bins), dtype=np.float32)
     with _single_threaded_torch() as torch:
         window, weights, lo, hi = _kernel(params)
-        # [frames, win], a strided view of the samples as they are: the window product below promotes to
-        # float64 on the fly (the same numbers as converting the whole signal first, without that copy).
-        frames = torch.from_numpy(np.ascontiguousarray(x)).unfold(0, win, hop)
+        samples = torch.from_numpy(np.ascontiguousarray(x))
         mel = torch.from_numpy(out)
         for start in range(0, n_frames, _BLOCK_FRAMES):
             stop = min(start + _BLOCK_FRAMES, n_frames)
+            # The block's samples in float64, then [frames, win] as a strided view of them: converting first
+            # is 3 times faster than letting the window product promote a strided float32 view.
+            block = samples[start * hop:(stop - 1) * hop + win].to(torch.float64).unfold(0, win, hop)
             padded = _padded_buffer(stop - start, params.fft_length)  # columns win: stay 0 = rfft's zero padding
-            torch.mul(frames[start:stop], window, out=padded[:, :win])
+            torch.mul(block, window, out=padded[:, :win])
             spectrum = torch.fft.rfft(padded, dim=1).numpy()[:, lo:hi]
             magnitude = np.abs(spectrum.astype(np.complex64))  # numpy's complex abs is 10 times torch's here
             torch.mm(torch.from_numpy(magnitude), weights, out=mel[start:stop])

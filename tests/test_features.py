@@ -56,13 +56,15 @@ def _signal(kind: str) -> np.ndarray:
         "odd-length-12345": rng.uniform(-1, 1, 12_345),
         "one-frame": rng.uniform(-1, 1, 400),
         "one-frame-and-159": rng.uniform(-1, 1, 559),
+        # 25 s: several of logmel's blocks of frames, so a frame on either side of a block edge is checked
+        "sweep-25-s": 0.8 * np.sin(2 * np.pi * (100 + 150 * np.arange(25 * SR) / SR) * np.arange(25 * SR) / SR),
     }
     return signals[kind].astype(np.float32)
 
 
 @pytest.mark.parametrize("kind", ["noise", "sine-1k-full-scale", "sine-100-hz", "sine-7k-near-top-band",
                                   "square-440-full-scale", "loud-clipped-noise", "near-silence", "silence", "dc",
-                                  "odd-length-12345", "one-frame", "one-frame-and-159"])
+                                  "odd-length-12345", "one-frame", "one-frame-and-159", "sweep-25-s"])
 def test_logmel_matches_an_independent_float64_implementation(kind):
     x = _signal(kind)
     ours = logmel(x, SR)
