@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from audiobench import __version__
 from audiobench.cache import LogmelDataset as ReExported, feature_file
 from audiobench.dataset import LogmelDataset, pad_collate
+from audiobench.errors import AudiobenchError
 from audiobench.featurize import featurize
 from audiobench.features import DEFAULT_PARAMS, feature_id
 from audiobench.layout import DatasetPaths
@@ -164,6 +165,23 @@ def test_reading_from_memory_gives_the_items_the_file_gives(toy, frames, crop):
         assert a.keys() == b.keys()
         for key in ("logmel", "weak", "strong", "length"):
             assert torch.equal(a[key], b[key]), (i, key)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_batch_of_indices_is_the_stack_of_those_items(toy, in_memory):
+    data = LogmelDataset(feature_file(toy, "train"), frames=40, crop="random", seed=5, in_memory=in_memory)
+    data.set_epoch(1)
+    order = [4, 0, 5, 2, -1]
+    batch = data[order]
+    items = [data[i] for i in order]
+    for key in ("logmel", "weak", "strong", "length"):
+        expected = torch.stack([item[key] for item in items])
+        assert batch[key].dtype == expected.dtype and torch.equal(batch[key], expected), key
+    assert batch["index"].tolist() == [4, 0, 5, 2, 5]
+    with pytest.raises(IndexError, match="out of range"):
+        data[[0, 6]]
+    with pytest.raises(AudiobenchError, match="fixed frames="):
+        LogmelDataset(feature_file(toy, "train"), frames=None)[[0, 1]]
 
 
 def test_pad_collate_batches_true_lengths(toy):

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 from click.testing import CliRunner
 
 from audiobench.checkpoint import load_model
@@ -215,3 +216,15 @@ def test_cli_one_step_transfer_from_vggish_with_frozen_convs(tmp_path):
     for layer, index in enumerate(shapes):
         assert torch.equal(state[f"convs.{layer}.weight"], vggish[f"features.{index}.weight"])
         assert torch.equal(state[f"convs.{layer}.bias"], vggish[f"features.{index}.bias"])
+
+
+def test_the_training_loader_gives_the_batches_of_a_shuffled_dataloader(toy_root):
+    """Batches built at once by the Dataset: the same clips, crops and order as DataLoader(shuffle=True)."""
+    splits = open_splits(DatasetPaths(toy_root, "toy"), feature_id=None, frames=40, seed=2)
+    splits.train.set_epoch(3)
+    config = TrainConfig("toy", "att-strong", batch_size=4, frames=40, seed=2)
+    ours = list(train_loader(splits, config, torch.device("cpu")))
+    plain = list(DataLoader(splits.train, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(2)))
+    assert [b["index"].tolist() for b in ours] == [b["index"].tolist() for b in plain]
+    for a, b in zip(ours, plain):
+        assert all(torch.equal(a[key], b[key]) for key in ("logmel", "weak", "strong", "length"))
