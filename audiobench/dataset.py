@@ -138,6 +138,8 @@ class LogmelDataset(Dataset):
         """One item, or with a sequence of indices (fixed ``frames`` only) the batch that the default
         collate would stack from those items, built in place: ``DataLoader(data, batch_size=None,
         sampler=BatchSampler(...))`` then skips making and stacking one dict per clip."""
+        if isinstance(index, (np.ndarray, torch.Tensor)) and index.ndim == 0:
+            index = int(index)
         if not isinstance(index, (Sequence, np.ndarray, torch.Tensor)):
             index = self._check_index(index)
             start, n, size = self.window(index)

@@ -178,6 +178,8 @@ def test_a_batch_of_indices_is_the_stack_of_those_items(toy, in_memory):
         expected = torch.stack([item[key] for item in items])
         assert batch[key].dtype == expected.dtype and torch.equal(batch[key], expected), key
     assert batch["index"].tolist() == [4, 0, 5, 2, 5]
+    assert torch.equal(data[torch.tensor(4)]["logmel"], items[0]["logmel"])  # a 0-d index is one item
+    assert torch.equal(data[np.array([4, 0])]["logmel"], batch["logmel"][:2])
     with pytest.raises(IndexError, match="out of range"):
         data[[0, 6]]
     with pytest.raises(AudiobenchError, match="fixed frames="):
