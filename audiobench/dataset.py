@@ -141,20 +141,46 @@ class LogmelDataset(Dataset):
         if isinstance(index, (np.ndarray, torch.Tensor)) and index.ndim == 0:
             index = int(index)
         if not isinstance(index, (Sequence, np.ndarray, torch.Tensor)):
-            index = self._check_index(index)
-            start, n, size = self.window(index)
-            item = self._fill(np.array([index]), [(start, n)], size)
-            item["logmel"], item["weak"], item["length"] = item["logmel"][0], item["weak"][0], item["length"][0]
-            item["index"] = index
-            if self.has_strong:
-                item["strong"] = item["strong"][0]
-            return item
+            return self._item(self._check_index(index))
         if self.frames is None:
             raise AudiobenchError("a batch of items needs a fixed frames= (true lengths differ: use pad_collate)")
-        rows = np.array([self._check_index(i) for i in np.asarray(index).tolist()], dtype=np.int64)
-        batch = self._fill(rows, [self.window(int(i))[:2] for i in rows], self.frames)
-        batch["index"] = torch.from_numpy(rows)
+        rows = [self._check_index(i) for i in np.asarray(index).tolist()]
+        logmel = np.full((len(rows), self.frames, self.params.num_mel_bins), self.padding_value, dtype=np.float32)
+        strong = np.zeros((len(rows), self.frames, len(self.classes)), dtype=np.float32) if self.has_strong else None
+        lengths = []
+        for k, index in enumerate(rows):
+            start, n, _ = self.window(index)
+            if n:
+                self._read(index, start, logmel[k, :n])
+            if strong is not None:
+                self._strong(index, start, n, strong[k])
+            lengths.append(n)
+        batch: dict[str, object] = {
+            "logmel": torch.from_numpy(logmel),
+            "weak": torch.from_numpy(self._weak[rows]),
+            "length": torch.tensor(lengths, dtype=torch.int64),
+            "index": torch.tensor(rows, dtype=torch.int64),
+        }
+        if strong is not None:
+            batch["strong"] = torch.from_numpy(strong)
         return batch
+
+    def _item(self, index: int) -> dict[str, object]:
+        start, n, size = self.window(index)
+        logmel = np.full((size, self.params.num_mel_bins), self.padding_value, dtype=np.float32)
+        if n:
+            self._read(index, start, logmel[:n])
+        item: dict[str, object] = {
+            "logmel": torch.from_numpy(logmel),
+            "weak": torch.from_numpy(self._weak[index].copy()),
+            "length": torch.tensor(n, dtype=torch.int64),
+            "index": index,
+        }
+        if self.has_strong:
+            strong = np.zeros((size, len(self.classes)), dtype=np.float32)
+            self._strong(index, start, n, strong)
+            item["strong"] = torch.from_numpy(strong)
+        return item
 
     def _check_index(self, index: int) -> int:
         index = operator.index(index)
@@ -164,26 +190,12 @@ class LogmelDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         return index
 
-    def _fill(self, rows: np.ndarray, windows: Sequence[tuple[int, int]], size: int) -> dict[str, object]:
-        """``logmel`` [B, size, 64], ``weak``, ``length`` (and ``strong``) of ``rows`` read at ``windows``."""
-        logmel = np.full((len(rows), size, self.params.num_mel_bins), self.padding_value, dtype=np.float32)
-        for k, (index, (start, n)) in enumerate(zip(rows.tolist(), windows)):
-            if n:
-                self._read(index, start, logmel[k, :n])
-        out: dict[str, object] = {
-            "logmel": torch.from_numpy(logmel),
-            "weak": torch.from_numpy(self._weak[rows]),
-            "length": torch.tensor([n for _, n in windows], dtype=torch.int64),
-        }
-        if self.has_strong:
-            strong = np.zeros((len(rows), size, len(self.classes)), dtype=np.float32)
-            for k, (index, (start, n)) in enumerate(zip(rows.tolist(), windows)):
-                for cls, first, stop in self._ev[self._ev_start[index]:self._ev_start[index + 1]]:
-                    a, b = max(first - start, 0), min(stop - start, n)
-                    if b > a:
-                        strong[k, a:b, cls] = 1.0
-            out["strong"] = torch.from_numpy(strong)
-        return out
+    def _strong(self, index: int, start: int, n: int, out: np.ndarray) -> None:
+        """Set ``out`` [frames, C] to 1 where row ``index``'s events cover the window's first ``n`` frames."""
+        for cls, first, stop in self._ev[self._ev_start[index]:self._ev_start[index + 1]]:
+            a, b = max(first - start, 0), min(stop - start, n)
+            if b > a:
+                out[a:b, cls] = 1.0
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()  # an open HDF5 handle does not pickle: each process opens its own
