@@ -26,6 +26,7 @@ from audiobench import __version__
 from audiobench.errors import AudiobenchError
 from audiobench.layout import DatasetPaths, ensure_writable_dir
 from audiobench.manifests import IndexFile, Manifest
+from audiobench.progress import byte_progress
 
 INDEX_MIRROR_ENV = "AUDIOBENCH_INDEX_MIRROR"
 
@@ -44,10 +45,11 @@ class _Missing(Exception):
     """The source cannot give the file (not there, refused, or still failing after retries): try the next."""
 
 
-def resolve_index_mirror(mirror: str | os.PathLike[str] | None = None) -> str | None:
-    """The mirror to use: the argument, else ``$AUDIOBENCH_INDEX_MIRROR``, else ``None`` (official URLs)."""
+def resolve_index_mirror(mirror: str | os.PathLike[str] | None = None, *, env: str = INDEX_MIRROR_ENV) -> str | None:
+    """The mirror to use: the argument, else ``$<env>`` (``$AUDIOBENCH_INDEX_MIRROR``), else ``None``
+    (official URLs)."""
     if mirror is None or str(mirror) == "":
-        mirror = os.environ.get(INDEX_MIRROR_ENV) or None
+        mirror = os.environ.get(env) or None
     if mirror is None:
         return None
     text = os.fspath(mirror)
@@ -79,8 +81,12 @@ def fetch_index(manifest: Manifest, paths: DatasetPaths, *, mirror: str | os.Pat
     return [fetch_index_file(spec, index_dir, mirror=mirror) for spec in manifest.index]
 
 
-def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = None) -> Path:
-    """One list file into ``index_dir``, from the first source that has it with the right hash."""
+def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = None,
+                     show_progress: bool = False) -> Path:
+    """One file into ``index_dir``, from the first source that has it with the right hash.
+
+    ``show_progress`` draws a byte-count bar (for large files such as pretrained weights).
+    """
     target = index_dir / spec.name
     if target.is_file() and sha256_file(target) == spec.sha256:
         return target
@@ -88,7 +94,7 @@ def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = N
     mismatches: list[str] = []
     for source in index_sources(spec, mirror):
         try:
-            part, actual = _download(source, index_dir, spec.name)
+            part, actual = _download(source, index_dir, spec.name, show_progress=show_progress)
         except _Missing as exc:
             problems.append(f"{source} ({exc})")
             continue
@@ -119,12 +125,12 @@ def index_sources(spec: IndexFile, mirror: str | None) -> list[Source]:
     return [folder / r for r in relative]
 
 
-def _download(source: Source, folder: Path, name: str) -> tuple[Path, str]:
+def _download(source: Source, folder: Path, name: str, *, show_progress: bool = False) -> tuple[Path, str]:
     """Copy ``source`` to a temporary file in ``folder``; returns it and its sha256. Retries transient errors."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with _open(source) as stream:
-                return _stream_to_part(stream, folder, name)
+                return _stream_to_part(stream, folder, name, show_progress=show_progress)
         except _Missing:
             raise
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
@@ -150,21 +156,32 @@ def _open(source: Source) -> BinaryIO:
         raise
 
 
-def _stream_to_part(stream: BinaryIO, folder: Path, name: str) -> tuple[Path, str]:
+def _stream_to_part(stream: BinaryIO, folder: Path, name: str, *, show_progress: bool = False) -> tuple[Path, str]:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
     part = Path(tmp)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as out, byte_progress(_announced_size(stream), desc=name,
+                                                       quiet=not show_progress) as bar:
             for chunk in iter(lambda: stream.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)
+                bar.update(len(chunk))
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     return part, digest.hexdigest()
+
+
+def _announced_size(stream: BinaryIO) -> int | None:
+    """The bytes a source says it will send (HTTP ``Content-Length``, a local file's size), for the bar."""
+    headers = getattr(stream, "headers", None)
+    if headers is not None:
+        length = headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else None
+    return os.fstat(stream.fileno()).st_size or None
 
 
 def _describe(exc: BaseException) -> str:

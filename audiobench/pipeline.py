@@ -5,6 +5,8 @@ a pipeline is rerun, not resumed by hand. Tables are the stage names; their keys
 keyword arguments, with the same names as the CLI options (``batch_size`` for ``--batch-size``)::
 
     dataset = "synth"
+    [weights]
+    names = ["vggish"]
     [synth]
     train = 300
     [featurize]
@@ -28,7 +30,7 @@ from typing import Any
 from audiobench.errors import AudiobenchError, InputFormatError
 from audiobench.layout import resolve_root
 
-STAGES = ("synth", "fetch", "resample", "featurize", "train", "compare")
+STAGES = ("weights", "synth", "fetch", "resample", "featurize", "train", "compare")
 _REPEATED = ("train", "compare")  # arrays of tables: several runs or studies per pipeline
 
 
@@ -169,14 +171,23 @@ def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
         echo(f"  failed: trial {failure.trial} {failure.variant}: {failure.error}")
 
 
+def _run_weights(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
+    from audiobench.weights import fetch_weights
+
+    for name in o.get("names", ["vggish"]):
+        echo(f"weights: {name}: {fetch_weights(name, root=root, mirror=o.get('mirror'), quiet=quiet)}")
+
+
 _RUNNERS: dict[str, Callable[[Pipeline, dict[str, Any], Path, bool, Callable[[str], None]], None]] = {
-    "synth": _run_synth, "fetch": _run_fetch, "resample": _run_resample, "featurize": _run_featurize,
-    "train": _run_train, "compare": _run_compare,
+    "weights": _run_weights, "synth": _run_synth, "fetch": _run_fetch, "resample": _run_resample,
+    "featurize": _run_featurize, "train": _run_train, "compare": _run_compare,
 }
 
 
 def _allowed_keys(stage: str) -> set[str]:
     """The keyword arguments each stage takes from a pipeline table."""
+    if stage == "weights":
+        return {"names", "mirror"}
     if stage == "fetch":
         from audiobench.download import DownloadSettings
         from audiobench.fetch import FetchOptions
@@ -217,5 +228,12 @@ def _check_keys(path: Path, stage: str, table: Mapping[str, Any]) -> None:
     if unknown:
         raise InputFormatError(f"{path}: [{stage}] has no option {unknown[0]!r} "
                                f"(options: {', '.join(sorted(_allowed_keys(stage)))})")
+    if stage == "weights":
+        from audiobench.weights import KNOWN
+
+        names = table.get("names", ["vggish"])
+        bad = [n for n in names if n not in KNOWN] if isinstance(names, list) else [names]
+        if bad:
+            raise InputFormatError(f"{path}: [weights] names: unknown weights {bad[0]!r} (known: {', '.join(KNOWN)})")
     if stage == "compare" and not table.get("variants"):
         raise InputFormatError(f"{path}: [[compare]] needs `variants = [...]`")

@@ -13,3 +13,9 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", qu
              unit: str = "clip") -> Iterator[T]:
     """Iterate with a bar on stderr (none when ``quiet``), sized to the terminal."""
     yield from tqdm(items, total=total, desc=desc, disable=quiet, unit=unit, dynamic_ncols=True, leave=False)
+
+
+def byte_progress(total: int | None, *, desc: str = "", quiet: bool = False) -> tqdm:
+    """A bar counting bytes (KB, MB) for a download of ``total`` bytes (unknown: ``None``); call ``update(n)``."""
+    return tqdm(total=total, desc=desc, disable=quiet, unit="B", unit_scale=True, unit_divisor=1024,
+                dynamic_ncols=True, leave=False)

@@ -34,6 +34,9 @@ def load_vggish(net: Net, path: str | Path) -> Net:
     """Copy VGGish's six convolutions into L1–L6 (width 1 only), checking every key and shape first."""
     if net.spec.width != 1.0:
         raise AudiobenchError(f"VGGish weights need --width 1 (the network has width {net.spec.width:g})")
+    if not Path(path).is_file():
+        raise AudiobenchError(f"no VGGish weight file {path} (`audiobench weights vggish` downloads it to "
+                              "<root>/weights/)")
     state = load_state_dict(path)
     missing = [key for key in vggish_shapes() if key not in state]
     if missing:

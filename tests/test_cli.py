@@ -21,4 +21,4 @@ def test_help_lists_commands_in_the_data_flow_order():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
-    assert listed[:6] == ["synth", "fetch", "resample", "featurize", "train", "compare"]
+    assert listed[:7] == ["synth", "fetch", "resample", "featurize", "weights", "train", "compare"]

@@ -1,13 +1,10 @@
 """Index download: official URL or mirror (a folder, or a real HTTP server on 127.0.0.1), checked by sha256."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from audiobench.errors import AudiobenchError
 from audiobench.index import INDEX_MIRROR_ENV, fetch_index, fetch_index_file
 from audiobench.layout import DatasetPaths
 from audiobench.manifests import load_manifest
+from static_server import StaticServer
 
 SL = load_manifest("sl-dcase17")
 AUDIOSET = load_manifest("audioset-balanced")
@@ -26,47 +24,13 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class _Server:
-    """A static file server on 127.0.0.1 that records request paths and can fail a path with a status."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.requests: list[str] = []
-        self.fail: dict[str, list[int]] = {}  # path -> statuses to answer first, one per request
-        outer = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                outer.requests.append(self.path)
-                statuses = outer.fail.get(self.path)
-                if statuses:
-                    self.send_error(statuses.pop(0))
-                    return
-                super().do_GET()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def served(reference_dir, tmp_path) -> Iterator[_Server]:
+def served(reference_dir, tmp_path) -> Iterator[StaticServer]:
     """A tmp copy of the reference lists (per-source sub-folders, as in ../shared/reference) over HTTP."""
     folder = tmp_path / "served"
     for sub in ("eusipco19", "audioset"):
         shutil.copytree(reference_dir / sub, folder / sub)
-    with _Server(folder) as server:
+    with StaticServer(folder) as server:
         yield server
 
 

@@ -108,7 +108,8 @@ def test_garbage_and_missing_files_get_one_line_errors(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a weight file at all")
     with pytest.raises(AudiobenchError, match="not a PyTorch weight file holding only tensors"):
         load_vggish(_paper_net(), tmp_path / "junk.pth")
-    with pytest.raises(AudiobenchError, match="no weight file"):
+    missing = r"no VGGish weight file .*absent.pth \(`audiobench weights vggish` downloads it"
+    with pytest.raises(AudiobenchError, match=missing):
         load_vggish(_paper_net(), tmp_path / "absent.pth")
     with pytest.raises(AudiobenchError, match="expected vggish:PATH or run:PATH"):
         apply_init(_paper_net(), "imagenet:x.pth")
