@@ -106,6 +106,11 @@ def runs_dir(root: Path) -> Path:
     return root / "runs"
 
 
+def weights_dir(root: Path) -> Path:
+    """``<root>/weights``: pretrained weights (``audiobench weights``), where the pipelines' ``init`` look."""
+    return root / "weights"
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8) to a temporary name beside ``path``, then rename it into place.
 

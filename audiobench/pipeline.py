@@ -32,6 +32,7 @@ from audiobench.layout import resolve_root
 
 STAGES = ("weights", "synth", "fetch", "resample", "featurize", "train", "compare")
 _REPEATED = ("train", "compare")  # arrays of tables: several runs or studies per pipeline
+_DEFAULT_WEIGHTS = ["vggish"]  # what a [weights] table without `names` fetches
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
 def _run_weights(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
     from audiobench.weights import fetch_weights
 
-    for name in o.get("names", ["vggish"]):
+    for name in o.get("names", _DEFAULT_WEIGHTS):
         echo(f"weights: {name}: {fetch_weights(name, root=root, mirror=o.get('mirror'), quiet=quiet)}")
 
 
@@ -231,9 +232,12 @@ def _check_keys(path: Path, stage: str, table: Mapping[str, Any]) -> None:
     if stage == "weights":
         from audiobench.weights import KNOWN
 
-        names = table.get("names", ["vggish"])
-        bad = [n for n in names if n not in KNOWN] if isinstance(names, list) else [names]
+        names = table.get("names", _DEFAULT_WEIGHTS)
+        if not isinstance(names, list):
+            raise InputFormatError(f"{path}: [weights] names must be a list, e.g. names = [\"vggish\"]")
+        bad = [n for n in names if n not in KNOWN]
         if bad:
-            raise InputFormatError(f"{path}: [weights] names: unknown weights {bad[0]!r} (known: {', '.join(KNOWN)})")
+            raise InputFormatError(f"{path}: [weights] names: unknown weights {bad[0]!r} "
+                                   f"(known: {', '.join(KNOWN)})")
     if stage == "compare" and not table.get("variants"):
         raise InputFormatError(f"{path}: [[compare]] needs `variants = [...]`")

@@ -170,7 +170,7 @@ def train_epoch(net: Net, batches: Iterable[dict[str, torch.Tensor]], spec: Vari
     Losses are accumulated on the device and read once at the end (no per-step synchronisation).
     """
     net.train()
-    names: list[str] = []
+    names = ["loss", *(term for term, _ in spec.terms)]  # loss_terms returns the terms in this order
     sums: torch.Tensor | None = None  # the total loss and each term, weighted by clips: one tensor, few ops
     count = 0
     for batch in batches:
@@ -187,8 +187,8 @@ def train_epoch(net: Net, batches: Iterable[dict[str, torch.Tensor]], spec: Vari
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step = torch.stack([loss.detach(), *(v.detach() for v in values.values())]) * len(logmel)
-        names, sums = ["loss", *values], step if sums is None else sums + step
+        step = torch.stack([loss.detach(), *(values[name].detach() for name in names[1:])]) * len(logmel)
+        sums = step if sums is None else sums + step
         count += len(logmel)
     if sums is None:
         return {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from audiobench.errors import AudiobenchError
 from audiobench.index import fetch_index_file, resolve_index_mirror
-from audiobench.layout import ensure_writable_dir, resolve_root
+from audiobench.layout import ensure_writable_dir, resolve_root, weights_dir
 from audiobench.manifests import IndexFile
 
 WEIGHTS_MIRROR_ENV = "AUDIOBENCH_WEIGHTS_MIRROR"
@@ -29,11 +29,6 @@ KNOWN: dict[str, IndexFile] = {
         sha256="10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4b",
     ),
 }
-
-
-def weights_dir(root: Path) -> Path:
-    """``<root>/weights``: where the pipelines' ``init = "vggish:{root}/weights/..."`` look."""
-    return root / "weights"
 
 
 def weights_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:

@@ -122,7 +122,8 @@ def main() -> int:
         root = args.root or Path(tmp)
         paths = write_bench_features(root, clips=args.steps * args.batch_size, frames=args.frames)
         print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"batch {args.batch_size} × {args.frames} frames, {args.steps} steps × {args.repeats} repeats, {VARIANT}")
+              f"batch {args.batch_size} × {args.frames} frames, {args.steps} steps × {args.repeats} repeats, "
+              f"{VARIANT}")
         print(f"{'width':>6} {'loop s/step':>12} {'bare s/step':>12} {'overhead':>9} {'clips/s loop':>13} "
               f"{'clips/s bare':>13}")
         ok = True
