@@ -1,16 +1,17 @@
-"""Shared fixtures: the real published lists from ../shared/reference, small real files in tmp_path."""
+"""Shared fixtures: the real published lists (committed under tests/data/), small real files in tmp_path."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from audiobench.testing.reference import unpack_reference
 
 
 @pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    """The byte-exact published lists (eusipco19, AudioSet, DCASE 2017 task 4) beside the checkout."""
-    if not REFERENCE.is_dir():
-        raise RuntimeError(f"the reference lists are missing: expected {REFERENCE} (../shared/reference)")
-    return REFERENCE
+def reference_dir(tmp_path_factory) -> Path:
+    """The published lists (eusipco19, AudioSet, DCASE 2017 task 4), byte-exact, laid out as an index mirror.
+
+    tests/data/SOURCES.md says where each comes from, its sha256 and its licence.
+    """
+    return unpack_reference(tmp_path_factory.mktemp("reference"))
