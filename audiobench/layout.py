@@ -35,6 +35,19 @@ def validate_ytid(ytid: str, *, where: str = "") -> str:
     return ytid
 
 
+def validate_name(name: object, *, what: str = "dataset name", where: str = "") -> str:
+    """Refuse a name that becomes one path component (dataset, split, study) unless it is plainly safe.
+
+    Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64: no separator, no
+    ``..``, nothing that could leave the folder it is joined to.
+    """
+    if not isinstance(name, str) or not _DATASET_NAME.match(name):
+        prefix = f"{where}: " if where else ""
+        raise AudiobenchError(f"{prefix}invalid {what} {name!r} (letters, digits, '.', '_' and '-', "
+                              "starting with a letter or digit, at most 64)")
+    return name
+
+
 def clip_id_for(ytid: str, start: float, end: float) -> str:
     """The clip's stable name, ``<ytid>_<start_ms>_<end_ms>``: safe as a file name because the ID is validated."""
     validate_ytid(ytid)
@@ -60,10 +73,7 @@ class DatasetPaths:
     name: str
 
     def __post_init__(self) -> None:
-        if not _DATASET_NAME.match(self.name):
-            raise AudiobenchError(
-                f"invalid dataset name {self.name!r} (letters, digits, '.', '_' and '-', at most 64)"
-            )
+        validate_name(self.name)
 
     @property
     def dir(self) -> Path:
