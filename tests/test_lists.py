@@ -1,4 +1,4 @@
-"""The list parsers on the real published files (../shared/reference) and on corrupted copies of them."""
+"""The list parsers on the real published files (tests/data/reference) and on corrupted copies of them."""
 from __future__ import annotations
 
 from collections import Counter
@@ -108,7 +108,7 @@ def test_every_train_recording_is_in_the_dcase2017_strong_ground_truth(sl_splits
         return out
 
     ours, dcase = intervals(sl_splits["train"]), intervals(dcase_strong)
-    # SOURCES.md §5: eusipco dropped one (file, label) pair and one "0 10" interval; all else agrees.
+    # eusipco dropped one (file, label) pair and one "0 10" interval; all else agrees.
     assert set(dcase) - set(ours) == {("-oCvKmNbhl0_30000_40000", TRUCK)}
     assert [k for k in ours if ours[k] != dcase[k]] == [("jZxusrD28rM_30000_40000", CAR)]
     assert dcase[("jZxusrD28rM_30000_40000", CAR)] - ours[("jZxusrD28rM_30000_40000", CAR)] == {(0.0, 10.0)}
