@@ -1,4 +1,4 @@
-"""The HDF5 feature cache: one file per split, built whole and renamed into place (DESIGN §4).
+"""The HDF5 feature cache: one file per split, built whole and renamed into place (docs/features.md).
 
 ``features/<feature-id>/<split>.h5`` holds ``N`` clips, padded to ``T_max`` frames:
 

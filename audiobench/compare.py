@@ -1,4 +1,4 @@
-"""The comparison study (DESIGN §4 "compare"): paired trials of several variants, then the statistics.
+"""The comparison study (docs/compare.md): paired trials of several variants, then the statistics.
 
 Trial ``k`` trains every variant with seed ``k``: the same batches in the same order and the same initial
 weights in the layers the variants share (see :mod:`audiobench.train`), so the test mAPs of trial ``k`` are

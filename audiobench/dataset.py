@@ -27,7 +27,7 @@ from audiobench.errors import AudiobenchError
 from audiobench.features import FeatureParams, event_frames
 
 Crop = Literal["start", "random"]
-VGGISH_FRAMES = 998  # a 10 s clip: 1 + (160000 - 400) // 160, the fixed training input of DESIGN §4 "train"
+VGGISH_FRAMES = 998  # a 10 s clip: 1 + (160000 - 400) // 160, the paper's fixed training input
 # Split files up to this size are read into memory when the Dataset is made: a read from memory costs
 # a few microseconds against ~150 us from HDF5, which was the largest part of the training loop's overhead at
 # the demo's small width. SL-DCASE-17's training split (1,591 clips, ~0.4 GB) fits; balanced AudioSet's does not.

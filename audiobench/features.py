@@ -1,4 +1,4 @@
-"""The VGGish log-mel front end, exactly (DESIGN §4 "featurize").
+"""The VGGish log-mel front end, exactly (the recipe in docs/features.md).
 
 Pretrained VGGish weights were trained on this input, so every constant below is VGGish's own, named once
 with its source: ``vggish_params.py`` and ``mel_features.py`` of tensorflow/models, research/audioset/vggish.

@@ -1,4 +1,4 @@
-"""The featurize stage: 16 kHz audio -> VGGish log-mel -> one HDF5 file per split (DESIGN §4).
+"""The featurize stage: 16 kHz audio -> VGGish log-mel -> one HDF5 file per split (docs/features.md).
 
 Work is cut into shards of clips. A worker (a local process, a thread, or a Dask worker) decodes and
 featurizes its shard's clips and writes them to one small shard file, atomically. The main process reads

@@ -33,7 +33,7 @@ from audiobench.ledger import Ledger
 from audiobench.parallel import map_unordered
 from audiobench.register import Registration, register_dataset
 
-DURATION_TOLERANCE = 0.1  # seconds a cut may differ from its segment (DESIGN §4 fetch)
+DURATION_TOLERANCE = 0.1  # seconds a cut may differ from its segment
 
 
 @dataclass(frozen=True)

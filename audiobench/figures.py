@@ -1,4 +1,4 @@
-"""The report's figures (DESIGN §4): mAP per variant, validation curves, the paper's Fig. 4 and Fig. 5, as PNGs.
+"""The report's figures: mAP per variant, validation curves, the paper's Fig. 4 and Fig. 5, as PNGs.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects, never through ``pyplot``: no global backend is
 switched and no figure is left open, so a notebook importing audiobench keeps its own backend, and
@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-SEGMENT_FRAMES = 16  # one attention segment spans frames [16t, 16t+16) (four 2x2 poolings; DESIGN §4)
+SEGMENT_FRAMES = 16  # one attention segment spans frames [16t, 16t+16) (four 2x2 poolings; docs/model.md)
 FRAME_SECONDS = 0.010  # VGGish hop: 160 samples at 16 kHz
 DPI = 120
 MAX_NAMED_POINTS = 40  # Fig. 4 names every class up to this many; beyond, labels would hide the points

@@ -3,7 +3,7 @@
 Each file comes from its official URL, or from a mirror that replaces the official host (``--index-mirror``,
 ``$AUDIOBENCH_INDEX_MIRROR``): a folder or a base URL. A mirror is searched at ``<mirror>/<file>``, then at
 ``<mirror>/<mirror_dir>/<file>`` where the manifest names a ``mirror_dir``, so a copy of
-``../shared/reference`` (files in per-source sub-folders) and a flat folder of lists both work.
+``tests/data/reference`` (files in per-source sub-folders) and a flat folder of lists both work.
 
 A file is streamed to a temporary name beside its target while its sha256 is computed, and renamed into
 place only when the hash matches: a killed run or a bad copy never leaves a file that looks verified.
@@ -73,7 +73,7 @@ def fetch_index(manifest: Manifest, paths: DatasetPaths, *, mirror: str | os.Pat
     naming the file, the expected and the actual hash; the bad copy is deleted.
 
     >>> fetch_index(load_manifest("sl-dcase17"), DatasetPaths(root, "sl-dcase17"),
-    ...             mirror="../shared/reference")                     # doctest: +SKIP
+    ...             mirror="/tmp/lists")                     # doctest: +SKIP
     [PosixPath('.../sl-dcase17/index/train_strong_labels.csv'), ...]
     """
     mirror = resolve_index_mirror(mirror)

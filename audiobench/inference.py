@@ -1,4 +1,4 @@
-"""Clip predictions on true lengths (DESIGN §4: "inference on true lengths").
+"""Clip predictions on true lengths, as the paper infers on variable lengths (docs/model.md).
 
 Training batches have a fixed length (padded with silence or cropped); evaluation does not pad: clips are
 batched only with clips of the same true length, so each clip's prediction is exactly what a batch of one

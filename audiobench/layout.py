@@ -1,4 +1,4 @@
-"""Where each stage keeps its files (DESIGN §2).
+"""Where each stage keeps its files (docs/architecture.md, "Storage").
 
 One storage root (``--root``, else ``AUDIOBENCH_ROOT``, else ``./audiobench-data``) holds one folder per
 dataset: ``index/`` (verified list files), ``ledger.sqlite``, ``raw/``, ``audio/``,

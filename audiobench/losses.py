@@ -1,4 +1,4 @@
-"""The paper's loss terms (DESIGN §4), one small function each.
+"""The paper's loss terms (Sec. II and III; docs/model.md), one small function each.
 
 All are binary cross-entropy with the target weighting the logs,
 ``BCE(p, y) = -[y log p + (1 - y) log(1 - p)]`` (the paper prints prediction and target swapped), averaged

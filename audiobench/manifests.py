@@ -43,7 +43,7 @@ class IndexFile:
     name: str
     url: str
     sha256: str
-    mirror_dir: str | None = None  # sub-folder of a mirror laid out like ../shared/reference
+    mirror_dir: str | None = None  # sub-folder of a mirror with one folder per source
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""mAP as DESIGN §4 defines it: the mean over classes of scikit-learn's ``average_precision_score``, over the
+"""mAP (the paper's metric): the mean over classes of scikit-learn's ``average_precision_score``, over the
 classes with at least one positive clip in the evaluated split. Classes without a positive have no AP (it
 is undefined, not 0): they are listed in ``skipped``, never averaged in.
 

@@ -1,4 +1,4 @@
-"""The network of Kim & Ghaffarzadegan (EUSIPCO 2019), DESIGN §4 "train": VGGish's six convolutions, a 1-D
+"""The network of Kim & Ghaffarzadegan (EUSIPCO 2019), Sec. II, Fig. 1: VGGish's six convolutions, a 1-D
 convolution over time, and two 1×1 heads, one for segment probabilities (Xa) and one for attention (Xb).
 
 All layers are convolutions, so the network takes any input length ``T >= 16``: four 2×2 max-pools give
@@ -24,11 +24,11 @@ from audiobench.errors import AudiobenchError
 # VGGish's six 3x3 convolutions (torchvggish `features.{0,3,6,8,11,13}`), 2x2 max-pool after L1, L2, L4, L6.
 CONV_CHANNELS: tuple[int, ...] = (64, 128, 256, 256, 512, 512)
 POOL_AFTER: frozenset[int] = frozenset({0, 1, 3, 5})
-EMBEDDING = 1024  # L7 channels: gives 6,613,775 / 7,153,950 parameters for 527 classes (DESIGN §4)
+EMBEDDING = 1024  # L7 channels: gives 6,613,775 / 7,153,950 parameters for 527 classes (docs/model.md)
 MEL_BANDS = 64
 SEGMENT_FRAMES = 16  # frames per output segment: four 2x pools over time
 CONV_LAYERS = ("L1", "L2", "L3", "L4", "L5", "L6", "L7")  # what --freeze K counts
-ATTENTION_FLOOR = 1e-7  # Xb is clamped to [1e-7, 1] before normalising (DESIGN §4)
+ATTENTION_FLOOR = 1e-7  # Xb is clamped to [1e-7, 1] before normalising (docs/model.md, "Pooling")
 
 
 def scaled(channels: int, width: float) -> int:
@@ -84,7 +84,7 @@ class NetSpec:
 
 
 class Net(nn.Module):
-    """L1–L8 of DESIGN §4. Input ``[B, T, 64]`` log-mel; output :class:`Output`.
+    """L1–L8 (the table in docs/model.md). Input ``[B, T, 64]`` log-mel; output :class:`Output`.
 
     Parameter names: ``convs.0`` … ``convs.5`` (L1–L6), ``l7``, ``l8a`` (Xa head), ``l8b`` (attention head,
     absent without attention). :func:`init_parameters` seeds each layer separately, so two networks that

@@ -1,4 +1,4 @@
-"""Stage 2 (DESIGN §4 "resample"): every fetched clip as 16 kHz mono FLAC under ``audio/<split>/``.
+"""Stage 2 (docs/datasets.md): every fetched clip as 16 kHz mono FLAC under ``audio/<split>/``.
 
 For each ledger clip with status ``ok`` and a raw file (``path``, relative to the dataset folder, under
 ``raw/``): decode it (libsndfile, else ffmpeg), mix to mono (mean of the channels), resample with soxr
@@ -31,7 +31,7 @@ from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, w
 from audiobench.ledger import Ledger
 from audiobench.parallel import Backend, map_unordered
 
-AUDIO_RATE = 16000  # Hz: the VGGish front end's input rate (DESIGN §4 featurize)
+AUDIO_RATE = 16000  # Hz: the VGGish front end's input rate (docs/features.md)
 SHORT_TOLERANCE = 0.1  # seconds a decoded clip may fall short of its segment before it is marked short
 CHUNK = 16  # clips per parallel task: enough to amortise a task's overhead, small enough to balance
 

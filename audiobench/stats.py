@@ -1,4 +1,4 @@
-"""The statistics of ``audiobench compare`` (DESIGN §4): pure functions over paired per-trial mAPs.
+"""The statistics of ``audiobench compare`` (docs/compare.md): pure functions over paired per-trial mAPs.
 
 Trial k trains every variant with seed k, so the mAPs of two variants are *paired* by trial. For each pair we
 report the two-sided Wilcoxon signed-rank test (scipy), Holm-corrected across the pairs reported, the
@@ -31,7 +31,7 @@ Method = Literal["exact", "approx", "all-equal"]
 Pairs = Literal["all", "baseline"]
 PAIRS: tuple[str, ...] = ("all", "baseline")
 
-EXACT_MAX_N = 50          # scipy's own limit for the exact null distribution (DESIGN §4)
+EXACT_MAX_N = 50          # scipy's own limit for the exact null distribution
 ROUND_DECIMALS = 12       # differences are rounded so that roundoff in b - a cannot break a true tie
 ZERO_METHOD = "zsplit"    # zero differences keep their rank, split half to W+ and half to W- (docs/compare.md)
 CONFIDENCE = 0.95

@@ -1,4 +1,4 @@
-"""One training run (DESIGN §4 "train"): a variant, a seed, the HDF5 feature cache in, a run folder out.
+"""One training run (docs/model.md): a variant, a seed, the HDF5 feature cache in, a run folder out.
 
 Adam on fixed-length batches (the Dataset pads with silence or crops at random), validation mAP on true
 lengths after every epoch, the best epoch's weights kept (optional early stopping), test mAP of those.

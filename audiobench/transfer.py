@@ -1,4 +1,4 @@
-"""Transfer learning (DESIGN §4): start from VGGish or from an earlier run, optionally freezing layers.
+"""Transfer learning (paper, Sec. IV): start from VGGish or from an earlier run, optionally freezing layers.
 
 - one-step: ``vggish:PATH``, a torchvggish-layout state dict (the release file ``vggish-10086976.pth``), whose
   ``features.{0,3,6,8,11,13}`` convolutions become L1–L6;

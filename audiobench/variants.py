@@ -1,4 +1,4 @@
-"""The seven variants of DESIGN §4 (the paper's Table I and the combination it proposes), as data.
+"""The seven variants (docs/model.md: the paper's Table I and the combination it proposes), as data.
 
 Each variant says whether the network has the attention head and which loss terms it sums, with the weight
 (none, α or β) of each term:

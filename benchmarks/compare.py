@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/compare.py [--pipeline pipelines/synth-demo.toml] [--scaling-trials 2]
 
 1. Runs the demo pipeline (synth -> featurize -> compare, 20 trials of four variants) in a temporary root,
-   in this process, as `audiobench run` does, and prints its wall time (the issue's limit: 10 minutes on
+   in this process, as `audiobench run` does, and prints its wall time (the target: at most 10 minutes on
    2 cores) with a breakdown:
    - data preparation: synth + featurize;
    - training: each run's own work from building its network to its test mAP: the optimizer steps, the
@@ -11,7 +11,7 @@
      and divided by the number of parallel jobs;
    - outside training: everything else in the compare stage: worker start-up, opening the feature files,
      writing checkpoints and ``metrics.json``, the tables, the statistics, the figures and the report.
-   The share outside training (floor: at most 5%) is taken of the compare stage's wall time.
+   The share outside training (target: at most 5%) is taken of the compare stage's wall time.
 2. Runs ``--scaling-trials`` trials of the same study with ``--jobs 1`` (two torch threads per run) and
    ``--jobs 2`` (one thread each) on the demo's features and prints trials per minute of the trials phase
    (worker start-up included, the report not) and their ratio.

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/synth.py --check    # also: the loudness check on the default-size dataset
 
 The real-time factor is seconds of audio written per wall-clock second by `synthesize` with `jobs=1`,
-everything included: planning, rendering, FLAC encoding, atomic writes, ledger updates. Issue 2 asks for
+everything included: planning, rendering, FLAC encoding, atomic writes, ledger updates. The target is
 at least 100x (a 10-second clip in at most 0.1 s). Exit status 1 when it fails.
 """
 from __future__ import annotations

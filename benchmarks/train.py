@@ -1,4 +1,4 @@
-"""Training-loop overhead and training-step throughput on this machine (issue 3).
+"""Training-loop overhead and training-step throughput on the machine it runs on.
 
 On the same batches, in one run, per width:
 - the training loop's time per step: ``audiobench.train.train_epoch`` over the real DataLoader of the HDF5

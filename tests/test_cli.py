@@ -1,8 +1,10 @@
 """The command line as a whole: quick to start, commands listed in the data flow's order."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -22,3 +24,37 @@ def test_help_lists_commands_in_the_data_flow_order():
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
     assert listed[:7] == ["synth", "fetch", "resample", "featurize", "weights", "train", "compare"]
+
+
+# model-info reads and writes nothing under a root and prints only its table: it takes neither option.
+NO_ROOT = {"model-info"}
+# status prints one table and has no progress bar for --quiet to hide: it is not required to take it.
+NO_QUIET = NO_ROOT | {"status"}
+REPO = Path(__file__).resolve().parents[1]
+# What only the project's own history could explain: a design document, a sibling folder, issue numbers.
+HISTORY = re.compile(r"DESIGN|\bshared/|\b[Ii]ssues? #?\d|\b[Tt]his session")
+
+
+def _help(name: str) -> str:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_command_that_uses_the_storage_root_takes_root_and_quiet():
+    names = list(cli.commands)
+    assert len(names) >= 11
+    for name in names:
+        text = _help(name)
+        assert ("--root" in text) == (name not in NO_ROOT), name
+        if name not in NO_QUIET:
+            assert "--quiet" in text, name
+
+
+def test_docs_readme_and_help_texts_stand_on_their_own():
+    texts = {str(p.relative_to(REPO)): p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]}
+    assert len(texts) >= 9
+    texts |= {f"audiobench {name} --help": _help(name) for name in cli.commands}
+    texts["audiobench --help"] = CliRunner().invoke(cli, ["--help"]).output
+    found = {where: HISTORY.findall(text) for where, text in texts.items() if HISTORY.search(text)}
+    assert found == {}

@@ -1,4 +1,4 @@
-"""The VGGish log-mel recipe against an independent float64 implementation (docs/features.md)."""
+"""The VGGish log-mel recipe against an independent float64 implementation written from docs/features.md."""
 from __future__ import annotations
 
 import math

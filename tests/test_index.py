@@ -26,7 +26,7 @@ def _sha(path: Path) -> str:
 
 @pytest.fixture
 def served(reference_dir, tmp_path) -> Iterator[StaticServer]:
-    """A tmp copy of the reference lists (per-source sub-folders, as under tests/data/reference) over HTTP."""
+    """A tmp copy of the reference lists (per-source sub-folders, as in tests/data/reference) over HTTP."""
     folder = tmp_path / "served"
     for sub in ("eusipco19", "audioset"):
         shutil.copytree(reference_dir / sub, folder / sub)

@@ -15,7 +15,7 @@ from audiobench.lists import parse_audioset_segments, parse_class_labels_indices
 from audiobench.manifests import MANIFESTS_ENV, Partition, available_manifests, load_manifest
 from audiobench.register import partition, register_dataset
 
-# The SL-DCASE-17 classes (AudioSet MIDs and names), in the manifest's order.
+# The SL-DCASE-17 classes (DCASE 2017 task 4), in this order.
 SL_DCASE17_MIDS = ["/m/0284vy3", "/m/05x_td", "/m/02mfyn", "/m/02rhddq", "/m/0199g", "/m/06_fw", "/m/012n7d",
                    "/m/012ndj", "/m/0dgbq", "/m/04qvtq", "/m/03qc9zr", "/m/0k4j", "/t/dd00134", "/m/01bjv",
                    "/m/07r04", "/m/04_sv", "/m/07jdr"]

@@ -201,6 +201,17 @@ def test_cli_report_rerenders_and_prints_the_table(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "error: no run folder" in result.output
 
 
+def test_cli_report_finds_a_study_by_name_under_root_and_quiet_prints_only_the_path(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    run = write_run(root / "runs" / "my-study", attention=False)
+    result = CliRunner().invoke(cli, ["report", "my-study", "--root", str(root), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote {run / 'report.md'} (figures and results.json beside it)"
+    assert (run / "results.json").exists()
+    result = CliRunner().invoke(cli, ["report", "other-study", "--root", str(root)])
+    assert result.exit_code == 2 and f"error: no run folder {root / 'runs' / 'other-study'}" in result.output
+
+
 def test_never_positive_classes_without_a_class_list(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", attention=False, classes=None)
     render_report(run)

@@ -25,7 +25,7 @@ from audiobench.synth import (
 from audiobench.synth.check import loudness_check
 
 SR = 16000
-# The SL-DCASE-17 classes, in the manifest's order.
+# The SL-DCASE-17 classes, in order.
 SL_DCASE17_MIDS = ["/m/0284vy3", "/m/05x_td", "/m/02mfyn", "/m/02rhddq", "/m/0199g", "/m/06_fw", "/m/012n7d",
                    "/m/012ndj", "/m/0dgbq", "/m/04qvtq", "/m/03qc9zr", "/m/0k4j", "/t/dd00134", "/m/01bjv",
                    "/m/07r04", "/m/04_sv", "/m/07jdr"]

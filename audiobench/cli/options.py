@@ -15,7 +15,14 @@ root_option = click.option(
     "--root", type=click.Path(file_okay=False), default=None, envvar=ROOT_ENV, show_envvar=True,
     help="Storage root holding every dataset and run [default: ./audiobench-data].",
 )
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+def quiet_option_for(help: str) -> Callable[[F], F]:
+    """``--quiet``/``-q`` spelt as everywhere, with what it hides in this command (``help``)."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
+quiet_option = quiet_option_for("No progress bars.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON for machines.")
 jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
                            help="Parallel workers.")

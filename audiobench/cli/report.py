@@ -1,4 +1,4 @@
-"""``audiobench report RUN_DIR``: re-render report.md, its figures and results.json from saved results."""
+"""``audiobench report RUN``: re-render report.md, its figures and results.json from saved results."""
 from __future__ import annotations
 
 import json
@@ -6,25 +6,42 @@ from pathlib import Path
 
 import click
 
-from audiobench.cli.options import json_option
+from audiobench.cli.options import json_option, quiet_option_for, root_option
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run")
+@root_option
+@quiet_option_for("Print only where the report was written, not the table.")
 @json_option
-def command(run_dir: Path, as_json: bool) -> None:
-    """Write RUN_DIR/report.md, its figures and results.json from the run's trials.csv and config.json.
+def command(run: str, root: str | None, quiet: bool, as_json: bool) -> None:
+    """Write report.md, its figures and results.json for RUN from its trials.csv and config.json.
+
+    RUN is a study folder, or the name of one under ROOT/runs/.
 
     \b
-    Example:
+    Examples:
       audiobench report audiobench-data/runs/synth-demo
+      audiobench report synth-demo --root audiobench-data
     """
     from audiobench.report import render_report, variant_table
 
+    run_dir = _run_dir(run, root)
     path = render_report(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    click.echo(variant_table(results))
-    click.echo(f"\nwrote {path} (figures and results.json beside it)")
+    if not quiet:
+        click.echo(variant_table(results) + "\n")
+    click.echo(f"wrote {path} (figures and results.json beside it)")
+
+
+def _run_dir(run: str, root: str | None) -> Path:
+    """A folder as given when it exists or is a path; else a study name under ``<root>/runs/``."""
+    from audiobench.layout import resolve_root, runs_dir, validate_name
+
+    path = Path(run)
+    if path.is_dir() or len(path.parts) != 1:
+        return path
+    return runs_dir(resolve_root(root)) / validate_name(run, what="run name")

@@ -12,7 +12,8 @@ from audiobench.variants import VARIANTS
 
 @click.command("train")
 @click.argument("dataset")
-@click.option("--variant", type=click.Choice(VARIANTS), required=True, help="Which model and loss (DESIGN §4).")
+@click.option("--variant", type=click.Choice(VARIANTS), required=True,
+              help="Attention head or not, and which loss terms: see the variants table in docs/model.md.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Fixes data order, crops and initial weights; trial k of a comparison uses seed k.")
 @training_options

@@ -1,4 +1,4 @@
-"""The synthetic dataset (DESIGN §3): SL-DCASE-17's 17 classes, procedurally made, exactly labelled.
+"""The synthetic dataset (docs/datasets.md): SL-DCASE-17's 17 classes, procedurally made, exactly labelled.
 
 ``synthesize`` writes it in the layout of a fetched dataset (ledger + 16 kHz mono FLACs), so featurize,
 train and compare cannot tell it apart. The modules, in the order a clip is made:

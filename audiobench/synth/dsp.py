@@ -2,7 +2,7 @@
 
 Everything works on float64 numpy arrays at the dataset's sample rate (16 kHz) and takes an explicit
 ``numpy.random.Generator``, so a sound is a pure function of its seed. No per-sample Python loops: a
-10-second clip must render in a few milliseconds (DESIGN §3, issue 2: ≥ 100× real time per core).
+10-second clip must render in a few milliseconds (the target: ≥ 100× real time per core).
 """
 from __future__ import annotations
 

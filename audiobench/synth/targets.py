@@ -1,6 +1,6 @@
 """The 17 labelled classes of the synthetic dataset, modelled on SL-DCASE-17's warning and vehicle sounds.
 
-MIDs and names are AudioSet's, in the order DESIGN §3 lists them, so a model trained on ``synth`` has the
+MIDs and names are AudioSet's, in SL-DCASE-17's order, so a model trained on ``synth`` has the
 same output layout as one trained on SL-DCASE-17. Each renderer draws its own parameters (pitch, sweep
 rate, pulse rate, ...) from the generator, so two events of a class differ the way two recordings do,
 while the class keeps its signature (a sweep rate and range, a pulse pattern, a firing rate).
@@ -235,7 +235,7 @@ def _c(mid: str, name: str, lo: float, hi: float, fn) -> SoundClass:
     return SoundClass(mid, name, kind, lo, hi, fn, (fn.__doc__ or "").strip())
 
 
-# AudioSet MIDs and names of SL-DCASE-17 (DESIGN §3; ontology at research.google.com/audioset), in order.
+# AudioSet MIDs and names of SL-DCASE-17 (its manifest; ontology at research.google.com/audioset), in order.
 TARGETS: tuple[SoundClass, ...] = (
     _c("/m/0284vy3", "Train horn", 1.0, 3.0, train_horn),
     _c("/m/05x_td", "Air horn, truck horn", 0.2, 1.0, air_horn),
