@@ -203,6 +203,26 @@ class SplitHeader:
 
 
 @dataclass(frozen=True)
+class SplitSummary:
+    """A split file at a glance, read without its features or labels (for ``status`` and ``--frames``)."""
+
+    path: Path
+    split: str
+    clips: int
+    dtype: str
+    longest: int  # frames of the longest clip; 0 for an empty file
+
+
+def summarize_split(path: Path) -> SplitSummary:
+    """The clip count, storage dtype and longest clip of a finished split file (an error if unfinished)."""
+    check_complete(path)
+    with h5py.File(path, "r") as f:
+        lengths = f["length"][()]
+        return SplitSummary(path, str(f.attrs.get("split", path.stem)), int(len(lengths)), str(f.attrs["dtype"]),
+                            int(lengths.max(initial=0)))
+
+
+@dataclass(frozen=True)
 class ExistingSplit:
     """The rows already in a split file: their clip ids and the file's padded length."""
 

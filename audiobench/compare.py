@@ -26,6 +26,7 @@ import pandas as pd
 from audiobench.errors import AudiobenchError
 from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
 from audiobench.parallel import Backend, map_unordered
+from audiobench.splits import training_frames
 from audiobench.train import METRICS, TRAINING_RECIPE, TrainConfig, TrainResult, read_result, run
 from audiobench.variants import require_strong, variant_spec
 
@@ -124,6 +125,9 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     """
     root_path = resolve_root(root)
     check_study(config, root_path)
+    frames = training_frames(DatasetPaths(root_path, config.dataset), feature_id=config.train.feature_id,
+                             frames=config.train.frames)  # resolved first: the study id hashes the number
+    config = replace(config, train=replace(config.train, frames=frames))
     run_dir = ensure_writable_dir(Path(out) if out is not None else runs_dir(root_path) / config.study_id())
     _check_same_study(run_dir, config)
     _write_config(run_dir, config, root_path)

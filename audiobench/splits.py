@@ -6,16 +6,19 @@ lengths together).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiobench.cache import feature_file
+from audiobench.cache import feature_file, summarize_split
 from audiobench.clips import ClassInfo
 from audiobench.dataset import LogmelDataset
 from audiobench.errors import AudiobenchError
 from audiobench.layout import DatasetPaths
+from audiobench.model import SEGMENT_FRAMES
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,19 @@ def open_splits(paths: DatasetPaths, *, feature_id: str | None, frames: int, see
             raise AudiobenchError(f"{files[split]}: split {split!r} holds no clip; run `audiobench featurize "
                                   f"{paths.name}` or check `audiobench status {paths.name}`")
     return Splits(files, train, val, test)
+
+
+def training_frames(paths: DatasetPaths, *, feature_id: str | None, frames: int | None) -> int:
+    """The training input length: ``frames``, or with ``None`` the longest clip of the training split.
+
+    So clips are neither padded past their own length (3 s clips trained as 10 s: twice the time, another
+    mAP) nor cropped unless asked. An explicit ``frames`` shorter than the longest clip is kept, with a
+    one-line notice that clips are cropped.
+    """
+    longest = summarize_split(feature_file(paths, "train", feature_id)).longest
+    if frames is None:
+        return max(longest, SEGMENT_FRAMES)
+    if frames < longest:
+        log.warning("training clips are cropped to %d frames (--frames); the longest has %d "
+                    "(leave --frames out to train on whole clips)", frames, longest)
+    return frames

@@ -2,8 +2,9 @@
 
 Adam on fixed-length batches (the Dataset pads with silence or crops at random), validation mAP on true
 lengths after every epoch, the best epoch's weights kept (optional early stopping), test mAP of those.
-The run folder gets ``metrics.json`` (written last: its presence means the run finished), ``model.pt`` +
-``model.json``, and ``training-curve.png``.
+The run folder gets ``config.json`` (written first: the options, ``frames`` resolved), ``metrics.json``
+(written last: its presence means the run finished), ``model.pt`` + ``model.json``, and
+``training-curve.png``.
 
 Pairing (for ``compare``): with the same ``seed``, every variant sees the same batches in the same order
 (the shuffling generator and the Dataset's crops are seeded by ``seed`` only) and starts from the same
@@ -21,7 +22,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,11 @@ from audiobench.losses import loss_terms, segment_labels, total_loss
 from audiobench.metrics import APResult, chance_map, mean_average_precision
 from audiobench.model import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
 from audiobench.progress import progress
-from audiobench.splits import Splits, open_splits
+from audiobench.splits import Splits, open_splits, training_frames
 from audiobench.variants import Variant, VariantSpec, require_strong, variant_spec
 
 METRICS = "metrics.json"
+RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and no METRICS did not finish
 # Bumped whenever the same TrainConfig starts to train other numbers (2: He fan-in init and the prior bias of
 # L8-a); part of a study's id, so that compare never pairs trials of two recipes.
 TRAINING_RECIPE = 2
@@ -63,7 +65,7 @@ class TrainConfig:
     alpha: float = 1.0
     beta: float = 1.0
     width: float = 1.0
-    frames: int = 998  # training input length: 10 s at a 10 ms hop, (160000 - 400) // 160 + 1
+    frames: int | None = None  # training input length; None: the training split's longest clip (resolved by run)
     init: str | None = None  # None, "vggish:PATH" or "run:PATH"
     freeze: int = 0
     device: str = "auto"
@@ -80,7 +82,7 @@ class TrainConfig:
                 raise AudiobenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise AudiobenchError(f"--lr must be positive, got {self.lr}")
-        if self.frames < 16:
+        if self.frames is not None and self.frames < 16:
             raise AudiobenchError(f"--frames must be at least 16 (one segment), got {self.frames}")
         if self.patience is not None and self.patience < 1:
             raise AudiobenchError(f"--patience must be at least 1, got {self.patience}")
@@ -215,18 +217,22 @@ def new_run_dir(root: Path, config: TrainConfig) -> Path:
 
 def train(dataset: str, *, variant: Variant, root: str | os.PathLike[str] | None = None, seed: int = 0,
           epochs: int = 50, lr: float = 1e-4, batch_size: int = 32, alpha: float = 1.0, beta: float = 1.0,
-          width: float = 1.0, frames: int = 998, init: str | None = None, freeze: int = 0,
+          width: float = 1.0, frames: int | None = None, init: str | None = None, freeze: int = 0,
           device: str = "auto", bf16: bool = False, patience: int | None = None, feature_id: str | None = None,
           workers: int = 0, out: str | os.PathLike[str] | None = None, quiet: bool = False) -> TrainResult:
     """Train one variant on ``<root>/<dataset>/features/<feature-id>/{train,val,test}.h5``.
 
     ``seed`` fixes the data order, the crops and the initial weights (same seed + same device: the same
-    numbers). ``init``: ``vggish:PATH`` or ``run:PATH`` (transfer); ``freeze``: the first K of L1–L7 are kept
+    numbers). ``frames``: the training input length, by default the longest training clip; a shorter one
+    crops clips (a one-line notice says so). ``init``: ``vggish:PATH`` or ``run:PATH`` (transfer); ``freeze``: the first K of L1–L7 are kept
     fixed. ``out``: the run folder (default ``<root>/runs/<run-id>``); it must not hold a
     finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
     """
     config = TrainConfig(dataset, variant, seed, epochs, lr, batch_size, alpha, beta, width, frames, init,
                          freeze, device, bf16, patience, feature_id, workers)
+    config.check()
+    paths = DatasetPaths(resolve_root(root), dataset)
+    config = replace(config, frames=training_frames(paths, feature_id=feature_id, frames=frames))
     return run(config, root=root, out=out, quiet=quiet)
 
 
@@ -239,14 +245,17 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     """
     spec = config.check()
     root_path = resolve_root(root)
-    splits = open_splits(DatasetPaths(root_path, config.dataset), feature_id=config.feature_id,
-                         frames=config.frames, seed=config.seed)
+    paths = DatasetPaths(root_path, config.dataset)
+    if config.frames is None:  # train() and compare() resolve it first, and say when clips are cropped
+        config = replace(config, frames=training_frames(paths, feature_id=config.feature_id, frames=None))
+    splits = open_splits(paths, feature_id=config.feature_id, frames=config.frames, seed=config.seed)
     require_strong(spec, split="train", has_strong=splits.train.has_strong)
     device = resolve_device(config.device)
     run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
     if (run_dir / METRICS).exists():
         raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
     ensure_writable_dir(run_dir)
+    write_atomic(run_dir / RUN_CONFIG, json.dumps({"kind": "run", "config": asdict(config)}, indent=2))
 
     started = time.perf_counter()
     with seeded(config.seed):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -161,3 +162,24 @@ def test_trials_on_a_local_dask_cluster_match_local_processes(toy_root, tmp_path
     assert on_dask.failures == [] and on_dask.finished == 4
     pd.testing.assert_frame_equal(_table(on_dask.run_dir).drop(columns="seconds"),
                                   _table(local.run_dir).drop(columns="seconds"))
+
+
+def test_default_frames_resolve_to_the_clip_length_and_keep_the_study_id(tmp_path):
+    write_features(tmp_path, sizes=(16, 8, 8))
+    result = compare(_config(trials=1, frames=None, epochs=1), root=tmp_path, quiet=True)
+    assert json.loads((result.run_dir / "config.json").read_text())["train"]["frames"] == 96
+    # The same effective options spelt out name the same study (so it would resume, not start again).
+    assert result.run_dir == tmp_path / "runs" / _config(trials=1, frames=96, epochs=1).study_id()
+    assert all(json.loads(p.read_text())["config"]["frames"] == 96
+               for p in result.run_dir.glob("trials/*/metrics.json"))
+
+
+def test_study_ids_of_explicit_frames_are_those_of_earlier_versions():
+    """The demo sets frames; and 998, the old default, is what 10 s clips resolve to: their studies resume."""
+    demo = tomllib.loads((Path(__file__).parents[1] / "pipelines" / "synth-demo.toml").read_text())["compare"][0]
+    shared = {k: v for k, v in demo.items() if k not in ("name", "trials", "variants", "baseline", "jobs")}
+    assert shared["frames"] == 298
+    config = CompareConfig(TrainConfig("synth-demo", demo["variants"][0], **shared), variants=tuple(demo["variants"]))
+    assert config.study_id() == "compare-synth-demo-70e458a8"
+    ten_seconds = CompareConfig(TrainConfig("synth", "noatt-weak", frames=998), variants=("noatt-weak", "att-self"))
+    assert ten_seconds.study_id() == "compare-synth-32efc609"

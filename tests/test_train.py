@@ -118,12 +118,32 @@ def test_strong_variant_refuses_a_weak_training_split(tmp_path):
 
 def test_cli_trains_and_prints_json(toy_root, tmp_path):
     result = CliRunner().invoke(cli, ["train", "toy", "--root", str(toy_root), "--variant", "noatt-weak",
-                                      "--epochs", "1", "--width", "0.0625", "--frames", str(FRAMES),
+                                      "--epochs", "1", "--width", "0.0625",
                                       "--lr", "3e-3", "--out", str(tmp_path / "cli"), "--quiet", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["variant"] == "noatt-weak" and summary["best_epoch"] == 1
     assert summary["run_dir"] == str(tmp_path / "cli")
+    # No --frames: the clips' own length (the toy clips are ~1 s), not 10 s of padding.
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["config"]["frames"] == FRAMES
+
+
+def test_frames_default_to_the_longest_training_clip_and_shorter_frames_say_they_crop(tmp_path, caplog):
+    lengths = {"train": [40] * 7 + [64], "val": [64] * 4, "test": [64] * 4}
+    write_features(tmp_path, "short", sizes=(8, 4, 4), lengths=lengths)
+    options = {k: v for k, v in TINY.items() if k != "frames"}
+    with caplog.at_level("WARNING"):
+        whole = train("short", root=tmp_path, variant="noatt-weak", epochs=1, out=tmp_path / "whole", **options)
+    assert whole.config.frames == 64 and not caplog.records
+    for name in ("config.json", "metrics.json"):  # the run says what it used, from its start
+        assert json.loads((whole.run_dir / name).read_text())["config"]["frames"] == 64
+    with caplog.at_level("WARNING"):
+        cropped = train("short", root=tmp_path, variant="noatt-weak", epochs=1, frames=48, out=tmp_path / "crop",
+                        **options)
+    assert cropped.config.frames == 48
+    assert [r.getMessage() for r in caplog.records] == [
+        "training clips are cropped to 48 frames (--frames); the longest has 64 "
+        "(leave --frames out to train on whole clips)"]
 
 
 def test_missing_features_and_bad_options_are_one_line_errors(toy_root, tmp_path):

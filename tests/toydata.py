@@ -9,6 +9,7 @@ from audiobench.cache import SplitHeader, SplitWriter, split_path
 from audiobench.clips import ClassInfo, Clip, Event
 from audiobench.features import event_frames, feature_id
 from audiobench.layout import DatasetPaths
+from audiobench.ledger import Ledger
 
 CLASSES = tuple(ClassInfo(f"/m/toy{c}", f"toy {c}") for c in range(4))
 FRAMES = 96  # about 1 s of 10 ms frames: 6 segments, fast on a narrow net
@@ -33,8 +34,11 @@ def _clip(rng: np.random.Generator, split: str, i: int, frames: int) -> tuple[Cl
 
 
 def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_train: bool = True,
-                   seed: int = 0, lengths: dict[str, list[int]] | None = None) -> DatasetPaths:
-    """train/val/test feature files through the cache's SplitWriter, as featurize writes them."""
+                   seed: int = 0, lengths: dict[str, list[int]] | None = None, ledger: bool = False) -> DatasetPaths:
+    """train/val/test feature files through the cache's SplitWriter, as featurize writes them.
+
+    ``ledger``: also a ledger listing the same clips, all ``ok`` (as if fetched), for ``status``.
+    """
     paths = DatasetPaths(root, name)
     fid = feature_id()
     rng = np.random.default_rng(seed)
@@ -50,4 +54,10 @@ def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_
             made = [(Clip(c.clip_id, c.split, c.ytid, c.start, c.end, c.weak, None), x) for c, x in made]
         writer.append([c for c, _ in made], [x for _, x in made])
         writer.commit()
+        if ledger:
+            with Ledger(paths.ledger) as db:
+                db.set_classes(CLASSES)
+                db.add_clips(c for c, _ in made)
+                for clip, _ in made:
+                    db.mark(clip.clip_id, "ok")
     return paths

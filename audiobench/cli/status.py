@@ -1,4 +1,4 @@
-"""``audiobench status DATASET``: the coverage table, any time."""
+"""``audiobench status DATASET``: the coverage table, then the feature sets and runs made from it, any time."""
 from __future__ import annotations
 
 import json
@@ -6,29 +6,39 @@ from dataclasses import asdict
 
 import click
 
-from audiobench.cli.options import json_option, root_option
-from audiobench.layout import DatasetPaths, resolve_root
-from audiobench.ledger import Ledger
+from audiobench.cli.options import json_option, quiet_option, root_option
+from audiobench.layout import DatasetPaths, resolve_root, runs_dir
 
 
 @click.command("status")
 @click.argument("dataset")
 @root_option
 @click.option("--per-class/--no-per-class", default=True, show_default=True, help="One row per class too.")
+@quiet_option
 @json_option
-def command(dataset: str, root: str | None, per_class: bool, as_json: bool) -> None:
-    """Print per split and per class: listed, ok, unavailable, failed, pending.
+def command(dataset: str, root: str | None, per_class: bool, quiet: bool, as_json: bool) -> None:
+    """Print per split and per class: listed, ok, unavailable, failed, pending; then the feature sets
+    (clips and longest clip per split, dtype) and the runs and studies of the dataset, finished or not.
 
     \b
     Example:
       audiobench status synth --root audiobench-data
     """
     from audiobench.coverage import coverage, coverage_table
+    from audiobench.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
+    from audiobench.ledger import Ledger
 
+    del quiet  # accepted like every command's: status draws no progress bar
     paths = DatasetPaths(resolve_root(root), dataset)
-    with Ledger(paths.require_ledger()) as ledger:
+    with Ledger(require_dataset(paths)) as ledger:
         rows = coverage(ledger, per_class=per_class)
+    features, runs = feature_sets(paths), runs_of(paths.root, dataset)
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
-    else:
-        click.echo(coverage_table(rows))
+        click.echo(json.dumps({"coverage": [asdict(r) for r in rows], "features": [asdict(f) for f in features],
+                               "runs": [asdict(r) for r in runs]}, indent=2))
+        return
+    click.echo(coverage_table(rows))
+    click.echo(f"\nfeatures ({paths.features}):")
+    click.echo(features_table(features))
+    click.echo(f"\nruns ({runs_dir(paths.root)}):")
+    click.echo(runs_table(runs))

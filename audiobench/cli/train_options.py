@@ -18,8 +18,9 @@ _OPTIONS = [
                  help="Weight β of the self-supervised loss in att-strong-self."),
     click.option("--width", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
                  help="Width multiplier on every channel count (1 = the paper's network)."),
-    click.option("--frames", type=click.IntRange(min=16), default=998, show_default=True,
-                 help="Training input length in frames (pad with silence or crop at random)."),
+    click.option("--frames", type=click.IntRange(min=16), default=None,
+                 help="Training input length in frames [default: the longest training clip]; shorter "
+                      "clips are padded with silence, longer ones cropped at random."),
     click.option("--init", default=None, metavar="vggish:PATH|run:PATH",
                  help="Start L1–L6 from VGGish weights, or L1–L7 from an earlier run."),
     click.option("--freeze", type=click.IntRange(min=0, max=7), default=0, show_default=True,
