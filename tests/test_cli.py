@@ -28,8 +28,6 @@ def test_help_lists_commands_in_the_data_flow_order():
 
 # model-info reads and writes nothing under a root and prints only its table: it takes neither option.
 NO_ROOT = {"model-info"}
-# status prints one table and has no progress bar for --quiet to hide: it is not required to take it.
-NO_QUIET = NO_ROOT | {"status"}
 REPO = Path(__file__).resolve().parents[1]
 # What only the project's own history could explain: a design document, a sibling folder, issue numbers.
 HISTORY = re.compile(r"DESIGN|\bshared/|\b[Ii]ssues? #?\d|\b[Tt]his session")
@@ -47,8 +45,7 @@ def test_every_command_that_uses_the_storage_root_takes_root_and_quiet():
     for name in names:
         text = _help(name)
         assert ("--root" in text) == (name not in NO_ROOT), name
-        if name not in NO_QUIET:
-            assert "--quiet" in text, name
+        assert ("--quiet" in text) == (name not in NO_ROOT), name
 
 
 def test_docs_readme_and_help_texts_stand_on_their_own():
