@@ -3,13 +3,16 @@
 yt-dlp does the work: format selection (best audio), the section cut (``download_ranges`` with
 ``force_keyframes_at_cuts``, which makes ffmpeg cut at the exact times), and the FLAC conversion
 (``FFmpegExtractAudio``). This module builds its options, runs it into a private temporary folder, and
-sorts what went wrong into the ledger's words: ``unavailable`` (permanent), ``failed`` (transient), or
-*refused* (HTTP 429, bot checks: the caller must slow down, not retry).
+sorts what went wrong into the ledger's words: ``unavailable`` (permanent), ``failed`` (transient),
+*refused* (HTTP 429, bot checks: the caller must slow down, not retry), or *network* (the host gave no answer
+at all: no name resolution, no route, connection refused or timed out; not the clip's fault, so not marked).
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ from audiobench.errors import AudiobenchError
 
 YOUTUBE_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 
-Outcome = Literal["ok", "unavailable", "failed", "refused"]
+Outcome = Literal["ok", "unavailable", "failed", "refused", "network"]
 
 # Phrases yt-dlp (and YouTube through it) uses for media that will not come back by retrying.
 _PERMANENT = (
@@ -33,6 +36,10 @@ _PERMANENT = (
 )
 # Phrases meaning "slow down or authenticate": retrying at once makes it worse.
 _REFUSED = ("not a bot", "sign in to confirm", "too many requests", "rate-limit", "rate limit")
+# urllib3's exceptions for a connection that never opened (yt-dlp's requests handler raises them); matched by
+# name so that the other yt-dlp handlers, which raise the stdlib's errors below, need nothing more.
+_NO_CONNECTION = ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError")
+_NO_ROUTE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.ECONNREFUSED)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,30 @@ class DownloadResult:
     file: Path | None = None  # the FLAC in the temporary folder (the caller validates and moves it)
     error: str | None = None
     source_duration: float | None = None  # the recording's length where the source says it
+
+
+def check_source_template(template: str) -> None:
+    """Refuse, in one line, a ``--source-template`` that yt-dlp would refuse for every clip.
+
+    yt-dlp reads recordings over http(s) only (``file://`` URLs and local paths are refused), so a template
+    must be an http(s) URL with a host and ``{ytid}`` outside the host.
+    """
+    if "{ytid}" not in template:
+        raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
+    try:
+        parts = urlsplit(template)
+        host, _ = parts.hostname, parts.port  # .port checks the number
+    except ValueError as exc:
+        raise AudiobenchError(f"--source-template {template!r}: not a URL ({exc})") from None
+    serve = "serve the folder over HTTP (python -m http.server -d FOLDER) and pass http://127.0.0.1:8000/{ytid}.EXT"
+    local = parts.scheme == "file" or len(parts.scheme) == 1 or (not parts.scheme and template[0] in "/\\.~")
+    if local:  # file://, a path, or C:\ on Windows
+        raise AudiobenchError(f"--source-template {template!r}: yt-dlp does not read local files; {serve}")
+    if parts.scheme not in ("http", "https") or not host:
+        raise AudiobenchError(f"--source-template {template!r}: not an http(s) URL with a host "
+                              f"(the default is {YOUTUBE_TEMPLATE})")
+    if "{ytid}" in parts.netloc:
+        raise AudiobenchError(f"--source-template {template!r}: {{ytid}} belongs in the path or query, not the host")
 
 
 def source_url(template: str, ytid: str) -> str:
@@ -194,7 +225,7 @@ def download_segment(request: SegmentRequest, workdir: Path, settings: DownloadS
 
 
 def classify_error(exc: BaseException) -> tuple[Outcome, str]:
-    """Sort a yt-dlp failure into unavailable / refused / failed, with a one-line reason."""
+    """Sort a yt-dlp failure into unavailable / refused / network / failed, with a one-line reason."""
     status = _http_status(exc)
     message = " ".join(str(exc).replace("ERROR: ", "").split())
     if message.startswith("ffmpeg exited with code"):
@@ -204,23 +235,44 @@ def classify_error(exc: BaseException) -> tuple[Outcome, str]:
         return "refused", message
     if status in (404, 410) or any(p in lowered for p in _PERMANENT):
         return "unavailable", message
+    if status is None and any(_no_connection(e) for e in _chain(exc)):
+        return "network", message.split(" (caused by ")[0]
     return "failed", message
+
+
+def _no_connection(exc: BaseException) -> bool:
+    """The connection never opened: the name did not resolve, no route, refused, or the connect timed out.
+
+    A read that times out or breaks after the host answered is the clip's own (transient) failure instead.
+    """
+    if any(cls.__name__ in _NO_CONNECTION for cls in type(exc).__mro__):
+        return True
+    return isinstance(exc, (socket.gaierror, ConnectionRefusedError)) or (
+        isinstance(exc, OSError) and exc.errno in _NO_ROUTE)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it: yt-dlp's ``exc_info`` and ``cause``, ``__cause__``, ``__context__``."""
+    seen: set[int] = set()
+    found: list[BaseException] = []
+    stack: list[object] = [exc]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        exc_info = getattr(current, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1:
+            stack.append(exc_info[1])
+        stack.extend([getattr(current, "cause", None), current.__cause__, current.__context__])
+    return found
 
 
 def _http_status(exc: BaseException) -> int | None:
     """The HTTP status behind a yt-dlp error, following its ``exc_info`` and ``__cause__`` chain."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in _chain(exc):
         status = getattr(current, "status", None) or getattr(current, "code", None)
         if isinstance(status, int) and 100 <= status < 600:
             return status
-        exc_info = getattr(current, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) > 1 and isinstance(exc_info[1], BaseException):
-            stack.append(exc_info[1])
-        stack.extend([current.__cause__, current.__context__])
     return None

@@ -74,6 +74,11 @@ class FeaturizeResult:
     def failures(self) -> list[ClipFailure]:
         return [f for s in self.splits for f in s.failures]
 
+    @property
+    def empty(self) -> bool:
+        """No split holds a featurized clip (every clip failed): nothing for train (the CLI exits non-zero)."""
+        return not any(s.clips for s in self.splits)
+
     def summary(self) -> str:
         """What a person reads at the end: one row per split (clips in the file, added now, already
         present, failed, without audio), the folder, then each failed clip with its reason."""
@@ -154,7 +159,8 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
     sharing the storage root). ``dtype`` is the storage type (``float16`` halves the files). ``splits``
     defaults to every split of the dataset. ``shard_size`` fixes the clips per task (default: sizes shrinking
     from 32 to 2 as the work left shrinks). Returns per split the rows in the file, rows added, rows already
-    present, and the clips that failed (by id and reason); a failing clip never stops the others.
+    present, and the clips that failed (by id and reason); a failing clip never stops the others. When no
+    clip of those splits has 16 kHz audio, an :class:`AudiobenchError` names the stage to run first.
 
     >>> result = featurize("synth", jobs=2)            # doctest: +SKIP
     >>> [(s.split, s.clips, s.failed) for s in result.splits]
@@ -165,6 +171,8 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
         raise AudiobenchError(f"shard_size must be at least 1, got {shard_size}")
     paths = DatasetPaths(resolve_root(root), dataset)
     ledger_path = paths.require_ledger()
+    with Ledger(ledger_path) as ledger:
+        _require_audio(ledger, list(_choose_splits(ledger, splits, dataset)), dataset)
     fid = feature_id(DEFAULT_PARAMS, dtype)
     feature_dir = ensure_writable_dir(paths.feature_dir(fid))
     with _exclusive(feature_dir, dataset):
@@ -186,6 +194,16 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
             for assembler in assemblers.values():
                 assembler.abort()
     return FeaturizeResult(dataset, fid, feature_dir, results)
+
+
+def _require_audio(ledger: Ledger, splits: Sequence[str], dataset: str) -> None:
+    """An empty stage says so, naming the stage before it, instead of writing a table of zeros."""
+    if any(ledger.audio(split=split) for split in splits):
+        return
+    where = f"{dataset} (split {', '.join(splits)})" if set(splits) != set(ledger.splits()) else dataset
+    if not any(ledger.statuses(split=split, status="ok") for split in splits):
+        raise AudiobenchError(f"no clips fetched for {where}: run `audiobench fetch {dataset}` first")
+    raise AudiobenchError(f"no clips converted for {where}: run `audiobench resample {dataset}` first")
 
 
 @contextmanager

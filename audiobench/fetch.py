@@ -3,6 +3,10 @@
 Workers are threads (downloads wait on the network, not the CPU); only the calling thread writes the
 ledger. A clip's file lands under ``raw/<split>/<clip_id>.flac`` by rename after it was validated, and
 only then is the clip marked ``ok``: a run killed at any moment leaves no half file that counts.
+
+The network is never a clip's fault: before the first download the media host must answer (else
+:class:`SourceUnreachable`, exit status 3, nothing marked), and a download whose connection never opened
+leaves its clip as it was; ``max_network_errors`` of those in a row stop the run, as refusals do.
 """
 from __future__ import annotations
 
@@ -13,16 +17,17 @@ import threading
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audiobench.clips import ClipStatus
-from audiobench.coverage import CoverageRow, coverage
+from audiobench.coverage import ALL, CoverageRow, coverage
 from audiobench.decode import DecodeError, read_audio
 from audiobench.download import (
     YOUTUBE_TEMPLATE,
     DownloadSettings,
     SegmentRequest,
+    check_source_template,
     download_segment,
     require_javascript_runtime,
     source_url,
@@ -30,6 +35,7 @@ from audiobench.download import (
 from audiobench.errors import AudiobenchError
 from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root
 from audiobench.ledger import Ledger
+from audiobench.network import endpoint, require_reachable
 from audiobench.parallel import map_unordered
 from audiobench.register import Registration, register_dataset
 
@@ -46,6 +52,7 @@ class FetchOptions:
     backoff: float = 2.0  # seconds before the first retry; doubles each time, jittered
     rate_limit: float | None = None  # downloads started per second, all workers together
     max_refusals: int = 5  # refusals (HTTP 429, bot checks) in a row before the run stops
+    max_network_errors: int = 5  # downloads in a row whose connection never opened before the run stops
     retry_unavailable: bool = False
     split: str | None = None
     shard: tuple[int, int] | None = None  # (i, n): this machine takes the clips whose hash mod n == i
@@ -56,10 +63,11 @@ class FetchOptions:
 @dataclass(frozen=True)
 class ClipOutcome:
     clip_id: str
-    status: str  # ok | unavailable | failed | pending (refused, or not started because the run stopped)
+    status: str  # ok | unavailable | failed | pending (refused, no connection, or not started: run stopped)
     error: str | None = None
-    tries: int = 0
+    tries: int = 0  # 0: nothing to record, the clip's ledger row stays as it was
     refused: bool = False
+    network: bool = False  # the connection never opened: not the clip's fault, not recorded
     bytes: int | None = None
     sha256: str | None = None
     duration: float | None = None
@@ -71,8 +79,9 @@ class DownloadSummary:
     attempted: int
     counts: dict[str, int]
     stopped_early: bool
-    message: str | None = None
+    message: str | None = None  # why the run stopped early, or why it counts as empty; one line
     failures: list[ClipOutcome] = field(default_factory=list)
+    exit_code: int = 0  # for the command line: 3 stopped early (rerun later), 2 nothing fetched at all
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,31 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
     >>> fetch("sl-dcase17", root="data", options=FetchOptions(split="test", limit=10))   # doctest: +SKIP
     """
     options = options or FetchOptions()
-    require_javascript_runtime(options.source_template)  # before any work, so the message comes first
+    check_source_template(options.source_template)  # before any work, so the message comes first
+    require_javascript_runtime(options.source_template)
     registration = register_dataset(dataset, root=root, mirror=index_mirror)
     paths = DatasetPaths(resolve_root(root), registration.dataset)
     with Ledger(paths.ledger) as ledger:
         splits_of(ledger, options.split)
         summary = download_clips(ledger, paths, options, quiet=quiet)
         rows = [r for r in coverage(ledger) if options.split in (None, r.split)]
-    return FetchResult(registration, summary, rows)
+    return FetchResult(registration, empty_if_nothing_ok(summary, rows, registration.dataset, options.split), rows)
+
+
+def empty_if_nothing_ok(summary: DownloadSummary, rows: list[CoverageRow], dataset: str,
+                        split: str | None) -> DownloadSummary:
+    """A run after which the fetched splits hold no ``ok`` clip leaves the next stage nothing: say so.
+
+    A rerun where every clip is already ``ok`` is a success, not an empty stage.
+    """
+    if summary.stopped_early or sum(r.ok for r in rows if r.label == ALL):
+        return summary
+    where = f"split {split} of {dataset}" if split else dataset
+    counts = ", ".join(f"{sum(getattr(r, s) for r in rows if r.label == ALL)} {s}"
+                       for s in ("unavailable", "failed", "pending"))
+    message = (f"no clip of {where} is fetched ({counts}); `audiobench status {dataset}` lists the reasons, and a "
+               "rerun tries the failed and pending clips again")
+    return replace(summary, message=message, exit_code=AudiobenchError.exit_code)
 
 
 def select_clips(ledger: Ledger, options: FetchOptions) -> list[ClipStatus]:
@@ -132,11 +158,20 @@ class RateLimiter:
 
 def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *,
                    quiet: bool = False) -> DownloadSummary:
-    """Download the selected clips, updating the ledger as each ends; stop early when the source refuses."""
+    """Download the selected clips, updating the ledger as each ends.
+
+    Stops early (exit status 3, with a message) after ``max_refusals`` refusals or ``max_network_errors``
+    connections that never opened, in a row. Raises :class:`SourceUnreachable` before anything when the
+    media host does not answer at all.
+    """
+    check_source_template(options.source_template)
     js_runtimes = require_javascript_runtime(options.source_template)
     if options.download.cookies is not None and not options.download.cookies.is_file():
         raise AudiobenchError(f"--cookies {options.download.cookies}: no such file")
     rows = select_clips(ledger, options)
+    if rows:
+        require_reachable(source_url(options.source_template, rows[0].ytid), proxy=options.download.proxy,
+                          hint=f"no clip was tried or marked; {_network_hint(options)}")
     partial = ensure_writable_dir(paths.raw / ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of a killed run: never counted, start afresh
     partial.mkdir(parents=True)
@@ -151,11 +186,21 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
     counts = dict.fromkeys(("ok", "unavailable", "failed", "pending"), 0)
     failures: list[ClipOutcome] = []
     refusals_in_a_row, last_refusal = 0, ""
+    network_in_a_row, last_network = 0, ""
+    reason = ""  # what stopped the run: "refusals" or "network"
     outcomes = map_unordered(task, rows, jobs=options.jobs, backend="threading", desc="fetch", quiet=quiet,
                              unit="clip")
     for outcome in outcomes:
         counts[outcome.status] += 1
+        if outcome.network:
+            network_in_a_row += 1
+            last_network = outcome.error or ""
+            if network_in_a_row >= options.max_network_errors and not reason:
+                reason = "network"
+                stop.set()
+            continue
         if outcome.tries:
+            network_in_a_row = 0  # the host answered
             fields = {k: getattr(outcome, k) for k in ("bytes", "sha256", "duration", "path")
                       if getattr(outcome, k) is not None}
             ledger.mark(outcome.clip_id, outcome.status, error=outcome.error, attempts=outcome.tries, **fields)
@@ -164,16 +209,29 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
         if outcome.refused:
             refusals_in_a_row += 1
             last_refusal = outcome.error or ""
-            if refusals_in_a_row >= options.max_refusals:
+            if refusals_in_a_row >= options.max_refusals and not reason:
+                reason = "refusals"
                 stop.set()
         elif outcome.tries:
             refusals_in_a_row = 0
     message = None
-    if stop.is_set():
+    if reason == "network":
+        message = (f"stopped early: {options.max_network_errors} downloads in a row could not connect to "
+                   f"{endpoint(source_url(options.source_template, rows[0].ytid), proxy=options.download.proxy)} "
+                   f"({last_network}). {counts['pending']} clips were left as they were; "
+                   f"{_network_hint(options)}, then rerun.")
+    elif reason == "refusals":
         message = (f"stopped early: the source refused {options.max_refusals} requests in a row "
                    f"({last_refusal}). {counts['pending']} clips stay pending. Wait a while, then rerun with "
                    "--cookies FILE (cookies of a logged-in browser), a longer --sleep, or a lower --rate-limit.")
-    return DownloadSummary(len(rows), counts, stop.is_set(), message, failures)
+    return DownloadSummary(len(rows), counts, stop.is_set(), message, failures, exit_code=3 if stop.is_set() else 0)
+
+
+def _network_hint(options: FetchOptions) -> str:
+    """What to try when the media host does not answer (every option named is one of ``fetch``'s)."""
+    if options.download.proxy:
+        return "check the network and --proxy"
+    return "check the network (or pass --proxy URL), or take the recordings from another host with --source-template"
 
 
 def fetch_one(row: ClipStatus, paths: DatasetPaths, options: FetchOptions, *,
@@ -201,6 +259,9 @@ def fetch_one(row: ClipStatus, paths: DatasetPaths, options: FetchOptions, *,
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
                 return outcome
+        elif result.outcome == "network":
+            shutil.rmtree(workdir, ignore_errors=True)
+            return ClipOutcome(row.clip_id, "pending", result.error, network=True)
         elif result.outcome in ("unavailable", "refused"):
             shutil.rmtree(workdir, ignore_errors=True)
             status = "pending" if result.outcome == "refused" else "unavailable"

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from audiobench import __version__
-from audiobench.errors import AudiobenchError
+from audiobench.errors import AudiobenchError, SourceUnreachable
 from audiobench.layout import DatasetPaths, ensure_writable_dir
 from audiobench.manifests import IndexFile, Manifest
+from audiobench.network import endpoint, require_reachable
 from audiobench.progress import byte_progress
 
 INDEX_MIRROR_ENV = "AUDIOBENCH_INDEX_MIRROR"
@@ -43,6 +44,10 @@ Source = str | Path  # a URL, or a file in a mirror folder
 
 class _Missing(Exception):
     """The source cannot give the file (not there, refused, or still failing after retries): try the next."""
+
+    def __init__(self, reason: str, *, network: bool = False) -> None:
+        super().__init__(reason)
+        self.network = network  # the host did not answer (no route, refused, timed out), as opposed to "not there"
 
 
 def resolve_index_mirror(mirror: str | os.PathLike[str] | None = None, *, env: str = INDEX_MIRROR_ENV) -> str | None:
@@ -81,22 +86,32 @@ def fetch_index(manifest: Manifest, paths: DatasetPaths, *, mirror: str | os.Pat
     return [fetch_index_file(spec, index_dir, mirror=mirror) for spec in manifest.index]
 
 
-def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = None,
-                     show_progress: bool = False) -> Path:
+def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = None, show_progress: bool = False,
+                     mirror_option: str = "--index-mirror") -> Path:
     """One file into ``index_dir``, from the first source that has it with the right hash.
 
-    ``show_progress`` draws a byte-count bar (for large files such as pretrained weights).
+    ``show_progress`` draws a byte-count bar (for large files such as pretrained weights). Before the first
+    request, each host still needed is checked to answer at all: one that does not is a
+    :class:`SourceUnreachable` (exit status 3) whose hint names ``mirror_option``, the calling command's option
+    for a mirror.
     """
     target = index_dir / spec.name
     if target.is_file() and sha256_file(target) == spec.sha256:
         return target
+    sources = index_sources(spec, mirror)
+    mirror_hint = (f"check the network and {mirror_option} {mirror}" if mirror else
+                   f"check the network, or give {mirror_option} DIR|URL: a folder or server holding {spec.name}")
+    for url in {endpoint(s): s for s in sources if isinstance(s, str)}.values():
+        require_reachable(url, hint=f"nothing was downloaded; {mirror_hint}")
     problems: list[str] = []
+    network_only = True
     mismatches: list[str] = []
-    for source in index_sources(spec, mirror):
+    for source in sources:
         try:
             part, actual = _download(source, index_dir, spec.name, show_progress=show_progress)
         except _Missing as exc:
             problems.append(f"{source} ({exc})")
+            network_only = network_only and exc.network
             continue
         if actual == spec.sha256:
             os.replace(part, target)
@@ -107,7 +122,9 @@ def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = N
                           "(the file was not kept)")
     if mismatches:
         raise AudiobenchError("; ".join(mismatches))
-    hint = "" if mirror else " (no network to the official host? use --index-mirror DIR|URL)"
+    if network_only:
+        raise SourceUnreachable(f"cannot get {spec.name}: tried {', '.join(problems)}; {mirror_hint}")
+    hint = "" if mirror else f" (no network to the official host? use {mirror_option} DIR|URL)"
     raise AudiobenchError(f"cannot get {spec.name}: tried {', '.join(problems)}{hint}")
 
 
@@ -136,7 +153,7 @@ def _download(source: Source, folder: Path, name: str, *, show_progress: bool = 
         except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
             reason = _describe(exc)
             if attempt == _ATTEMPTS or (isinstance(exc, urllib.error.HTTPError) and exc.code < 500):
-                raise _Missing(reason) from None
+                raise _Missing(reason, network=_no_answer(exc)) from None
             log.warning("index: %s: %s; retrying", source, reason)
             time.sleep(_BACKOFF_S * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
@@ -182,6 +199,13 @@ def _announced_size(stream: BinaryIO) -> int | None:
         length = headers.get("Content-Length", "")
         return int(length) if length.isdigit() else None
     return os.fstat(stream.fileno()).st_size or None
+
+
+def _no_answer(exc: BaseException) -> bool:
+    """Whether the host gave no answer at all (name, route, refused, timed out), not an HTTP error."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return False
+    return isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionRefusedError))
 
 
 def _describe(exc: BaseException) -> str:

@@ -91,6 +91,11 @@ class ResampleResult:
     def failed(self) -> tuple[ResampleRow, ...]:
         return tuple(r for r in self.rows if r.outcome == "failed")
 
+    @property
+    def empty(self) -> bool:
+        """Every clip failed: nothing for featurize (the command line then exits non-zero)."""
+        return self.counts["converted"] + self.counts["done"] == 0
+
     def summary(self) -> str:
         """What a person reads at the end: the counts, then each failed clip with its reason."""
         c = self.counts
@@ -131,7 +136,7 @@ def resample(dataset: str, *, root: str | os.PathLike[str] | None = None, jobs: 
 
     Returns one row per clip with status ``ok`` (converted, already done, or failed with a reason); per-clip
     failures never stop the others. Raises :class:`AudiobenchError` when the dataset or its ``audio/``
-    folder cannot be used.
+    folder cannot be used, or when no clip is fetched yet (an empty stage stops a pipeline there).
 
     >>> result = resample("sl-dcase17", root="audiobench-data", jobs=4)   # doctest: +SKIP
     >>> result.counts                                                      # doctest: +SKIP
@@ -140,7 +145,11 @@ def resample(dataset: str, *, root: str | os.PathLike[str] | None = None, jobs: 
     started = time.perf_counter()
     paths = DatasetPaths(resolve_root(root), dataset)
     with Ledger(paths.require_ledger()) as ledger:
-        rows, tasks = _plan(paths, ledger.statuses(status="ok"), ledger.audio())
+        fetched = ledger.statuses(status="ok")
+        if not fetched:
+            raise AudiobenchError(f"no clips fetched for {dataset}: run `audiobench fetch {dataset}` first "
+                                  f"(`audiobench status {dataset}` shows what was tried)")
+        rows, tasks = _plan(paths, fetched, ledger.audio())
         for split in sorted({t.split for t in tasks}):
             ensure_writable_dir(paths.audio / split)
             remove_stale_temporaries(paths.audio / split)

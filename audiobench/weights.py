@@ -41,12 +41,13 @@ def fetch_weights(name: str = "vggish", *, root: str | os.PathLike[str] | None =
     """Make the weight file ``name`` present and verified under ``<root>/weights/``; returns its path.
 
     ``mirror`` (or ``$AUDIOBENCH_WEIGHTS_MIRROR``), a folder or a base URL holding the file under its own
-    name, replaces the official host. A file with another sha256 is refused and not kept.
+    name, replaces the official host. A file with another sha256 is refused and not kept. A host that does not
+    answer is a :class:`~audiobench.errors.SourceUnreachable` whose hint names ``--mirror``.
     """
     spec = _spec(name)
     folder = ensure_writable_dir(weights_dir(resolve_root(root)))
     return fetch_index_file(spec, folder, mirror=resolve_index_mirror(mirror, env=WEIGHTS_MIRROR_ENV),
-                            show_progress=not quiet)
+                            show_progress=not quiet, mirror_option="--mirror")
 
 
 def _spec(name: str) -> IndexFile:

@@ -317,3 +317,53 @@ def test_dask_cluster_gives_the_same_files_as_local_processes(tmp_path):
     assert [(s.split, s.clips, s.added) for s in result.splits] == [("train", 8, 8), ("val", 4, 4)]
     for split in ("train", "val"):
         assert_same_files(feature_file(local, split), feature_file(DatasetPaths(tmp_path / "dask", "toy"), split))
+
+
+def test_featurize_with_no_audio_names_the_stage_to_run_first_and_exits_2(tmp_path):
+    paths = make_dataset(tmp_path, with_audio=0)  # every clip listed, none fetched
+    runner = CliRunner()
+    out = runner.invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2
+    assert out.output == "error: no clips fetched for toy: run `audiobench fetch toy` first\n"
+    clips = toy_clips(6, 4)
+    with Ledger(paths.ledger) as ledger:
+        for clip in clips:
+            ledger.mark(clip.clip_id, "ok", path=f"raw/{clip.split}/{clip.clip_id}.flac")  # fetched, not resampled
+    out = runner.invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2
+    assert out.output == "error: no clips converted for toy: run `audiobench resample toy` first\n"
+    assert not paths.features.exists()
+    with Ledger(paths.ledger) as ledger:
+        write_audio(paths, ledger, clips[0], RATE)  # train has audio now, val still not
+    out = runner.invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "-q", "--split", "val"])
+    assert out.exit_code == 2 and "no clips converted for toy (split val)" in out.output
+    assert runner.invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "-q"]).exit_code == 0
+
+
+def test_featurize_where_every_clip_fails_prints_them_then_exits_2(tmp_path):
+    paths = make_dataset(tmp_path, n_train=2, n_val=0, with_audio=0)
+    with Ledger(paths.ledger) as ledger:
+        for clip in toy_clips(2, 0):
+            write_audio(paths, ledger, clip, RATE, record_samples=RATE - 5)  # changed since resample
+    out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2
+    assert "the ledger records 15995" in out.output
+    assert out.output.splitlines()[-1] == ("error: no clip of toy could be featurized (all 2 failed); rerun "
+                                           "`audiobench resample` for them, then this")
+
+
+def test_a_pipeline_stops_at_its_first_empty_stage_and_a_finished_one_reruns_cleanly(tmp_path):
+    make_dataset(tmp_path, with_audio=0, name="listed")
+    empty = tmp_path / "empty.toml"
+    empty.write_text('dataset = "listed"\n[featurize]\njobs = 1\n[[train]]\nvariant = "att-self"\nepochs = 1\n')
+    out = CliRunner().invoke(cli, ["run", str(empty), "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2
+    assert out.output.splitlines()[-1] == "error: no clips fetched for listed: run `audiobench fetch listed` first"
+    assert "== train" not in out.output
+    done = tmp_path / "done.toml"
+    done.write_text('dataset = "tiny"\n[synth]\ntrain = 3\nval = 2\ntest = 2\nduration = 1.0\n[resample]\n'
+                    '[featurize]\n')
+    for _ in range(2):  # the rerun: every stage finds its work done, which is not an empty stage
+        out = CliRunner().invoke(cli, ["run", str(done), "--root", str(tmp_path), "-q"])
+        assert out.exit_code == 0, out.output
+    assert "already done 7" in out.output

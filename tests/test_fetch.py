@@ -25,6 +25,7 @@ from audiobench.layout import DatasetPaths
 from audiobench.ledger import Ledger
 from audiobench.register import register_dataset
 from audiobench.testing.media_server import MediaServer, encode_source, tone_second
+from static_server import HostThatGoesAway, closed_port
 
 FORMATS = ("wav", "flac", "m4a", "webm")
 
@@ -179,6 +180,96 @@ def test_youtube_source_needs_a_javascript_runtime_or_says_so():
         assert "audiobench[youtube]" in str(exc)
     else:
         assert Path(runtimes["deno"]["path"]).exists()
+
+
+def _fetch_cli(root: Path, reference_dir: Path, template: str, *extra: str):
+    return CliRunner().invoke(cli, ["fetch", "sl-dcase17", "--root", str(root), "--index-mirror", str(reference_dir),
+                                    "--source-template", template, "--split", "test", "--quiet", *extra])
+
+
+def _first_test_ids(root: Path, reference_dir: Path, n: int) -> list[str]:
+    register_dataset("sl-dcase17", root=root, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(root, "sl-dcase17").ledger) as ledger:
+        return [r.ytid for r in ledger.statuses(split="test")[:n]]
+
+
+def test_a_media_host_that_does_not_answer_stops_fetch_at_once_with_exit_3(tmp_path, media, reference_dir):
+    ids = _first_test_ids(tmp_path, reference_dir, 2)
+    with MediaServer(media, {ids[1]: "404"}) as server:  # one clip ok, one unavailable, the rest pending
+        assert _fetch_cli(tmp_path, reference_dir, server.template(), "--limit", "2").exit_code == 0
+    before = _rows(tmp_path)
+    port = closed_port()
+    started = time.monotonic()
+    result = _fetch_cli(tmp_path, reference_dir, f"http://127.0.0.1:{port}/{{ytid}}.flac", "--retry-unavailable")
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 3, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"error: cannot reach 127.0.0.1:{port} (connection refused); no clip was tried")
+    assert "--source-template" in result.output and "--proxy" in result.output
+    assert _rows(tmp_path) == before  # not one row changed: statuses, attempts, errors, timestamps
+    assert {r["status"] for r in before.values()} == {"ok", "unavailable", "pending"}
+
+
+def test_list_files_already_verified_need_no_index_host(tmp_path, reference_dir):
+    register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
+    index_port, media_port = closed_port(), closed_port()
+    result = CliRunner().invoke(cli, [
+        "fetch", "sl-dcase17", "--root", str(tmp_path), "--index-mirror", f"http://127.0.0.1:{index_port}",
+        "--source-template", f"http://127.0.0.1:{media_port}/{{ytid}}.flac", "--quiet"])
+    assert result.exit_code == 3
+    assert f"cannot reach 127.0.0.1:{media_port}" in result.output and str(index_port) not in result.output
+    fresh = CliRunner().invoke(cli, [
+        "fetch", "sl-dcase17", "--root", str(tmp_path / "fresh"), "--index-mirror",
+        f"http://127.0.0.1:{index_port}", "--source-template", f"http://127.0.0.1:{media_port}/{{ytid}}.flac"])
+    assert fresh.exit_code == 3 and fresh.output.count("\n") == 1
+    assert f"error: cannot reach 127.0.0.1:{index_port} (connection refused); nothing was downloaded" in fresh.output
+    assert f"--index-mirror http://127.0.0.1:{index_port}" in fresh.output
+    assert not (tmp_path / "fresh" / "sl-dcase17" / "ledger.sqlite").exists()
+
+
+def test_a_host_gone_mid_run_leaves_every_clip_as_it_was_and_stops(tmp_path, media, reference_dir):
+    ids = _first_test_ids(tmp_path, reference_dir, 3)
+    with MediaServer(media, {ids[1]: "500", ids[2]: "404"}) as server:
+        first = _fetch_cli(tmp_path, reference_dir, server.template(), "--limit", "3", "--retries", "0")
+    assert first.exit_code == 0, first.output
+    before = _rows(tmp_path)
+    assert sorted(r["status"] for r in before.values() if r["status"] != "pending") == ["failed", "ok", "unavailable"]
+    with HostThatGoesAway(connections=1) as host:  # the check connects, then the network is gone
+        result = _fetch_cli(tmp_path, reference_dir, host.url + "/{ytid}.flac", "--limit", "40", "--jobs", "2",
+                            "--max-network-errors", "4")
+    assert result.exit_code == 3, result.output
+    assert f"stopped early: 4 downloads in a row could not connect to 127.0.0.1:{host.port}" in result.output
+    assert "Connection refused" in result.output and "then rerun" in result.output
+    assert "tried 40: 0 ok, 0 unavailable, 0 failed, 40 left pending" in result.output
+    assert _rows(tmp_path) == before  # the failed clip is still failed with its one attempt; nothing marked
+
+
+@pytest.mark.parametrize("template", ["file:///srv/media/{ytid}.flac", "/srv/media/{ytid}.flac",
+                                      "ftp://127.0.0.1/{ytid}.flac", "http://[::1/{ytid}", "watch?v=1"])
+def test_a_source_template_yt_dlp_would_refuse_is_one_line_and_marks_nothing(tmp_path, reference_dir, template):
+    _first_test_ids(tmp_path, reference_dir, 0)
+    before = _rows(tmp_path)
+    result = _fetch_cli(tmp_path, reference_dir, template, "--limit", "3")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.output.startswith(f"error: --source-template {template!r}") and result.output.count("\n") == 1
+    if template.startswith(("file:", "/")):
+        assert "yt-dlp does not read local files" in result.output and "http.server" in result.output
+    assert _rows(tmp_path) == before
+
+
+def test_fetch_with_no_clip_ok_exits_non_zero_and_a_split_with_clips_is_a_success(tmp_path, media, reference_dir):
+    ids = _first_test_ids(tmp_path, reference_dir, 5)
+    with MediaServer(media, dict.fromkeys(ids[:3], "404")) as server:
+        empty = _fetch_cli(tmp_path, reference_dir, server.template(), "--limit", "3")
+        assert empty.exit_code == 2, empty.output
+        assert empty.output.splitlines()[-1] == (
+            "no clip of split test of sl-dcase17 is fetched (3 unavailable, 0 failed, 623 pending); "
+            "`audiobench status sl-dcase17` lists the reasons, and a rerun tries the failed and pending clips again")
+        assert _fetch_cli(tmp_path, reference_dir, server.template(), "--limit", "2").exit_code == 0
+        server.behaviours.update(dict.fromkeys(ids, "404"))
+        again = _fetch_cli(tmp_path, reference_dir, server.template(), "--limit", "2", "--retry-unavailable")
+        assert again.exit_code == 0, again.output  # nothing new, but the split holds 2 fetched clips
+        assert _fetch_cli(tmp_path, reference_dir, server.template(), "--limit", "0").exit_code == 0
 
 
 @pytest.mark.slow

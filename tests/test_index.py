@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from audiobench import index
-from audiobench.errors import AudiobenchError
+from audiobench.errors import AudiobenchError, SourceUnreachable
 from audiobench.index import INDEX_MIRROR_ENV, fetch_index, fetch_index_file
 from audiobench.layout import DatasetPaths
 from audiobench.manifests import load_manifest
-from static_server import StaticServer
+from static_server import HostThatGoesAway, StaticServer, closed_port
 
 SL = load_manifest("sl-dcase17")
 AUDIOSET = load_manifest("audioset-balanced")
@@ -126,3 +126,22 @@ def test_missing_file_says_where_it_looked(served, tmp_path):
         fetch_index(SL, DatasetPaths(tmp_path / "root", "sl-dcase17"), mirror=served.url + "/nothing-here")
     with pytest.raises(AudiobenchError, match="neither a folder nor an http"):
         fetch_index(SL, DatasetPaths(tmp_path / "root", "sl-dcase17"), mirror=str(tmp_path / "no-such-dir"))
+
+
+def test_an_official_host_that_does_not_answer_is_unreachable_with_a_hint_naming_index_mirror(tmp_path):
+    port = closed_port()
+    spec = replace(SL.index_file("test_set.csv"), url=f"http://127.0.0.1:{port}/eusipco19/test_set.csv")
+    with pytest.raises(SourceUnreachable) as err:
+        fetch_index_file(spec, tmp_path)
+    assert str(err.value) == (f"cannot reach 127.0.0.1:{port} (connection refused); nothing was downloaded; check "
+                              "the network, or give --index-mirror DIR|URL: a folder or server holding test_set.csv")
+    assert err.value.exit_code == 3 and list(tmp_path.iterdir()) == []
+
+
+def test_a_host_gone_after_the_check_is_unreachable_too_not_bad_input(tmp_path):
+    with HostThatGoesAway(connections=1) as host:
+        spec = replace(SL.index_file("test_set.csv"), url=f"{host.url}/test_set.csv")
+        with pytest.raises(SourceUnreachable, match=r"cannot get test_set.csv: tried http://127\.0\.0\.1:\d+/"
+                                                    r"test_set.csv \(\[Errno 111\] Connection refused\); check"):
+            fetch_index_file(spec, tmp_path)
+    assert list(tmp_path.iterdir()) == []

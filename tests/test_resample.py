@@ -208,3 +208,26 @@ def test_cli_prints_summary_and_failures_and_json(tmp_path, sources):
     summary = json.loads(out.output)
     assert (summary["converted"], summary["done"], summary["failed"]) == (0, 1, 1)
     assert summary["failures"][0]["clip_id"] == cid("empty")
+
+
+def test_resample_with_no_clip_fetched_says_run_fetch_first_and_exits_2(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    with Ledger(paths.ledger) as ledger:  # as after a fetch that got nothing: one gone, one still to try
+        ledger.mark(cid("stereo"), "unavailable", error="HTTP Error 404: Not Found")
+        ledger.mark(cid("u8"), "failed", error="timed out")
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2
+    assert out.output == ("error: no clips fetched for fetched: run `audiobench fetch fetched` first "
+                          "(`audiobench status fetched` shows what was tried)\n")
+    assert not paths.audio.exists()
+
+
+def test_resample_where_every_clip_fails_prints_them_then_exits_2(tmp_path, sources):
+    make_dataset(tmp_path, sources, BAD)
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2
+    lines = out.output.splitlines()
+    assert lines[0].startswith("resample fetched: converted 0, already done 0, short 0, failed 3")
+    assert lines[-1] == "error: no clip of fetched could be converted (all 3 failed); fix or re-fetch them, then rerun"
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q", "--json"])
+    assert out.exit_code == 2 and out.output.splitlines()[-1].startswith("error: no clip of fetched")

@@ -16,7 +16,7 @@ from audiobench.model import Net
 from audiobench.pipeline import load_pipeline, run_pipeline
 from audiobench.transfer import apply_init, vggish_shapes
 from audiobench.weights import KNOWN, WEIGHTS_MIRROR_ENV, fetch_weights, weights_path
-from static_server import StaticServer
+from static_server import StaticServer, closed_port
 
 NAME = KNOWN["vggish"].name
 
@@ -89,6 +89,22 @@ def test_a_mirror_folder_from_the_environment_and_a_missing_file(served_weights,
     (mirror / NAME).unlink()
     with pytest.raises(AudiobenchError, match=f"cannot get {NAME}: tried .*no such file"):
         fetch_weights(root=tmp_path / "b", quiet=True)
+
+
+def test_weights_without_network_exit_3_and_every_hint_names_mirror(tmp_path, monkeypatch):
+    port = closed_port()
+    monkeypatch.setitem(KNOWN, "vggish", replace(KNOWN["vggish"], url=f"http://127.0.0.1:{port}/{NAME}"))
+    result = CliRunner().invoke(cli, ["weights", "--root", str(tmp_path), "-q"])
+    assert result.exit_code == 3 and result.output.count("\n") == 1
+    assert result.output.startswith(f"error: cannot reach 127.0.0.1:{port} (connection refused)")
+    assert "--mirror DIR|URL" in result.output and "--index-mirror" not in result.output
+    assert list((tmp_path / "weights").iterdir()) == []
+    (tmp_path / "empty").mkdir()
+    with StaticServer(tmp_path / "empty") as server:  # the host answers, the file is not there
+        monkeypatch.setitem(KNOWN, "vggish", replace(KNOWN["vggish"], url=f"{server.url}/{NAME}"))
+        result = CliRunner().invoke(cli, ["weights", "--root", str(tmp_path), "-q"])
+    assert result.exit_code == 2 and "(HTTP 404)" in result.output
+    assert "use --mirror DIR|URL" in result.output and "--index-mirror" not in result.output
 
 
 def test_unknown_weights_and_a_missing_init_file_say_what_to_do(tmp_path):

@@ -1,8 +1,8 @@
 """The ``audiobench`` command: one click group, one small module per command.
 
 Commands only parse options, call the stage function of the same name, and print a summary. An
-``AudiobenchError`` becomes one line on stderr and exit code 2; other exceptions are bugs and keep their
-traceback.
+``AudiobenchError`` becomes one line on stderr and its ``exit_code`` (2; 3 when a source cannot be reached);
+other exceptions are bugs and keep their traceback.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except AudiobenchError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -26,7 +26,8 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     """Compute VGGish log-mel features into features/<feature-id>/<split>.h5.
 
     Adds only clips not yet in the files; safe to kill and rerun. Clips that cannot be read are listed at
-    the end by id and reason, and do not stop the others.
+    the end by id and reason, and do not stop the others. Exits with 2 when no clip has 16 kHz audio yet
+    (run resample first), or when every clip failed.
 
     \b
     Example:
@@ -39,5 +40,9 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
                        dtype=dtype, splits=splits or None, quiet=quiet or as_json)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    click.echo(result.summary())
+    else:
+        click.echo(result.summary())
+    if result.empty:
+        click.echo(f"error: no clip of {dataset} could be featurized (all {len(result.failures)} failed); "
+                   "rerun `audiobench resample` for them, then this", err=True)
+        click.get_current_context().exit(2)

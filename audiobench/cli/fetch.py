@@ -17,7 +17,7 @@ from audiobench.download import YOUTUBE_TEMPLATE, DownloadSettings
 @click.option("--index-mirror", envvar="AUDIOBENCH_INDEX_MIRROR", show_envvar=True, metavar="DIR|URL",
               help="Take the list files from this folder or base URL instead of their official hosts.")
 @click.option("--source-template", default=YOUTUBE_TEMPLATE, show_default=True,
-              help="URL of a recording, with {ytid} where the ID goes.")
+              help="http(s) URL of a recording, with {ytid} where the ID goes.")
 @click.option("--split", default=None, help="Fetch only this split.")
 @click.option("--shard", default=None, metavar="I/N", help="Take only shard I of N (to split over machines).")
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many clips (a quick try).")
@@ -33,6 +33,8 @@ from audiobench.download import YOUTUBE_TEMPLATE, DownloadSettings
               help="At most this many downloads started per second, all workers together.")
 @click.option("--max-refusals", type=click.IntRange(min=1), default=5, show_default=True,
               help="Stop after this many refusals in a row (HTTP 429, bot checks).")
+@click.option("--max-network-errors", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Stop after this many downloads in a row that could not connect (the clips stay as they were).")
 @click.option("--retry-unavailable", is_flag=True, help="Try clips marked unavailable again.")
 @click.option("--cookies", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Netscape cookies file (each worker uses its own copy).")
@@ -44,12 +46,15 @@ from audiobench.download import YOUTUBE_TEMPLATE, DownloadSettings
 @json_option
 def command(dataset: str, root: str | None, index_mirror: str | None, source_template: str, split: str | None,
             shard: str | None, limit: int | None, jobs: int, retries: int, backoff: float, sleep: float,
-            rate_limit: float | None, max_refusals: int, retry_unavailable: bool, cookies: Path | None,
-            proxy: str | None, socket_timeout: float, ffmpeg: str | None, quiet: bool, as_json: bool) -> None:
+            rate_limit: float | None, max_refusals: int, max_network_errors: int, retry_unavailable: bool,
+            cookies: Path | None, proxy: str | None, socket_timeout: float, ffmpeg: str | None, quiet: bool,
+            as_json: bool) -> None:
     """Download the list files (checked by sha256) and every listed segment; print what was had.
 
-    Exit status: 0 when the run went through, 2 on a usage or input error, 3 when the source refused
-    requests and the run stopped early (the refused clips stay pending).
+    Exit status: 0 when the run went through and the fetched splits hold clips; 2 on a usage or input
+    error, or when no clip of them is fetched; 3 when a host does not answer (checked before anything is
+    downloaded), or the source refused or could not be reached for --max-refusals / --max-network-errors
+    downloads in a row and the run stopped early. Clips the network failed stay as they were.
 
     \b
     Examples:
@@ -62,8 +67,8 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
 
     options = FetchOptions(
         source_template=source_template, jobs=jobs, retries=retries, backoff=backoff, rate_limit=rate_limit,
-        max_refusals=max_refusals, retry_unavailable=retry_unavailable, split=split, shard=parse_shard(shard),
-        limit=limit,
+        max_refusals=max_refusals, max_network_errors=max_network_errors, retry_unavailable=retry_unavailable,
+        split=split, shard=parse_shard(shard), limit=limit,
         download=DownloadSettings(socket_timeout=socket_timeout, proxy=proxy, cookies=cookies, sleep=sleep,
                                   ffmpeg=ffmpeg),
     )
@@ -72,7 +77,7 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
         click.echo(json.dumps({"attempted": result.summary.attempted, "counts": result.summary.counts,
                                "stopped_early": result.summary.stopped_early, "message": result.summary.message,
                                "coverage": [asdict(r) for r in result.coverage]}, indent=2))
-        click.get_current_context().exit(3 if result.summary.stopped_early else 0)
+        click.get_current_context().exit(result.summary.exit_code)
     for failure in result.summary.failures[:20]:
         click.echo(f"{failure.status:11s} {failure.clip_id}: {failure.error}")
     if len(result.summary.failures) > 20:
@@ -83,4 +88,4 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
                f"{counts['failed']} failed, {counts['pending']} left pending")
     if result.summary.message:
         click.echo(result.summary.message, err=True)
-        click.get_current_context().exit(3)
+    click.get_current_context().exit(result.summary.exit_code)

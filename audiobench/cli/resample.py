@@ -21,7 +21,8 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     """Decode every fetched clip, mix to mono, resample to 16 kHz (soxr) and write FLAC under audio/.
 
     Clips already converted from the same raw file are skipped. A clip that cannot be decoded is listed
-    with its reason and keeps its fetch status; the others complete.
+    with its reason and keeps its fetch status; the others complete. Exits with 2 when no clip is fetched
+    yet, or when every clip failed (nothing for featurize).
 
     \b
     Example:
@@ -33,5 +34,9 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     if as_json:
         click.echo(json.dumps({"dataset": result.dataset, **result.counts, "elapsed": round(result.elapsed, 3),
                                "failures": [asdict(r) for r in result.failed]}, indent=2))
-        return
-    click.echo(result.summary())
+    else:
+        click.echo(result.summary())
+    if result.empty:
+        click.echo(f"error: no clip of {dataset} could be converted (all {result.counts['failed']} failed); "
+                   "fix or re-fetch them, then rerun", err=True)
+        click.get_current_context().exit(2)
