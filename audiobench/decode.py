@@ -40,6 +40,14 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def read_bytes(path: Path) -> bytes:
+    """The file's content, or a :class:`DecodeError` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_audio(path: Path, *, data: bytes | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` to ``(samples [channels, n] float32 in [-1, 1], sample_rate)``.
 
