@@ -89,8 +89,8 @@ def _read_opened(f: sf.SoundFile, path: Path, data: bytes | None) -> tuple[np.nd
         integer = f.subtype.startswith(_INTEGER_SUBTYPES)
         return np.ascontiguousarray(f.read(dtype="float32", always_2d=True).T), f.samplerate, integer
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise DecodeError(f"{path}: corrupt {kind}: {_libsndfile_reason(exc)} (opens, then fails mid-stream: damaged or truncated)") \
-            from None
+        raise DecodeError(f"{path}: corrupt {kind}: {_libsndfile_reason(exc)} "
+                          "(opens, then fails mid-stream: damaged or truncated)") from None
 
 
 def _read_flac(f: sf.SoundFile, path: Path, data: bytes | None) -> np.ndarray:

@@ -76,6 +76,10 @@ def require_inside(path: Path, folder: Path) -> Path:
     return path
 
 
+class DiskFullError(AudiobenchError):
+    """The disk under the storage root is full (the message names the folder and the space)."""
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it was raised from or during) says the disk is full."""
     seen: set[int] = set()
@@ -83,21 +87,21 @@ def is_disk_full(exc: BaseException) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         text = str(current)
-        if (getattr(current, "errno", None) == errno.ENOSPC or "No space left on device" in text
-                or "database or disk is full" in text or "errno = 28," in text):
+        if isinstance(current, DiskFullError) or getattr(current, "errno", None) == errno.ENOSPC or any(
+                sign in text for sign in ("No space left on device", "database or disk is full", "errno = 28,")):
             return True
         current = current.__cause__ or current.__context__
     return False
 
 
-def disk_full_error(folder: Path, *, needed: int | None = None) -> AudiobenchError:
+def disk_full_error(folder: Path, *, needed: float | None = None) -> DiskFullError:
     """The one-line error for a full disk: the folder, its free space and about how much the work needs."""
     try:
         free = f"{_size(shutil.disk_usage(folder).free)} free"
     except OSError:
         free = "free space unknown"
     need = f", about {_size(needed)} more needed" if needed else ""
-    return AudiobenchError(f"no space left on the disk of {folder} ({free}{need}); free some space and rerun "
+    return DiskFullError(f"no space left on the disk of {folder} ({free}{need}); free some space and rerun "
                            "(finished work is kept)")
 
 
