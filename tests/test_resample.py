@@ -10,15 +10,19 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from audiobench.cache import feature_file
 from audiobench.cli import cli
 from audiobench.clips import ClassInfo, Clip
 from audiobench.decode import ffmpeg_exe
 from audiobench.errors import AudiobenchError
+from audiobench.features import logmel
+from audiobench.featurize import featurize
 from audiobench.layout import DatasetPaths, clip_id_for
 from audiobench.ledger import Ledger
 from audiobench.resample import resample
@@ -256,6 +260,24 @@ def test_a_whole_recording_listed_as_a_segment_is_cut_to_it_with_a_notice(tmp_pa
     assert x.size == 32000 and dominant_frequency(x, 16000) == pytest.approx(1000, abs=3)
     with Ledger(paths.ledger) as ledger:
         assert ledger.audio()[cid("long")].duration == 2.0 and cid("early") not in ledger.audio()
+    featurize("fetched", root=tmp_path / "root", quiet=True)
+    with h5py.File(feature_file(paths, "train"), "r") as f:
+        assert f["logmel"].shape == (1, 198, 64)  # 2 s, not 60 s of padding for the split
+
+
+def test_a_replaced_raw_file_reaches_the_features(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    resample("fetched", root=tmp_path, quiet=True)
+    featurize("fetched", root=tmp_path, quiet=True)
+    raw = paths.raw / "train" / f"{cid('stereo')}.wav"
+    sf.write(raw, tone(880, 2.0, 44100, 2), 44100, subtype="PCM_16")
+    assert resample("fetched", root=tmp_path, quiet=True).counts["converted"] == 1
+    split = featurize("fetched", root=tmp_path, quiet=True).splits[0]
+    assert (split.added, split.updated, split.present) == (0, 1, 1)
+    x, rate = sf.read(paths.audio / "train" / f"{cid('stereo')}.flac", dtype="float32")
+    with h5py.File(feature_file(paths, "train"), "r") as f:
+        row = list(f["clip_id"].asstr()[()]).index(cid("stereo"))
+        assert np.array_equal(f["logmel"][row, :f["length"][row]], logmel(x, rate))
 
 
 def test_a_missing_ffmpeg_is_named_once(tmp_path, sources, monkeypatch):
