@@ -5,6 +5,8 @@
 * ``logmel`` ``[N, T_max, 64]`` float32 (or float16), one clip per chunk, padding ``log(0.01)``;
   ``length`` int32 ``[N]``, the true frame counts;
 * ``clip_id``, ``ytid`` (UTF-8 strings), ``start``, ``end`` float64 ``[N]``; ``weak`` uint8 ``[N, C]``;
+* ``audio_sha256`` (hex strings ``[N]``): the sha256 of the ``audio/`` file each row was computed from, so a
+  rerun recomputes a clip whose audio changed (empty in files written before it was recorded);
 * splits with strong labels: ``strong`` uint8 ``[N, T_max, C]`` frame targets (see
   :func:`audiobench.features.event_frames`) and the group ``events`` with ``clip`` (row), ``class``,
   ``onset``, ``offset``;
@@ -35,7 +37,7 @@ from audiobench import __version__
 from audiobench.clips import ClassInfo, Clip
 from audiobench.errors import AudiobenchError
 from audiobench.features import DEFAULT_PARAMS, FeatureParams, event_frames, feature_id as default_feature_id
-from audiobench.layout import DatasetPaths
+from audiobench.layout import DatasetPaths, disk_full_error, is_disk_full, require_inside, validate_name
 from audiobench.ledger import now
 
 STRING = h5py.string_dtype("utf-8")
@@ -46,11 +48,11 @@ _COPY_BLOCK = 64  # rows per read/write when copying an existing split file
 
 
 def split_path(feature_dir: Path, split: str) -> Path:
-    return feature_dir / f"{split}.h5"
+    return feature_dir / f"{validate_name(split, what='split name')}.h5"
 
 
 def shard_dir(feature_dir: Path, split: str) -> Path:
-    return feature_dir / "shards" / split
+    return feature_dir / "shards" / validate_name(split, what="split name")
 
 
 def shard_name(clip_ids: Sequence[str]) -> str:
@@ -115,6 +117,7 @@ class ShardIndex:
     lengths: np.ndarray  # int64 [n]
     offsets: np.ndarray  # int64 [n], row of each clip's first frame in the shard's [sum(lengths), 64] array
     crc32: int  # of the logmel bytes, as the worker wrote them
+    audio_sha256: tuple[str, ...] = ()  # of each clip's audio file, as the worker decoded it
 
     def read_logmel(self, out: np.ndarray | None = None) -> np.ndarray:
         """The shard's ``[sum(lengths), 64]`` features, into ``out`` when given (of the stored dtype)."""
@@ -133,23 +136,32 @@ class ShardIndex:
 
 
 def write_shard(path: Path, clip_ids: Sequence[str], logmels: Sequence[np.ndarray], *, feature_id: str,
-                dtype: str) -> None:
-    """Write computed clips as one shard: ``clip_id``, ``length``, ``logmel`` [frames, 64] and its CRC-32.
+                dtype: str, audio_sha256: Sequence[str]) -> None:
+    """Write computed clips as one shard: ``clip_id``, ``length``, ``audio_sha256``, ``logmel`` [frames, 64] and
+    its CRC-32.
 
-    Written as ``*.tmp`` and renamed, so a shard under its final name was written to the end.
+    Written as ``*.tmp`` and renamed, so a shard under its final name was written to the end. A full disk is
+    one :class:`~audiobench.layout.DiskFullError` (the unfinished file removed), not an HDF5 traceback.
     """
     tmp = path.with_name(path.name + ".tmp")
     lengths = np.array([m.shape[0] for m in logmels], dtype=np.int32)
     data = np.concatenate(logmels).astype(dtype, copy=False)
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("clip_id", data=list(clip_ids), dtype=STRING)
-        f.create_dataset("length", data=lengths)
-        f.create_dataset("logmel", data=data)
-        f.attrs["feature_id"] = feature_id
-        f.attrs["dtype"] = dtype
-        f.attrs["crc32"] = zlib.crc32(data)
-        f.attrs[COMPLETE] = True
-    os.replace(tmp, path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("clip_id", data=list(clip_ids), dtype=STRING)
+            f.create_dataset("length", data=lengths)
+            f.create_dataset("audio_sha256", data=list(audio_sha256), dtype=STRING)
+            f.create_dataset("logmel", data=data)
+            f.attrs["feature_id"] = feature_id
+            f.attrs["dtype"] = dtype
+            f.attrs["crc32"] = zlib.crc32(data)
+            f.attrs[COMPLETE] = True
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path.parent, needed=data.nbytes) from None
+        raise
 
 
 def read_shard_index(path: Path, *, feature_id: str, dtype: str) -> ShardIndex | None:
@@ -161,13 +173,15 @@ def read_shard_index(path: Path, *, feature_id: str, dtype: str) -> ShardIndex |
                 return None
             clip_ids = tuple(f["clip_id"].asstr()[()])
             lengths = f["length"][()].astype(np.int64)
+            hashes = tuple(f["audio_sha256"].asstr()[()])
             crc = int(f.attrs["crc32"])
-            if f["logmel"].shape[0] != int(lengths.sum()) or len(clip_ids) != len(lengths):
+            if (f["logmel"].shape[0] != int(lengths.sum()) or len(clip_ids) != len(lengths)
+                    or len(hashes) != len(clip_ids)):
                 return None
     except (OSError, KeyError, ValueError):
         return None
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return ShardIndex(path, clip_ids, lengths, offsets, crc)
+    return ShardIndex(path, clip_ids, lengths, offsets, crc, hashes)
 
 
 # -- split files -----------------------------------------------------------------------------------------
@@ -224,11 +238,16 @@ def summarize_split(path: Path) -> SplitSummary:
 
 @dataclass(frozen=True)
 class ExistingSplit:
-    """The rows already in a split file: their clip ids and the file's padded length."""
+    """The rows already in a split file: their clip ids, frame counts, audio hashes, and the padded length.
+
+    ``audio_sha256`` is ``""`` for every row of a file written before the hashes were recorded.
+    """
 
     path: Path
     clip_ids: tuple[str, ...]
     t_max: int
+    lengths: tuple[int, ...] = ()
+    audio_sha256: tuple[str, ...] = ()
 
 
 def read_existing(path: Path, header: SplitHeader) -> ExistingSplit | None:
@@ -244,7 +263,9 @@ def read_existing(path: Path, header: SplitHeader) -> ExistingSplit | None:
         mids = [str(m) for m in f.attrs["class_mids"]]
         if mids != [c.mid for c in header.classes]:
             raise AudiobenchError(f"{path}: written for another class list; move the file away to rebuild it")
-        return ExistingSplit(path, tuple(f["clip_id"].asstr()[()]), int(f["logmel"].shape[1]))
+        clip_ids = tuple(f["clip_id"].asstr()[()])
+        hashes = tuple(f["audio_sha256"].asstr()[()]) if "audio_sha256" in f else ("",) * len(clip_ids)
+        return ExistingSplit(path, clip_ids, int(f["logmel"].shape[1]), tuple(f["length"][()].tolist()), hashes)
 
 
 def strong_block(rows: Sequence[tuple[Clip, int]], t_max: int, n_classes: int,
@@ -281,6 +302,7 @@ class SplitWriter:
         self._start: list[float] = []
         self._end: list[float] = []
         self._length: list[int] = []
+        self._sha256: list[str] = []
         self._weak: list[np.ndarray] = []
         self._events: list[np.ndarray] = []  # per block: [k, 4] float64 (row, class, onset, offset)
         self.tmp.unlink(missing_ok=True)
@@ -295,37 +317,58 @@ class SplitWriter:
                 "strong", shape=(capacity, t_max, self.n_classes), maxshape=(None, t_max, self.n_classes),
                 chunks=(1, t_max, self.n_classes), dtype=np.uint8, fillvalue=0)
 
-    def copy_existing(self, existing: ExistingSplit) -> None:
-        """Copy every row of the existing file first, re-padded if this file's ``t_max`` is larger."""
+    def copy_existing(self, existing: ExistingSplit, *, keep: np.ndarray | None = None) -> None:
+        """Copy the rows of the existing file first (those where ``keep`` is true, default all), in order,
+        re-padded or cut to this file's ``t_max`` (a cut only ever removes padding: ``t_max`` covers every
+        kept row)."""
         with h5py.File(existing.path, "r") as src:
             n = src["logmel"].shape[0]
-            self._clip_ids += list(src["clip_id"].asstr()[()])
-            self._ytids += list(src["ytid"].asstr()[()])
-            self._start += src["start"][()].tolist()
-            self._end += src["end"][()].tolist()
-            self._length += src["length"][()].tolist()
-            self._weak.append(src["weak"][()])
+            keep = np.ones(n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+            rows = np.flatnonzero(keep)
+            self._clip_ids += [existing.clip_ids[i] for i in rows]
+            ytids = src["ytid"].asstr()[()]
+            self._ytids += [ytids[i] for i in rows]
+            self._start += src["start"][()][rows].tolist()
+            self._end += src["end"][()][rows].tolist()
+            self._length += src["length"][()][rows].tolist()
+            self._sha256 += [existing.audio_sha256[i] for i in rows]
+            self._weak.append(src["weak"][()][rows])
             if self.header.has_strong:
                 ev = src["events"]
-                self._events.append(np.stack([ev["clip"][()], ev["class"][()], ev["onset"][()], ev["offset"][()]],
-                                             axis=1).astype(np.float64).reshape(-1, 4))
+                clip = ev["clip"][()].astype(np.int64)
+                renumber = np.cumsum(keep) - 1  # old row -> new row, for the rows kept
+                kept = keep[clip]
+                self._events.append(np.stack([renumber[clip[kept]], ev["class"][()][kept], ev["onset"][()][kept],
+                                              ev["offset"][()][kept]], axis=1).astype(np.float64).reshape(-1, 4))
             t_old = src["logmel"].shape[1]
+            row = 0
             for a in range(0, n, _COPY_BLOCK):
                 b = min(a + _COPY_BLOCK, n)
-                self._write_block(self._logmel, a, src["logmel"][a:b], t_old, self.padding)
+                sel = keep[a:b]
+                if not sel.any():
+                    continue
+                whole = bool(sel.all())
+                block = src["logmel"][a:b]
+                self._write_block(self._logmel, row, block if whole else block[sel], t_old, self.padding)
                 if self._strong is not None:
-                    self._write_block(self._strong, a, src["strong"][a:b], t_old, 0)
-        self.rows = n
+                    block = src["strong"][a:b]
+                    self._write_block(self._strong, row, block if whole else block[sel], t_old, 0)
+                row += int(sel.sum())
+        self.rows = row
 
     def _write_block(self, dset: h5py.Dataset, row: int, block: np.ndarray, t_old: int, fill: float) -> None:
-        if t_old != self.t_max:
+        if t_old < self.t_max:
             padded = np.full((block.shape[0], self.t_max, block.shape[2]), fill, dtype=block.dtype)
             padded[:, :t_old] = block
             block = padded
+        elif t_old > self.t_max:
+            block = block[:, :self.t_max]
         dset[row:row + block.shape[0]] = block
 
-    def append(self, clips: Sequence[Clip], logmels: Sequence[np.ndarray]) -> None:
-        """Add clips (with their labels from the ledger) and their ``[frames, 64]`` features, in order.
+    def append(self, clips: Sequence[Clip], logmels: Sequence[np.ndarray],
+               audio_sha256: Sequence[str] | None = None) -> None:
+        """Add clips (with their labels from the ledger), their ``[frames, 64]`` features and the sha256 of the
+        audio each was computed from (``""`` when unknown), in order.
 
         Each clip is one chunk, written as raw bytes (``write_direct_chunk``): no selection, conversion or
         chunk-cache work, which halves the main process's share of a run.
@@ -359,6 +402,7 @@ class SplitWriter:
         self._start += [c.start for c in clips]
         self._end += [c.end for c in clips]
         self._length += lengths
+        self._sha256 += list(audio_sha256) if audio_sha256 is not None else [""] * len(clips)
         self.rows += len(clips)
 
     def commit(self) -> Path:
@@ -372,6 +416,7 @@ class SplitWriter:
         f.create_dataset("start", data=np.array(self._start, dtype=np.float64))
         f.create_dataset("end", data=np.array(self._end, dtype=np.float64))
         f.create_dataset("length", data=np.array(self._length, dtype=np.int32))
+        f.create_dataset("audio_sha256", data=self._sha256, dtype=STRING)
         f.create_dataset("weak", data=_concat(self._weak, (0, self.n_classes), np.uint8))
         if self.header.has_strong:
             ev = _concat(self._events, (0, 4), np.float64)
@@ -389,9 +434,15 @@ class SplitWriter:
         return self.path
 
     def abort(self) -> None:
-        """Drop the unfinished file (the existing split file, if any, is untouched)."""
+        """Drop the unfinished file (the existing split file, if any, is untouched).
+
+        The file is being thrown away, so an error closing it (HDF5 cannot flush onto a full disk) is not
+        raised over the error that stopped the run.
+        """
         try:
             self._file.close()
+        except Exception:  # noqa: BLE001 - the file is deleted next
+            pass
         finally:
             self.tmp.unlink(missing_ok=True)
 

@@ -75,3 +75,5 @@ class AudioRecord:
     duration: float  # seconds, the true length of the decoded audio
     short: bool  # shorter than its listed segment (kept, never padded on disk)
     source_mtime_ns: int | None = None
+    source_bytes: int | None = None  # size and sha256 of the raw file it was made from: what "same raw file" means
+    source_sha256: str | None = None

@@ -5,8 +5,11 @@ wheel carries, so no system install is needed.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
+import shutil
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -25,41 +28,109 @@ class DecodeError(AudiobenchError):
 
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary to use."""
+    """Path of the ffmpeg binary to use; an error naming ``AUDIOBENCH_FFMPEG`` when it names no executable."""
     override = os.environ.get(FFMPEG_ENV)
     if override:
-        return override
+        found = shutil.which(override)
+        if found is None:
+            raise AudiobenchError(f"{FFMPEG_ENV}={override}: no such executable (unset it to use the bundled ffmpeg)")
+        return found
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
+def read_bytes(path: Path) -> bytes:
+    """The file's content, or a :class:`DecodeError` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_audio(path: Path, *, data: bytes | None = None) -> tuple[np.ndarray, int]:
     """Decode ``path`` to ``(samples [channels, n] float32 in [-1, 1], sample_rate)``.
 
-    Raises :class:`DecodeError` naming the file for an empty, truncated or non-audio file.
+    ``data``, when given, is the file's content already read (decoded from memory, so a caller that hashed
+    those bytes knows exactly what was decoded). libsndfile reads what it can open; only a file it cannot
+    open at all goes to ffmpeg. A file it opens but fails on mid-stream is corrupt, and so is a FLAC whose
+    decoded samples do not match its own MD5 signature: both raise :class:`DecodeError` naming the file (a
+    fallback decoder would hide the damage). Raises :class:`DecodeError` too for an empty, truncated or
+    non-audio file.
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        size = path.stat().st_size if data is None else len(data)
     except OSError as exc:
         raise DecodeError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if size == 0:
         raise DecodeError(f"{path}: empty file (0 bytes)")
     try:
-        with sf.SoundFile(path) as f:
-            integer = f.subtype.startswith(_INTEGER_SUBTYPES)
-            data = f.read(dtype="float32", always_2d=True)
-            rate = f.samplerate
-        audio = np.ascontiguousarray(data.T)
+        handle = sf.SoundFile(path if data is None else io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         audio, rate = _read_with_ffmpeg(path, _libsndfile_reason(exc))
         integer = False
+    else:
+        with handle:
+            audio, rate, integer = _read_opened(handle, path, data)
     if audio.shape[1] == 0:
         raise DecodeError(f"{path}: decodes to no samples")
     if not integer and not np.isfinite(audio).all():
         raise DecodeError(f"{path}: decodes to non-finite samples")
     return audio, rate
+
+
+def _read_opened(f: sf.SoundFile, path: Path, data: bytes | None) -> tuple[np.ndarray, int, bool]:
+    """Samples of a file libsndfile opened: a failure now means a damaged file, never a reason to fall back."""
+    kind = f.format
+    try:
+        if kind == "FLAC":
+            return _read_flac(f, path, data), f.samplerate, True
+        integer = f.subtype.startswith(_INTEGER_SUBTYPES)
+        return np.ascontiguousarray(f.read(dtype="float32", always_2d=True).T), f.samplerate, integer
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"{path}: corrupt {kind}: {_libsndfile_reason(exc)} "
+                          "(opens, then fails mid-stream: damaged or truncated)") from None
+
+
+def _read_flac(f: sf.SoundFile, path: Path, data: bytes | None) -> np.ndarray:
+    """A FLAC's samples, checked against the MD5 of the decoded audio that its STREAMINFO carries.
+
+    libFLAC's MD5 is over the samples interleaved, little-endian, each in the fewest whole bytes its bit depth
+    needs. Decoding to integers and scaling by a power of two gives exactly libsndfile's float samples.
+    """
+    head = data[:42] if data is not None else _head(path, 42)
+    width = 16 if f.subtype in ("PCM_S8", "PCM_16") else 32
+    ints = f.read(dtype=f"int{width}", always_2d=True)
+    if len(ints) != f.frames:
+        raise DecodeError(f"{path}: corrupt FLAC: {len(ints)} of its {f.frames} samples decode")
+    signature = _flac_md5(head)
+    if signature is not None:
+        bits, expected = signature
+        shift, nbytes = width - bits, (bits + 7) // 8
+        values = ints >> shift if shift else ints
+        if nbytes == width // 8:
+            pcm = values.astype(f"<i{nbytes}", copy=False).tobytes()
+        else:
+            pcm = values.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :nbytes].tobytes()
+        if hashlib.md5(pcm).digest() != expected:
+            raise DecodeError(f"{path}: corrupt FLAC: the decoded samples do not match its MD5 signature")
+    return ints.T.astype(np.float32, order="C") * np.float32(2.0 ** (1 - width))
+
+
+def _head(path: Path, n: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(n)
+
+
+def _flac_md5(head: bytes) -> tuple[int, bytes] | None:
+    """(bits per sample, MD5 of the samples) from a FLAC's STREAMINFO; ``None`` when it records none."""
+    if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:  # STREAMINFO is always the first block
+        return None
+    info = head[8:42]
+    bits = (((info[12] & 0x01) << 4) | (info[13] >> 4)) + 1
+    md5 = bytes(info[18:34])
+    return (bits, md5) if any(md5) else None
 
 
 # libsndfile subtypes whose samples are integers (FLAC reports PCM_16/PCM_24): scaled to float32 they are

@@ -6,7 +6,9 @@ finished shards in clip-id order and streams their rows into ``<split>.h5.tmp``,
 existing ``<split>.h5`` if there is one; once every shard of the split is in, the file gets its completion
 marker and is renamed onto ``<split>.h5``, and only then are the shards deleted. So:
 
-* a rerun adds only clips not yet in the file (existing rows first, then the new clips sorted by clip id);
+* a rerun adds only clips not yet in the file (existing rows first, then the new clips sorted by clip id),
+  and recomputes a clip whose ``audio/`` file is no longer the one its row was computed from (each row keeps
+  the sha256 of its audio file; a changed clip leaves its old place and joins the new ones);
 * after a kill at any moment, a rerun reuses the finished shards and gives the same file as a run that was
   never interrupted (same datasets, same attributes except ``created``);
 * a clip that cannot be read, is not 16 kHz mono, or is shorter than one frame is reported by id and reason
@@ -15,7 +17,10 @@ marker and is renamed onto ``<split>.h5``, and only then are the shards deleted.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -26,10 +31,12 @@ import numpy as np
 from audiobench.cache import (ExistingSplit, ShardIndex, SplitHeader, SplitWriter, feature_file, read_existing,
                               read_shard_index, shard_dir, shard_name, split_path, write_shard)
 from audiobench.clips import AudioRecord, Clip
-from audiobench.decode import read_audio
+from audiobench.decode import read_audio, read_bytes
 from audiobench.errors import AudiobenchError
 from audiobench.features import DEFAULT_PARAMS, FeatureDtype, FeatureParams, check_dtype, feature_id, logmel
-from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root
+from audiobench.index import sha256_file
+from audiobench.layout import (DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full, require_inside,
+                               resolve_root, validate_name)
 from audiobench.ledger import Ledger
 from audiobench.parallel import Backend, map_unordered
 
@@ -57,6 +64,7 @@ class SplitResult:
     present: int
     failures: tuple[ClipFailure, ...] = ()
     no_audio: int = 0  # clips the ledger lists but that have no 16 kHz audio yet (not fetched / resampled)
+    updated: int = 0  # rows recomputed because their audio file changed (not counted in added or present)
 
     @property
     def failed(self) -> int:
@@ -80,14 +88,15 @@ class FeaturizeResult:
         return not any(s.clips for s in self.splits)
 
     def summary(self) -> str:
-        """What a person reads at the end: one row per split (clips in the file, added now, already
-        present, failed, without audio), the folder, then each failed clip with its reason."""
+        """What a person reads at the end: one row per split (clips in the file, added now, recomputed for
+        changed audio, already present, failed, without audio), the folder, then each failed clip with its
+        reason."""
         import pandas as pd
 
         if not self.splits:
             return f"{self.dataset}: no splits"
-        rows = [{"split": s.split, "clips": s.clips, "added": s.added, "present": s.present, "failed": s.failed,
-                 "no_audio": s.no_audio} for s in self.splits]
+        rows = [{"split": s.split, "clips": s.clips, "added": s.added, "updated": s.updated, "present": s.present,
+                 "failed": s.failed, "no_audio": s.no_audio} for s in self.splits]
         lines = [pd.DataFrame(rows).to_string(index=False), f"features: {self.directory}"]
         lines += [f"failed {f.clip_id}: {f.reason}" for f in self.failures]
         return "\n".join(lines)
@@ -120,9 +129,11 @@ class ShardOutcome:
     failures: tuple[ClipFailure, ...]
 
 
-def featurize_clip(path: Path, *, samples: int | None = None, params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
-    """Decode one 16 kHz mono file and return its log-mel; an :class:`AudiobenchError` says why not."""
-    audio, rate = read_audio(path)
+def featurize_clip(path: Path, *, samples: int | None = None, params: FeatureParams = DEFAULT_PARAMS,
+                   data: bytes | None = None) -> np.ndarray:
+    """Decode one 16 kHz mono file (``data``: its bytes, already read) and return its log-mel; an
+    :class:`AudiobenchError` says why not."""
+    audio, rate = read_audio(path, data=data)
     if rate != params.sample_rate:
         raise AudiobenchError(f"sample rate {rate} Hz, expected {params.sample_rate} Hz (rerun `audiobench resample`)")
     if audio.shape[0] != 1:
@@ -137,16 +148,20 @@ def compute_shard(task: ShardTask) -> ShardOutcome:
     """Worker side: featurize the task's clips and write the ones that worked as one shard file."""
     ids: list[str] = []
     mels: list[np.ndarray] = []
+    hashes: list[str] = []
     failures: list[ClipFailure] = []
     for clip_id, rel, samples in task.clips:
+        path = task.dataset_dir / rel
         try:
-            mels.append(featurize_clip(task.dataset_dir / rel, samples=samples, params=task.params))
+            data = read_bytes(path)  # read once: the hash recorded is of exactly the bytes decoded
+            mels.append(featurize_clip(path, samples=samples, params=task.params, data=data))
+            hashes.append(hashlib.sha256(data).hexdigest())
             ids.append(clip_id)
         except AudiobenchError as exc:
             failures.append(ClipFailure(clip_id, str(exc)))
     if not ids:
         return ShardOutcome(task.split, None, tuple(failures))
-    write_shard(task.shard, ids, mels, feature_id=task.feature_id, dtype=task.dtype)
+    write_shard(task.shard, ids, mels, feature_id=task.feature_id, dtype=task.dtype, audio_sha256=hashes)
     return ShardOutcome(task.split, task.shard, tuple(failures))
 
 
@@ -178,7 +193,8 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
     with _exclusive(feature_dir, dataset):
         with Ledger(ledger_path) as ledger:
             classes = tuple(ledger.classes())
-            plans = [_plan_split(ledger, feature_dir, split, SplitHeader(dataset, split, classes, strong, fid, dtype))
+            plans = [_plan_split(ledger, feature_dir, split, SplitHeader(dataset, split, classes, strong, fid, dtype),
+                                 paths.dir, jobs=jobs)
                      for split, strong in _choose_splits(ledger, splits, dataset).items()]
         _assign_tasks(plans, paths.dir, jobs=jobs, shard_size=shard_size)
         assemblers = {p.split: _Assembler(p) for p in plans}
@@ -190,6 +206,10 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
                                          desc=f"featurize {dataset}", quiet=quiet, unit="shard"):
                 assemblers[outcome.split].receive(outcome)
             results = tuple(a.finish() for a in assemblers.values())
+        except Exception as exc:
+            if is_disk_full(exc):  # finished shards stay: a rerun with more space starts from them
+                raise disk_full_error(feature_dir, needed=sum(p.bytes_needed() for p in plans)) from None
+            raise
         finally:
             for assembler in assemblers.values():
                 assembler.abort()
@@ -223,6 +243,8 @@ def _exclusive(feature_dir: Path, dataset: str) -> Iterator[None]:
 
 def _choose_splits(ledger: Ledger, splits: Sequence[str] | None, dataset: str) -> dict[str, bool]:
     known = ledger.splits()
+    for name in known:  # a ledger written before split names were checked could hold any name
+        validate_name(name, what="split name", where=str(ledger.path))
     if not splits:
         return known
     unknown = [s for s in splits if s not in known]
@@ -241,8 +263,10 @@ class _SplitPlan:
     existing: ExistingSplit | None
     clips: dict[str, Clip]
     audio: dict[str, AudioRecord]
-    pending: list[str]  # clip ids to add, sorted
+    pending: list[str]  # clip ids to add, sorted: new clips and clips whose audio changed
     t_max: int  # frames of the longest clip the file may hold after this run (planned from the ledger)
+    stale: frozenset[str] = frozenset()  # rows of the existing file to recompute (their audio changed)
+    audio_sha256: dict[str, str] = field(default_factory=dict)  # clip id -> sha256 of its audio file now
     shard_of: dict[str, Path] = field(default_factory=dict)  # pending clip id -> shard (finished or to compute)
     reused: list[ShardIndex] = field(default_factory=list)
     tasks: list[ShardTask] = field(default_factory=list)
@@ -255,31 +279,76 @@ class _SplitPlan:
     def shards(self) -> Path:
         return shard_dir(self.path.parent, self.split)
 
+    @property
+    def keep(self) -> np.ndarray | None:
+        """Which rows of the existing file are copied (``None``: all of them)."""
+        if self.existing is None or not self.stale:
+            return None
+        return np.array([cid not in self.stale for cid in self.existing.clip_ids], dtype=bool)
 
-def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHeader) -> _SplitPlan:
+    def kept(self) -> int:
+        return len(self.existing.clip_ids) - len(self.stale) if self.existing else 0
+
+    def bytes_needed(self) -> int:
+        """About what this run writes for the split: the new split file (features, frame targets) and shards."""
+        frame = self.header.params.num_mel_bins * np.dtype(self.header.dtype).itemsize
+        split_file = (self.kept() + len(self.pending)) * self.t_max * (
+            frame + (len(self.header.classes) if self.header.has_strong else 0))
+        shards = sum(frame * self.header.params.num_frames(self.audio[cid].samples) for cid in self.pending)
+        return split_file + shards
+
+
+def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHeader, dataset_dir: Path, *,
+                jobs: int = 1) -> _SplitPlan:
     clips = {c.clip_id: c for c in ledger.clips(split=split)}
     audio = ledger.audio(split=split)
     path = split_path(feature_dir, split)
-    path.with_name(path.name + ".tmp").unlink(missing_ok=True)  # a killed run's unfinished file
+    _delete(path.with_name(path.name + ".tmp"), feature_dir)  # a killed run's unfinished file
     existing = read_existing(path, header)
-    present = set(existing.clip_ids) if existing else set()
-    pending = sorted(cid for cid in audio if cid not in present)
+    hashes = _hash_audio(dataset_dir, audio, jobs=jobs)
+    recorded = dict(zip(existing.clip_ids, existing.audio_sha256)) if existing else {}
+    # A row is recomputed when its audio file is there and is not the one it was computed from (rows of a file
+    # written before hashes were recorded have none, so they are recomputed once). A row whose audio file is
+    # gone keeps its features: there is nothing to compute them from.
+    stale = frozenset(cid for cid, sha in recorded.items() if cid in hashes and hashes[cid] != sha)
+    pending = sorted(cid for cid in audio if cid not in recorded or cid in stale)
     frames = {cid: header.params.num_frames(audio[cid].samples) for cid in pending}
-    t_max = max([existing.t_max if existing else 0, *frames.values()])
-    plan = _SplitPlan(header, path, existing, clips, audio, pending, t_max)
+    if existing and stale:  # the file shrinks back when a changed clip was the longest
+        t_kept = max([n for cid, n in zip(existing.clip_ids, existing.lengths) if cid not in stale], default=0)
+    else:
+        t_kept = existing.t_max if existing else 0
+    t_max = max([t_kept, *frames.values()])
+    plan = _SplitPlan(header, path, existing, clips, audio, pending, t_max, stale, hashes)
     if plan.shards.is_dir():
         for tmp in plan.shards.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
+            _delete(tmp, plan.shards.parent)
         for shard in sorted(plan.shards.glob("shard-*.h5")):
             index = read_shard_index(shard, feature_id=header.feature_id, dtype=header.dtype)
             if index is None or not index.intact():
                 continue
-            useful = [cid for cid, n in zip(index.clip_ids, index.lengths.tolist())
-                      if cid in frames and cid not in plan.shard_of and n == frames[cid]]
+            useful = [cid for cid, n, sha in zip(index.clip_ids, index.lengths.tolist(), index.audio_sha256)
+                      if cid in frames and cid not in plan.shard_of and n == frames[cid] and sha == hashes.get(cid)]
             if useful:
                 plan.reused.append(index)
                 plan.shard_of.update(dict.fromkeys(useful, shard))
     return plan
+
+
+def _hash_audio(dataset_dir: Path, audio: dict[str, AudioRecord], *, jobs: int) -> dict[str, str]:
+    """clip id -> sha256 of its audio file, for the files that can be read (threads: hashing frees the GIL)."""
+    def one(record: AudioRecord) -> tuple[str, str | None]:
+        try:
+            return record.clip_id, sha256_file(dataset_dir / record.path)
+        except OSError:
+            return record.clip_id, None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, os.cpu_count() or 1, 8))) as pool:
+        return {cid: sha for cid, sha in pool.map(one, audio.values()) if sha is not None}
+
+
+def _delete(path: Path, folder: Path) -> None:
+    """Delete ``path``, which must lie inside ``folder`` (see :func:`audiobench.layout.require_inside`)."""
+    require_inside(path, folder).unlink(missing_ok=True)
 
 
 def _assign_tasks(plans: Sequence[_SplitPlan], dataset_dir: Path, *, jobs: int, shard_size: int | None) -> None:
@@ -318,6 +387,7 @@ class _Assembler:
         self.position = 0  # next entry of plan.pending to write
         self.writer: SplitWriter | None = None
         self.added = 0
+        self.updated = 0
         self._loaded: Path | None = None  # the shard whose features are in _buffer
         self._buffer: np.ndarray | None = None
         self._where: dict[str, tuple[int, int]] = {}
@@ -339,6 +409,7 @@ class _Assembler:
         pending = self.plan.pending
         clips: list[Clip] = []
         mels: list[np.ndarray] = []
+        hashes: list[str] = []
         while self.position < len(pending):
             cid = pending[self.position]
             if cid not in self.failures:
@@ -346,12 +417,13 @@ class _Assembler:
                 if index is None:
                     break
                 if index.path != self._loaded or len(clips) == _ROWS_PER_WRITE:
-                    self._write(clips, mels)  # before the shard buffer is refilled: mels are views into it
-                    clips, mels = [], []
+                    self._write(clips, mels, hashes)  # before the shard buffer is refilled: mels are views into it
+                    clips, mels, hashes = [], [], []
                 clips.append(self.plan.clips[cid])
                 mels.append(self._frames(index, cid))
+                hashes.append(index.audio_sha256[index.clip_ids.index(cid)])
             self.position += 1
-        self._write(clips, mels)
+        self._write(clips, mels, hashes)
 
     def _frames(self, index: ShardIndex, clip_id: str) -> np.ndarray:
         """A clip's rows, a view into one reused buffer holding its shard (no fresh 8 MB array per shard)."""
@@ -367,17 +439,24 @@ class _Assembler:
         offset, n = self._where[clip_id]
         return self._buffer[offset:offset + n]
 
-    def _write(self, clips: list[Clip], mels: list[np.ndarray]) -> None:
+    def _write(self, clips: list[Clip], mels: list[np.ndarray], hashes: list[str]) -> None:
         if not clips:
             return
+        writer = self._open()
+        writer.append(clips, mels, hashes)
+        updated = sum(1 for c in clips if c.clip_id in self.plan.stale)
+        self.updated += updated
+        self.added += len(clips) - updated
+
+    def _open(self) -> SplitWriter:
+        """The split file being written, made on first use with the existing rows that are kept."""
         if self.writer is None:
-            existing = self.plan.existing
-            capacity = (len(existing.clip_ids) if existing else 0) + len(self.plan.pending)
-            self.writer = SplitWriter(self.plan.path, self.plan.header, capacity=capacity, t_max=self.plan.t_max)
-            if existing:
-                self.writer.copy_existing(existing)
-        self.writer.append(clips, mels)
-        self.added += len(clips)
+            plan = self.plan
+            self.writer = SplitWriter(plan.path, plan.header, capacity=plan.kept() + len(plan.pending),
+                                      t_max=plan.t_max)
+            if plan.existing:
+                self.writer.copy_existing(plan.existing, keep=plan.keep)
+        return self.writer
 
     def finish(self) -> SplitResult:
         """Commit the split file, then delete its shards; the split's result."""
@@ -386,20 +465,24 @@ class _Assembler:
             raise RuntimeError(f"split {plan.split}: {self.outstanding} tasks outstanding, "
                                f"{len(plan.pending) - self.position} clips unwritten")
         path = plan.path if plan.existing else None
+        if plan.stale:
+            self._open()  # even when no recomputed row arrived: the changed clips' old rows must go
         if self.writer is not None:
             path = self.writer.commit()
             self.writer = None
         self._loaded = self._buffer = None
+        feature_dir = plan.path.parent
         if plan.shards.is_dir():  # every usable row is now in the split file: the shards are spent
             for shard in plan.shards.iterdir():
-                shard.unlink(missing_ok=True)
-            plan.shards.rmdir()
+                _delete(shard, feature_dir / "shards")
+            require_inside(plan.shards, feature_dir).rmdir()
         if plan.shards.parent.is_dir() and not any(plan.shards.parent.iterdir()):
-            plan.shards.parent.rmdir()
-        present = len(plan.existing.clip_ids) if plan.existing else 0
+            require_inside(plan.shards.parent, feature_dir).rmdir()
+        present = plan.kept()
         failures = tuple(self.failures[cid] for cid in sorted(self.failures))
         no_audio = sum(1 for cid in plan.clips if cid not in plan.audio)
-        return SplitResult(plan.split, path, present + self.added, self.added, present, failures, no_audio)
+        return SplitResult(plan.split, path, present + self.added + self.updated, self.added, present, failures,
+                           no_audio, self.updated)
 
     def abort(self) -> None:
         if self.writer is not None:

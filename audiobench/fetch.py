@@ -33,7 +33,7 @@ from audiobench.download import (
     source_url,
 )
 from audiobench.errors import AudiobenchError
-from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root
+from audiobench.layout import DatasetPaths, ensure_writable_dir, require_inside, resolve_root
 from audiobench.ledger import Ledger
 from audiobench.network import endpoint, require_reachable
 from audiobench.parallel import map_unordered
@@ -239,7 +239,7 @@ def fetch_one(row: ClipStatus, paths: DatasetPaths, options: FetchOptions, *,
     """Try one clip up to ``1 + retries`` times; transient failures back off exponentially with jitter."""
     request = SegmentRequest(row.clip_id, row.ytid, row.start, row.end,
                              source_url(options.source_template, row.ytid))
-    workdir = paths.raw / ".partial" / row.clip_id
+    workdir = require_inside(paths.raw / ".partial" / row.clip_id, paths.raw / ".partial")  # it gets rmtree
     error, tries = None, 0
     for attempt in range(options.retries + 1):
         if attempt:

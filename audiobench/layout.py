@@ -6,8 +6,10 @@ dataset: ``index/`` (verified list files), ``ledger.sqlite``, ``raw/``, ``audio/
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +65,52 @@ def ensure_writable_dir(path: Path) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise AudiobenchError(f"cannot write to {path}: permission denied (choose another --root)")
     return path
+
+
+def require_inside(path: Path, folder: Path) -> Path:
+    """``path`` if it lies strictly inside ``folder`` (both resolved), else an error: every deletion of dataset
+    data goes through this, so no name, however it got into a manifest or ledger, can aim one elsewhere."""
+    resolved, base = Path(path).resolve(), Path(folder).resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise AudiobenchError(f"refusing to delete {path}: it is not inside {folder}")
+    return path
+
+
+class DiskFullError(AudiobenchError):
+    """The disk under the storage root is full (the message names the folder and the space)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from or during) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        if isinstance(current, DiskFullError) or getattr(current, "errno", None) == errno.ENOSPC or any(
+                sign in text for sign in ("No space left on device", "database or disk is full", "errno = 28,")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_error(folder: Path, *, needed: float | None = None) -> DiskFullError:
+    """The one-line error for a full disk: the folder, its free space and about how much the work needs."""
+    try:
+        free = f"{_size(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "free space unknown"
+    need = f", about {_size(needed)} more needed" if needed else ""
+    return DiskFullError(f"no space left on the disk of {folder} ({free}{need}); free some space and rerun "
+                           "(finished work is kept)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from audiobench.clips import AudioRecord, ClassInfo, Clip, ClipStatus, Event
 from audiobench.errors import AudiobenchError
+from audiobench.layout import disk_full_error, is_disk_full
 
 STATUSES = ("pending", "ok", "unavailable", "failed")
 
@@ -53,9 +54,13 @@ CREATE TABLE IF NOT EXISTS audio (
     duration REAL NOT NULL,
     short INTEGER NOT NULL,
     source_mtime_ns INTEGER,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    source_bytes INTEGER,
+    source_sha256 TEXT
 );
 """
+# Columns added since the first ledgers were written: (table, column, type), added to an older file on open.
+_ADDED_COLUMNS = (("audio", "source_bytes", "INTEGER"), ("audio", "source_sha256", "TEXT"))
 
 _CLIP_COLUMNS = ("clip_id", "split", "ytid", "start", "end", "status", "attempts", "last_error", "bytes",
                  "sha256", "duration", "path", "updated")
@@ -81,7 +86,12 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.path.parent) from None
             raise AudiobenchError(f"{self.path}: not a usable ledger ({exc})") from None
         self._lock = threading.RLock()
 
@@ -96,14 +106,21 @@ class Ledger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full disk is one error naming the ledger's folder (earlier writes stay)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(self.path.parent) from None
                 raise
-            self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
@@ -238,17 +255,18 @@ class Ledger:
     # -- audio (resample / synth) ---------------------------------------------------------------------
     def record_audio(self, record: AudioRecord) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO audio VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT OR REPLACE INTO audio (clip_id, path, samples, duration, short, source_mtime_ns, "
+                       "updated, source_bytes, source_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (record.clip_id, record.path, record.samples, record.duration, int(record.short),
-                        record.source_mtime_ns, now()))
+                        record.source_mtime_ns, now(), record.source_bytes, record.source_sha256))
 
     def audio(self, *, split: str | None = None) -> dict[str, AudioRecord]:
         """clip id -> its resampled audio, for clips that have one."""
-        sql = ("SELECT a.clip_id, a.path, a.samples, a.duration, a.short, a.source_mtime_ns FROM audio a "
-               "JOIN clips c ON c.clip_id = a.clip_id")
+        sql = ("SELECT a.clip_id, a.path, a.samples, a.duration, a.short, a.source_mtime_ns, a.source_bytes, "
+               "a.source_sha256 FROM audio a JOIN clips c ON c.clip_id = a.clip_id")
         params: list[object] = []
         if split is not None:
             sql += " WHERE c.split = ?"
             params.append(split)
-        return {row[0]: AudioRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+        return {row[0]: AudioRecord(row[0], row[1], row[2], row[3], bool(row[4]), *row[5:])
                 for row in self._query(sql + " ORDER BY a.clip_id", params)}

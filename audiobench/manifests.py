@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from audiobench.clips import ClassInfo
 from audiobench.errors import AudiobenchError
+from audiobench.layout import validate_name
 from audiobench.lists import class_format, clip_format
 
 MANIFESTS_ENV = "AUDIOBENCH_MANIFESTS"
@@ -119,6 +120,7 @@ def available_manifests() -> list[str]:
 
 
 def find_manifest(name: str) -> Path:
+    validate_name(name)
     for folder in manifest_dirs():
         path = folder / f"{name}.toml"
         if path.is_file():
@@ -158,7 +160,7 @@ def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: P
 
 
 def _build(data: dict[str, Any], path: Path) -> Manifest:
-    name = _get(data, "name", str, path, "the manifest")
+    name = validate_name(_get(data, "name", str, path, "the manifest"), where=str(path))
     if name != path.stem:
         raise AudiobenchError(f"{path}: name {name!r} differs from the file name {path.stem!r}")
     index = tuple(_index_file(t, path, i) for i, t in enumerate(_get(data, "index", list, path, "the manifest")))
@@ -217,6 +219,7 @@ def _classes(table: dict[str, Any], path: Path, index_names: set[str]) -> ClassS
 
 
 def _split(name: str, table: Any, path: Path, index_names: set[str]) -> SplitSpec:
+    validate_name(name, what="split name", where=str(path))
     where = f"[splits.{name}]"
     if not isinstance(table, dict):
         raise AudiobenchError(f"{path}: {where} is not a table")

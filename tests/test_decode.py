@@ -1,6 +1,7 @@
 """read_audio: libsndfile for what it reads, the bundled ffmpeg for the rest, one clear error naming the file."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiobench.decode import DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
+from audiobench.decode import FFMPEG_ENV, DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
+from audiobench.errors import AudiobenchError
 
 
 def tone(freq: float, seconds: float, rate: int, channels: int = 1) -> np.ndarray:
@@ -73,7 +75,7 @@ def test_compressed_formats_go_through_ffmpeg(name, media):
 @pytest.mark.parametrize(("name", "says"), [
     ("empty.flac", "empty file (0 bytes)"),
     ("text.flac", "not audio, or corrupt or truncated (libsndfile: Format not recognised; ffmpeg: "),
-    ("truncated.flac", "not audio, or corrupt or truncated (libsndfile: flac decoder lost sync; ffmpeg: "),
+    ("truncated.flac", "corrupt FLAC: flac decoder lost sync (opens, then fails mid-stream: damaged or truncated)"),
 ])
 def test_bad_files_raise_one_error_naming_the_file(name, says, media):
     with pytest.raises(DecodeError) as info:
@@ -99,3 +101,53 @@ def test_ffmpeg_reason_is_the_cause_not_the_consequence():
     )
     assert _ffmpeg_reason(stderr) == "Decoding error: Invalid data found when processing input"
     assert _ffmpeg_reason("Conversion failed!\n") == "Conversion failed!"
+
+
+def _flipped(source: Path, target: Path, position: int) -> Path:
+    data = bytearray(source.read_bytes())
+    data[position] ^= 0x01
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_one_flipped_byte_in_a_flac_is_reported_not_decoded_by_ffmpeg(tmp_path):
+    """libsndfile opens the file and fails mid-stream; ffmpeg would decode it (exit 0) into wrong samples."""
+    good = tmp_path / "good.flac"
+    rng = np.random.default_rng(1)
+    sf.write(good, (0.3 * rng.standard_normal(32000)).astype(np.float32), 16000, subtype="PCM_16")
+    bad = _flipped(good, tmp_path / "bad.flac", good.stat().st_size // 2)
+    with pytest.raises(DecodeError) as info:
+        read_audio(bad)
+    assert str(info.value).startswith(f"{bad}: corrupt FLAC: ")
+    with pytest.raises(DecodeError, match="corrupt FLAC"):
+        read_audio(good, data=bad.read_bytes())  # from memory: the same check
+    audio, _ = read_audio(good)
+    assert np.array_equal(audio, sf.read(good, dtype="float32", always_2d=True)[0].T)  # libsndfile's own values
+
+
+@pytest.mark.parametrize("subtype", ["PCM_S8", "PCM_16", "PCM_24"])
+def test_a_flac_that_does_not_match_its_md5_signature_is_corrupt(tmp_path, subtype):
+    good = tmp_path / "good.flac"
+    sf.write(good, tone(440, 0.5, 16000, 2), 16000, subtype=subtype)
+    audio, rate = read_audio(good)  # the signature of the intact file matches
+    assert audio.shape == (2, 8000) and audio.flags.c_contiguous
+    assert np.array_equal(audio, sf.read(good, dtype="float32", always_2d=True)[0].T)
+    # A flipped bit in STREAMINFO's MD5 field: every frame decodes, only the signature check can tell.
+    bad = _flipped(good, tmp_path / "bad.flac", 8 + 18 + 5)
+    with pytest.raises(DecodeError, match=r"bad.flac: corrupt FLAC: the decoded samples do not match its MD5"):
+        read_audio(bad)
+
+
+def test_a_missing_ffmpeg_override_is_named(tmp_path, monkeypatch, media):
+    missing = tmp_path / "no-such-ffmpeg"
+    monkeypatch.setenv(FFMPEG_ENV, str(missing))
+    ffmpeg_exe.cache_clear()
+    try:
+        with pytest.raises(AudiobenchError) as info:
+            read_audio(media["aac.m4a"])
+        assert str(info.value).startswith(f"{FFMPEG_ENV}={missing}: no such executable")
+        assert read_audio(media["stereo.wav"])[1] == 44100  # libsndfile needs no ffmpeg
+    finally:
+        monkeypatch.delenv(FFMPEG_ENV)
+        ffmpeg_exe.cache_clear()
+    assert os.path.isfile(ffmpeg_exe())

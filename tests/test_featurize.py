@@ -1,7 +1,9 @@
 """The featurize stage on real files: FLAC audio, a SQLite ledger, HDF5 output, real processes, a real Dask cluster."""
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -230,9 +232,9 @@ def test_cli_prints_a_summary_failures_and_json(tmp_path):
     result = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["split", "clips", "added", "present", "failed", "no_audio"]
-    assert lines[1].split() == ["train", "2", "2", "0", "1", "0"]
-    assert lines[2].split() == ["val", "2", "2", "0", "0", "0"]
+    assert lines[0].split() == ["split", "clips", "added", "updated", "present", "failed", "no_audio"]
+    assert lines[1].split() == ["train", "2", "2", "0", "0", "1", "0"]
+    assert lines[2].split() == ["val", "2", "2", "0", "0", "0", "0"]
     assert f"failed {toy_clips(3, 0)[2].clip_id}: too short: 100 samples" in result.output
     result = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "--json", "--split", "val",
                                       "--dtype", "float16"])
@@ -367,3 +369,112 @@ def test_a_pipeline_stops_at_its_first_empty_stage_and_a_finished_one_reruns_cle
         out = CliRunner().invoke(cli, ["run", str(done), "--root", str(tmp_path), "-q"])
         assert out.exit_code == 0, out.output
     assert "already done 7" in out.output
+
+
+# -- faults: changed audio, corrupt audio, names that leave their folder, a full disk ----------------------------
+def test_a_changed_audio_file_is_featurized_again(tmp_path):
+    paths = make_dataset(tmp_path, n_train=3, n_val=0)
+    featurize("toy", root=tmp_path, quiet=True)
+    train = feature_file(paths, "train")
+    clip = toy_clips(3, 0)[1]
+    with Ledger(paths.ledger) as ledger:
+        samples = ledger.audio()[clip.clip_id].samples
+        changed = write_audio(paths, ledger, clip, samples, seed=7)  # same length, other sound (as resample would)
+    result = featurize("toy", root=tmp_path, quiet=True).splits[0]
+    assert (result.clips, result.added, result.updated, result.present) == (3, 0, 1, 2)
+    x, rate = sf.read(changed, dtype="float32")
+    with h5py.File(train, "r") as f:
+        ids = list(f["clip_id"].asstr()[()])
+        assert ids[-1] == clip.clip_id and sorted(ids) == sorted(c.clip_id for c in toy_clips(3, 0))
+        assert np.array_equal(f["logmel"][2, :f["length"][2]], logmel(x, rate))
+        assert f["audio_sha256"].asstr()[2] == hashlib.sha256(changed.read_bytes()).hexdigest()
+    again = featurize("toy", root=tmp_path, quiet=True).splits[0]
+    assert (again.added, again.updated, again.present) == (0, 0, 3)
+
+
+def test_a_file_written_without_audio_hashes_is_recomputed_once(tmp_path):
+    paths = make_dataset(tmp_path / "old", n_train=3, n_val=2)
+    shutil.copytree(paths.dir, tmp_path / "fresh" / "toy")
+    featurize("toy", root=paths.root, quiet=True)
+    for split in ("train", "val"):
+        with h5py.File(feature_file(paths, split), "a") as f:
+            del f["audio_sha256"]  # as the previous version wrote it
+    upgraded = featurize("toy", root=paths.root, quiet=True)
+    assert [(s.clips, s.added, s.updated, s.present) for s in upgraded.splits] == [(3, 0, 3, 0), (2, 0, 2, 0)]
+    featurize("toy", root=tmp_path / "fresh", quiet=True)
+    for split in ("train", "val"):
+        assert_same_files(feature_file(paths, split), feature_file(DatasetPaths(tmp_path / "fresh", "toy"), split))
+
+
+def test_a_flipped_byte_in_a_flac_is_reported_and_nothing_is_cached_for_it(tmp_path):
+    paths = make_dataset(tmp_path, n_train=4, n_val=0, with_audio=4)
+    bad = toy_clips(4, 0)[2]
+    audio = paths.dir / f"audio/train/{bad.clip_id}.flac"
+    data = bytearray(audio.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    audio.write_bytes(bytes(data))
+    out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(tmp_path), "--quiet"])
+    assert out.exit_code == 0, out.output
+    assert f"failed {bad.clip_id}: {audio}: corrupt FLAC: " in out.output
+    assert rows(feature_file(paths, "train")) == [c.clip_id for c in toy_clips(4, 0) if c != bad]
+
+
+def test_a_split_name_that_leaves_the_folder_deletes_nothing_outside(tmp_path):
+    """A ledger written before split names were checked: its shards would land in, and be swept from, the decoy."""
+    root = tmp_path / "root"
+    paths = make_dataset(root, n_train=2, n_val=0)
+    decoy = tmp_path / "victim"
+    decoy.mkdir()
+    (decoy / "precious.txt").write_text("keep me")
+    evil = "../../../../../victim"
+    with Ledger(paths.ledger) as ledger:
+        clip = Clip(clip_id_for("ev000000000", 0.0, 1.0), evil, "ev000000000", 0.0, 1.0, (0,), None)
+        ledger.add_clips([clip])
+        write_audio(paths, ledger, Clip(clip.clip_id, "x", clip.ytid, 0.0, 1.0), RATE)
+    out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(root), "--quiet"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1
+    assert out.output.startswith(f"error: {paths.ledger}: invalid split name '{evil}'")
+    assert sorted(p.name for p in decoy.iterdir()) == ["precious.txt"]
+
+
+def test_a_shard_folder_linked_elsewhere_is_never_swept(tmp_path):
+    paths = make_dataset(tmp_path / "root", n_train=2, n_val=0)
+    decoy = tmp_path / "elsewhere"
+    decoy.mkdir()
+    (decoy / "left.tmp").write_text("not ours")
+    shards = paths.feature_dir(feature_id()) / "shards"
+    shards.mkdir(parents=True)
+    (shards / "train").symlink_to(decoy)
+    with pytest.raises(AudiobenchError, match=r"refusing to delete .*left.tmp: it is not inside"):
+        featurize("toy", root=paths.root, quiet=True)
+    assert sorted(p.name for p in decoy.iterdir()) == ["left.tmp"]
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("where", ["shard", "split-file"])
+def test_a_full_disk_is_one_line_and_a_rerun_finishes(tmp_path, monkeypatch, where):
+    paths = make_dataset(tmp_path / "full", n_train=4, n_val=2)
+    shutil.copytree(paths.dir, tmp_path / "clean" / "toy")
+    if where == "shard":  # the HDF5 write inside a shard fails; h5py then cannot flush the file either
+        real = h5py.Group.create_dataset
+        monkeypatch.setattr(h5py.Group, "create_dataset",
+                            lambda self, name, *a, **k: _no_space() if name == "logmel" else real(self, name, *a, **k))
+    else:  # every shard is written, the split file is not
+        monkeypatch.setattr("audiobench.cache.SplitWriter.append", _no_space)
+    out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(paths.root), "--quiet"])
+    assert out.exit_code == 2, out.output
+    assert out.output.count("\n") == 1 and "Traceback" not in out.output
+    assert out.output.startswith(f"error: no space left on the disk of {paths.feature_dir(feature_id())} (")
+    assert " free, about " in out.output and " more needed); free some space and rerun" in out.output
+    folder = paths.feature_dir(feature_id())
+    assert not list(folder.glob("*.h5")) and not list(folder.rglob("*.tmp"))
+    if where == "split-file":
+        assert len(list((folder / "shards" / "train").glob("shard-*.h5"))) == 1  # finished work kept
+    monkeypatch.undo()
+    featurize("toy", root=paths.root, quiet=True)
+    featurize("toy", root=tmp_path / "clean", quiet=True)
+    for split in ("train", "val"):
+        assert_same_files(feature_file(paths, split), feature_file(DatasetPaths(tmp_path / "clean", "toy"), split))

@@ -5,7 +5,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from audiobench.cli import cli
 from audiobench.clips import Event
 from audiobench.coverage import ALL, coverage
 from audiobench.errors import AudiobenchError
@@ -105,12 +107,27 @@ def _write_manifest(folder: Path, *, name: str = "tiny", sha: str = "0" * 64, se
     (("[partition]\nseed = 1", "[partition]\nseed = true"), "seed has the wrong type"),
     (('file = "tiny.csv"\nurl', 'file = "../tiny.csv"\nurl'), "must be a plain file name"),
     (("[[index]]", "[[index]"), "not valid TOML"),
+    (("[splits.val]", '[splits."../../../victim"]'), "invalid split name '../../../victim'"),
+    (("[splits.val]", '[splits."a/b"]'), "invalid split name 'a/b'"),
 ])
 def test_bad_manifest_is_an_error_naming_the_file(tmp_path, edit, message):
     path = _write_manifest(tmp_path, edit=edit)
     with pytest.raises(AudiobenchError, match="tiny.toml") as err:
         load_manifest(path)
     assert message in str(err.value)
+
+
+def test_a_split_name_that_leaves_the_root_is_refused_before_anything_is_written(tmp_path):
+    """Joined to raw/ and audio/, the name would aim fetch, resample and featurize at the decoy folder."""
+    decoy = tmp_path / "victim"
+    decoy.mkdir()
+    (decoy / "precious.txt").write_text("keep me")
+    manifest = _write_manifest(tmp_path / "mine", edit=("[splits.val]", '[splits."../../../victim"]'))
+    root = tmp_path / "root"
+    out = CliRunner().invoke(cli, ["fetch", str(manifest), "--root", str(root)])
+    assert out.exit_code == 2 and out.output.count("\n") == 1
+    assert out.output.startswith(f"error: {manifest}: invalid split name '../../../victim'")
+    assert sorted(p.name for p in decoy.iterdir()) == ["precious.txt"] and not root.exists()
 
 
 def test_own_manifests_are_found_by_name_through_the_environment(tmp_path, monkeypatch):

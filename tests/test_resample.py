@@ -1,21 +1,28 @@
 """resample: real files of many kinds become 16 kHz mono FLAC; bad ones are reported, nothing done is lost."""
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import sqlite3
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from audiobench.cache import feature_file
 from audiobench.cli import cli
 from audiobench.clips import ClassInfo, Clip
 from audiobench.decode import ffmpeg_exe
 from audiobench.errors import AudiobenchError
+from audiobench.features import logmel
+from audiobench.featurize import featurize
 from audiobench.layout import DatasetPaths, clip_id_for
 from audiobench.ledger import Ledger
 from audiobench.resample import resample
@@ -114,7 +121,7 @@ def test_bad_files_are_reported_by_clip_and_nothing_done_is_lost(tmp_path, sourc
     assert set(reasons) == {cid(n) for n in BAD}
     assert reasons[cid("empty")] == f"raw/train/{cid('empty')}.flac: empty file (0 bytes)"
     assert "not audio, or corrupt or truncated" in reasons[cid("text")]
-    assert "not audio, or corrupt or truncated" in reasons[cid("truncated")]
+    assert "corrupt FLAC: flac decoder lost sync" in reasons[cid("truncated")]
     with Ledger(paths.ledger) as ledger:
         assert {s.clip_id: s.status for s in ledger.statuses()} == {cid(n): "ok" for n in GOOD + BAD}  # kept
         assert set(ledger.audio()) == {cid(n) for n in GOOD}
@@ -132,11 +139,23 @@ def test_rerun_skips_done_clips_and_redoes_a_changed_source(tmp_path, sources):
     before = (paths.audio / "train" / f"{cid('u8')}.flac").read_bytes()
     assert resample("fetched", root=tmp_path, quiet=True).counts["done"] == 2
     raw = paths.raw / "train" / f"{cid('stereo')}.wav"
-    os.utime(raw, ns=(raw.stat().st_atime_ns, raw.stat().st_mtime_ns + 10**9))
+    os.utime(raw, ns=(raw.stat().st_atime_ns, raw.stat().st_mtime_ns + 10**9))  # touched: same content
+    assert resample("fetched", root=tmp_path, quiet=True).counts["done"] == 2
+    # Replaced by another sound of the same size, its modification time put back (`touch -r`): content decides.
+    stamp = raw.stat()
+    sf.write(raw, tone(880, 2.0, 44100, 2), 44100, subtype="PCM_16")
+    assert raw.stat().st_size == stamp.st_size
+    os.utime(raw, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     third = resample("fetched", root=tmp_path, quiet=True)
     assert (third.counts["converted"], third.counts["done"]) == (1, 1)
     assert [r.clip_id for r in third.rows if r.outcome == "converted"] == [cid("stereo")]
+    x, _ = sf.read(paths.audio / "train" / f"{cid('stereo')}.flac", dtype="float32")
+    assert dominant_frequency(x, 16000) == pytest.approx(880, abs=3)
     assert (paths.audio / "train" / f"{cid('u8')}.flac").read_bytes() == before
+    with Ledger(paths.ledger) as ledger:
+        record = ledger.audio()[cid("stereo")]
+    assert (record.source_bytes, record.source_sha256) == (raw.stat().st_size,
+                                                           hashlib.sha256(raw.read_bytes()).hexdigest())
 
 
 def test_parallel_threads_write_the_same_files(tmp_path, sources):
@@ -231,3 +250,121 @@ def test_resample_where_every_clip_fails_prints_them_then_exits_2(tmp_path, sour
     assert lines[-1] == "error: no clip of fetched could be converted (all 3 failed); fix or re-fetch them, then rerun"
     out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q", "--json"])
     assert out.exit_code == 2 and out.output.splitlines()[-1].startswith("error: no clip of fetched")
+
+
+# -- faults: a corrupt FLAC, a whole recording listed as a segment, a missing ffmpeg, a full disk ----------------
+def test_a_flipped_byte_in_a_raw_flac_is_reported_and_not_converted(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("surround", "whole"))
+    raw = paths.raw / "train" / f"{cid('surround')}.flac"
+    data = bytearray(raw.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    raw.write_bytes(bytes(data))
+    result = resample("fetched", root=tmp_path, quiet=True)
+    assert result.counts["converted"] == 1 and [r.clip_id for r in result.failed] == [cid("surround")]
+    assert result.failed[0].reason.startswith(f"raw/train/{cid('surround')}.flac: corrupt FLAC: ")
+    assert not (paths.audio / "train" / f"{cid('surround')}.flac").exists()
+
+
+def test_a_whole_recording_listed_as_a_segment_is_cut_to_it_with_a_notice(tmp_path):
+    """60 s of raw audio for the 2 s segment 30-32 s: the clip is 30-32 s of it (a 1 kHz tone there only)."""
+    rate = 22050
+    whole = tone(300, 60.0, rate)
+    whole[30 * rate:32 * rate] = tone(1000, 2.0, rate)
+    sources = {"long": tmp_path / "long.flac", "early": tmp_path / "early.flac"}
+    sf.write(sources["long"], whole, rate, subtype="PCM_16")
+    sf.write(sources["early"], whole[:10 * rate], rate, subtype="PCM_16")  # longer than 2 s, ends before 32 s
+    paths = make_dataset(tmp_path / "root", sources, ("long", "early"))
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path / "root"), "-q"])
+    assert out.exit_code == 0, out.output
+    assert f"note {cid('long')}  cut to 30-32 s of a 60.00 s file (taken as the whole recording" in out.output
+    assert (f"{cid('early')}  raw/train/{cid('early')}.flac: 10.00 s long for a 2.00 s segment (30-32 s): "
+            "neither the segment nor the whole recording; re-fetch it") in out.output
+    x, _ = sf.read(paths.audio / "train" / f"{cid('long')}.flac", dtype="float32")
+    assert x.size == 32000 and dominant_frequency(x, 16000) == pytest.approx(1000, abs=3)
+    with Ledger(paths.ledger) as ledger:
+        assert ledger.audio()[cid("long")].duration == 2.0 and cid("early") not in ledger.audio()
+    featurize("fetched", root=tmp_path / "root", quiet=True)
+    with h5py.File(feature_file(paths, "train"), "r") as f:
+        assert f["logmel"].shape == (1, 198, 64)  # 2 s, not 60 s of padding for the split
+
+
+def test_a_replaced_raw_file_reaches_the_features(tmp_path, sources):
+    paths = make_dataset(tmp_path, sources, ("stereo", "u8"))
+    resample("fetched", root=tmp_path, quiet=True)
+    featurize("fetched", root=tmp_path, quiet=True)
+    raw = paths.raw / "train" / f"{cid('stereo')}.wav"
+    sf.write(raw, tone(880, 2.0, 44100, 2), 44100, subtype="PCM_16")
+    assert resample("fetched", root=tmp_path, quiet=True).counts["converted"] == 1
+    split = featurize("fetched", root=tmp_path, quiet=True).splits[0]
+    assert (split.added, split.updated, split.present) == (0, 1, 1)
+    x, rate = sf.read(paths.audio / "train" / f"{cid('stereo')}.flac", dtype="float32")
+    with h5py.File(feature_file(paths, "train"), "r") as f:
+        row = list(f["clip_id"].asstr()[()]).index(cid("stereo"))
+        assert np.array_equal(f["logmel"][row, :f["length"][row]], logmel(x, rate))
+
+
+def test_a_missing_ffmpeg_is_named_once(tmp_path, sources, monkeypatch):
+    make_dataset(tmp_path, sources, ("aac", "stereo"))
+    monkeypatch.setenv("AUDIOBENCH_FFMPEG", "/nonexistent/ffmpeg")
+    ffmpeg_exe.cache_clear()
+    try:
+        out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q"])
+    finally:
+        monkeypatch.undo()
+        ffmpeg_exe.cache_clear()
+    assert out.exit_code == 2 and out.output == "error: AUDIOBENCH_FFMPEG=/nonexistent/ffmpeg: no such executable " \
+        "(unset it to use the bundled ffmpeg)\n"
+
+
+def _disk_full_at_the_third_write(monkeypatch):
+    import audiobench.resample as module
+
+    real, calls = module.write_atomic, []
+
+    def write_atomic(path, data):
+        calls.append(path)
+        if len(calls) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(module, "write_atomic", write_atomic)
+
+
+def _ledger_full_after_two_records(monkeypatch):
+    """SQLite answers "database or disk is full" to every audio record after the second."""
+    class Full:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, *args):
+            if sql.startswith("INSERT OR REPLACE INTO audio"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name: str):
+            return getattr(self.db, name)
+
+    real = Ledger.record_audio
+
+    def record_audio(self, record):
+        real(self, record)
+        if len(self.audio()) == 2:
+            self._db = Full(self._db)
+
+    monkeypatch.setattr(Ledger, "record_audio", record_audio)
+
+
+@pytest.mark.parametrize("full", ["audio", "ledger"])
+def test_a_full_disk_is_one_line_and_a_rerun_finishes(tmp_path, sources, monkeypatch, full):
+    paths = make_dataset(tmp_path, sources, GOOD)
+    (_disk_full_at_the_third_write if full == "audio" else _ledger_full_after_two_records)(monkeypatch)
+    out = CliRunner().invoke(cli, ["resample", "fetched", "--root", str(tmp_path), "-q"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1 and "Traceback" not in out.output, out.output
+    folder = paths.audio if full == "audio" else paths.dir
+    assert out.output.startswith(f"error: no space left on the disk of {folder} (")
+    assert "free some space and rerun (finished work is kept)" in out.output
+    with Ledger(paths.ledger) as ledger:
+        assert len(ledger.audio()) == 2  # what finished is recorded
+    monkeypatch.undo()
+    again = resample("fetched", root=tmp_path, quiet=True)
+    assert (again.counts["done"], again.counts["converted"], again.counts["failed"]) == (2, len(GOOD) - 2, 0)
