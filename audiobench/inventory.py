@@ -133,10 +133,10 @@ def _read_run(run: Path) -> tuple[str, RunRow] | None:
     return str(train["dataset"]), row
 
 
-def features_table(rows: list[FeatureRow]) -> str:
-    """The feature rows as an aligned text table."""
+def features_table(rows: list[FeatureRow], *, dataset: str) -> str:
+    """The feature rows as an aligned text table (or the command that makes some)."""
     if not rows:
-        return "(no features; run `audiobench featurize DATASET`)"
+        return f"(no features; run `audiobench featurize {dataset}`)"
     import pandas as pd
 
     frame = pd.DataFrame([asdict(r) for r in rows]).rename(columns={"feature_id": "feature set"})

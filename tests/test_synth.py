@@ -265,7 +265,8 @@ def test_console_script_synth_then_status(tmp_path):
     status = subprocess.run([str(exe), "status", "synth", "--root", root, "--no-per-class"], capture_output=True,
                             text=True, timeout=60)
     assert status.returncode == 0, status.stderr
-    rows = {line.split()[0]: line.split() for line in status.stdout.splitlines()[1:]}
+    coverage = status.stdout.split("\n\n")[0]  # the download coverage comes first, then features and runs
+    rows = {line.split()[0]: line.split() for line in coverage.splitlines()[1:]}
     assert rows["train"][2:4] == ["6", "6"] and rows["val"][2:4] == ["3", "3"] and rows["test"][2:4] == ["3", "3"]
 
 

@@ -39,6 +39,6 @@ def command(dataset: str, root: str | None, per_class: bool, quiet: bool, as_jso
         return
     click.echo(coverage_table(rows))
     click.echo(f"\nfeatures ({paths.features}):")
-    click.echo(features_table(features))
+    click.echo(features_table(features, dataset=dataset))
     click.echo(f"\nruns ({runs_dir(paths.root)}):")
     click.echo(runs_table(runs))
