@@ -14,10 +14,8 @@ marker and is renamed onto ``<split>.h5``, and only then are the shards deleted.
 """
 from __future__ import annotations
 
-import fcntl
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from audiobench.errors import AudiobenchError
 from audiobench.features import DEFAULT_PARAMS, FeatureDtype, FeatureParams, check_dtype, feature_id, logmel
 from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root
 from audiobench.ledger import Ledger
+from audiobench.locking import exclusive
 from audiobench.parallel import Backend, map_unordered
 
 __all__ = ["ClipFailure", "FeaturizeResult", "SplitResult", "feature_file", "featurize", "featurize_clip"]
@@ -167,7 +166,7 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
     ledger_path = paths.require_ledger()
     fid = feature_id(DEFAULT_PARAMS, dtype)
     feature_dir = ensure_writable_dir(paths.feature_dir(fid))
-    with _exclusive(feature_dir, dataset):
+    with exclusive(feature_dir, busy=f"another `audiobench featurize {dataset}` is writing {feature_dir}"):
         with Ledger(ledger_path) as ledger:
             classes = tuple(ledger.classes())
             plans = [_plan_split(ledger, feature_dir, split, SplitHeader(dataset, split, classes, strong, fid, dtype))
@@ -186,21 +185,6 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
             for assembler in assemblers.values():
                 assembler.abort()
     return FeaturizeResult(dataset, fid, feature_dir, results)
-
-
-@contextmanager
-def _exclusive(feature_dir: Path, dataset: str) -> Iterator[None]:
-    """Refuse a second featurize of the same dataset and recipe while one runs (the lock dies with its process)."""
-    with open(feature_dir / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AudiobenchError(f"another `audiobench featurize {dataset}` is writing {feature_dir}; "
-                                  "wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _choose_splits(ledger: Ledger, splits: Sequence[str] | None, dataset: str) -> dict[str, bool]:
