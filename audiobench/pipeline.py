@@ -408,4 +408,7 @@ def _path_problems(stage: str, table: Mapping[str, Any], pipeline_name: object) 
     parts = Path(text).parts
     if not parts or Path(text).is_absolute():
         return [f"out: expected a folder under the storage root, e.g. \"runs/NAME\", got {_show(table['out'])}"]
-    return [problem for part in parts for problem in _problem("out", lambda: validate_name(part, what="folder name"))]
+    for part in parts:
+        if problem := _problem("out", lambda: validate_name(part, what="folder name")):
+            return problem
+    return []

@@ -22,3 +22,21 @@ def test_help_lists_commands_in_the_data_flow_order():
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
     assert listed[:7] == ["synth", "fetch", "resample", "featurize", "weights", "train", "compare"]
+
+
+def test_sigint_and_sigterm_become_an_exception_with_the_shells_exit_code_and_handlers_come_back():
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    from audiobench.interrupt import Interrupted, interrupt_on_signals
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        with pytest.raises(Interrupted) as caught, interrupt_on_signals():
+            os.kill(os.getpid(), signum)  # a real signal to this process
+            time.sleep(5)  # (the handler runs at once; never reached)
+        assert caught.value.exit_code == code and isinstance(caught.value, KeyboardInterrupt)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
