@@ -17,6 +17,7 @@ from audiobench.cli import cli
 from audiobench.compare import CompareConfig, compare
 from audiobench.errors import AudiobenchError
 from audiobench.train import TrainConfig
+from procs import alive, descendants, wait_until_gone
 from toydata import write_features
 
 TINY = dict(width=0.0625, frames=96, batch_size=16, lr=3e-3, epochs=2)
@@ -210,37 +211,6 @@ def test_an_unknown_backend_is_refused_even_with_one_job(toy_root, tmp_path):
     assert not (tmp_path / "s" / "trials").exists()
 
 
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """Every process: pid -> (parent pid, state, command line), from /proc."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # gone meanwhile
-        fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry)] = (int(fields[1]), fields[0], command)
-    return table
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    table, found, todo = _processes(), {}, [pid]
-    while todo:
-        children = [child for child, (parent, _, _) in table.items() if parent == todo[-1]]
-        todo.pop()
-        found.update({child: table[child][2] for child in children})
-        todo += children
-    return found
-
-
-def _alive(pids) -> list[int]:
-    table = _processes()
-    return [pid for pid in pids if pid in table and table[pid][1] != "Z"]  # a zombie has ended
-
-
 def _long_study(toy_root: Path, out: Path, *, jobs: int) -> subprocess.Popen:
     """A compare that would train for minutes, in its own process."""
     return subprocess.Popen([sys.executable, "-m", "audiobench.cli", "compare", "toy", "--root", str(toy_root),
@@ -253,20 +223,13 @@ def _wait_for_training(proc: subprocess.Popen, out: Path, *, workers: int) -> di
     """Once ``workers`` loky workers exist and a trial has started: every process under ``proc``."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        found = _descendants(proc.pid)
+        found = descendants(proc.pid)
         if sum("loky" in cmd and "--process-name" in cmd for cmd in found.values()) >= workers \
                 and list(out.glob("trials/t*")):
             return found
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.1)
     raise AssertionError("the study did not start training")
-
-
-def _wait_until_gone(pids, seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while _alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return _alive(pids)
 
 
 @pytest.mark.slow
@@ -276,7 +239,7 @@ def test_sigterm_stops_the_workers_before_compare_exits(toy_root, tmp_path):
         children = _wait_for_training(proc, tmp_path / "s", workers=2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 143
-        assert _wait_until_gone(children, 5) == [], {p: children[p] for p in _alive(children)}
+        assert wait_until_gone(children, 5) == [], {p: children[p] for p in alive(children)}
         assert "interrupted (SIGTERM)" in proc.stderr.read().decode()  # (its children share the pipe)
     finally:
         proc.kill()
@@ -289,7 +252,7 @@ def test_workers_of_a_killed_compare_exit_on_their_own(toy_root, tmp_path):
         children = _wait_for_training(proc, tmp_path / "s", workers=2)
         proc.kill()  # kill -9: no handler runs; the workers notice their parent is gone
         proc.wait(timeout=30)
-        assert _wait_until_gone(children, 5) == [], {p: children[p] for p in _alive(children)}
+        assert wait_until_gone(children, 5) == [], {p: children[p] for p in alive(children)}
     finally:
         proc.kill()
 
