@@ -334,14 +334,17 @@ def _check_table(table: Any, stage: str, label: str, pipeline_name: object) -> l
         elif key in _AT_LEAST and value < _AT_LEAST[key]:
             problems.append(f"{key}: expected at least {_AT_LEAST[key]}, got {_show(value)}")
             bad.add(key)
-    problems += _key_problems(stage, table, bad, pipeline_name)
-    if not bad:  # the checks that take the options together need every one of them well typed
+    values = _key_problems(stage, table, bad)
+    if stage in ("train", "compare") and not bad & {"name", "out"}:
+        problems += _path_problems(stage, table, pipeline_name)
+    problems += values
+    if not bad and not values:  # the checks of the options together need each one right on its own
         problems += _options_problems(stage, table)
     return [f"{label} {problem}" for problem in problems]
 
 
-def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str], pipeline_name: object) -> list[str]:
-    """Checks of one well-typed key's value: names of weights and variants, shards, folders."""
+def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[str]:
+    """Checks of one well-typed key's value: names of weights and variants, shards; keys a stage needs."""
     problems = []
     if stage == "weights" and "names" not in bad:
         from audiobench.weights import KNOWN
@@ -360,8 +363,6 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str], pipeline_
         problems += [p for v in table.get("variants", []) for p in _problem("variants", lambda: variant_spec(v))]
     if stage == "train" and "variant" not in table:
         problems.append("variant: missing, e.g. variant = \"att-self\"")
-    if stage in ("train", "compare") and not bad & {"name", "out"}:
-        problems += _path_problems(stage, table, pipeline_name)
     return problems
 
 
