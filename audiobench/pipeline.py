@@ -335,9 +335,9 @@ def _check_table(table: Any, stage: str, label: str, pipeline_name: object) -> l
             problems.append(f"{key}: expected at least {_AT_LEAST[key]}, got {_show(value)}")
             bad.add(key)
     values = _key_problems(stage, table, bad)
+    problems += values
     if stage in ("train", "compare") and not bad & {"name", "out"}:
         problems += _path_problems(stage, table, pipeline_name)
-    problems += values
     if not bad and not values:  # the checks of the options together need each one right on its own
         problems += _options_problems(stage, table)
     return [f"{label} {problem}" for problem in problems]
