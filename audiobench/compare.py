@@ -3,13 +3,17 @@
 Trial ``k`` trains every variant with seed ``k``: the same batches in the same order and the same initial
 weights in the layers the variants share (see :mod:`audiobench.train`), so the test mAPs of trial ``k`` are
 paired. Each finished (trial, variant) is a run folder under ``<run>/trials/`` whose ``metrics.json`` is
-written last: a rerun, or a rerun after a kill, trains only what is missing. The tables and figures come
-from :func:`audiobench.report.render_report` over the saved results.
+written last: a rerun, or a rerun after a kill, trains only what is missing (and what a damaged file makes
+unreadable). One run at a time trains a study folder (a lock names the holder). Every trial uses
+:data:`TRIAL_THREADS` CPU threads, whatever ``jobs`` is: the thread count changes the numbers in the third
+digit, and a study's trials must not depend on how many ran at once. The tables and figures come from
+:func:`audiobench.report.render_report` over the saved results.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -23,14 +27,19 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from audiobench.checkpoint import CHECKPOINT_META
 from audiobench.errors import AudiobenchError
 from audiobench.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
-from audiobench.parallel import Backend, map_unordered
+from audiobench.locking import exclusive
+from audiobench.parallel import Backend, check_backend, map_unordered
 from audiobench.splits import training_frames
 from audiobench.train import METRICS, TRAINING_RECIPE, TrainConfig, TrainResult, read_result, run
-from audiobench.variants import require_strong, variant_spec
+from audiobench.variants import VariantSpec, require_strong, variant_spec
+
+log = logging.getLogger(__name__)
 
 TRIALS_DIR = "trials"
+TRIAL_THREADS = 1  # torch CPU threads per trial, whatever --jobs is (use --jobs for more cores)
 ATTENTION_DIR = "attention"
 LABELS_USED = {"noatt-weak": "weak", "noatt-strong": "strong", "noatt-weak-strong": "weak + strong",
                "att-unsup": "weak", "att-strong": "weak + strong (attention)", "att-self": "weak (self-supervised)",
@@ -94,6 +103,18 @@ class CompareResult:
 
 def check_study(config: CompareConfig, root: Path) -> None:
     """Refuse, before any training, what would fail in every trial: bad names, missing features, labels."""
+    specs = check_options(config)
+    from audiobench.cache import feature_file
+
+    train_file = feature_file(DatasetPaths(root, config.dataset), "train", config.train.feature_id)
+    with h5py.File(train_file, "r") as f:
+        has_strong = bool(f.attrs["has_strong"])
+    for spec in specs:
+        require_strong(spec, split="train", has_strong=has_strong)
+
+
+def check_options(config: CompareConfig) -> list[VariantSpec]:
+    """The checks that need no files (variants, baseline, trials, training options); the variants' specs."""
     if not config.variants:
         raise AudiobenchError("no variants to compare (--variants a,b,...)")
     if len(set(config.variants)) != len(config.variants):
@@ -105,13 +126,7 @@ def check_study(config: CompareConfig, root: Path) -> None:
         raise AudiobenchError(f"--baseline {config.baseline!r} is not among --variants {','.join(config.variants)}")
     for variant in config.variants:
         replace(config.train, variant=variant).check()
-    from audiobench.cache import feature_file
-
-    train_file = feature_file(DatasetPaths(root, config.dataset), "train", config.train.feature_id)
-    with h5py.File(train_file, "r") as f:
-        has_strong = bool(f.attrs["has_strong"])
-    for spec in specs:
-        require_strong(spec, split="train", has_strong=has_strong)
+    return specs
 
 
 def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None,
@@ -125,23 +140,33 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     """
     root_path = resolve_root(root)
     check_study(config, root_path)
+    check_backend(backend)
     frames = training_frames(DatasetPaths(root_path, config.dataset), feature_id=config.train.feature_id,
                              frames=config.train.frames)  # resolved first: the study id hashes the number
     config = replace(config, train=replace(config.train, frames=frames))
     run_dir = ensure_writable_dir(Path(out) if out is not None else runs_dir(root_path) / config.study_id())
+    with exclusive(run_dir, busy=f"another `audiobench compare` is training the study in {run_dir}"):
+        return _run_study(config, root_path, run_dir, jobs=jobs, backend=backend, scheduler=scheduler,
+                          quiet=quiet)
+
+
+def _run_study(config: CompareConfig, root_path: Path, run_dir: Path, *, jobs: int, backend: Backend,
+               scheduler: str | None, quiet: bool) -> CompareResult:
     _check_same_study(run_dir, config)
     _write_config(run_dir, config, root_path)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     tasks, resumed = [], 0
     for trial in range(config.trials):
         for variant in config.variants:
             folder = run_dir / TRIALS_DIR / f"t{trial:02d}-{variant}"
-            if (folder / METRICS).is_file():
+            damage = trial_damage(folder)
+            if damage is None:
                 resumed += 1
                 continue
-            shutil.rmtree(folder, ignore_errors=True)  # a run killed mid-way: start it again
+            if damage != UNFINISHED:
+                log.warning("trial %d variant %s: %s, retraining", trial, variant, damage)
+            shutil.rmtree(folder, ignore_errors=True)  # a run killed mid-way, or a damaged one: start it again
             train_config = replace(config.train, variant=variant, seed=trial)
-            tasks.append(TrialTask(trial, variant, train_config, str(root_path), str(folder), threads))
+            tasks.append(TrialTask(trial, variant, train_config, str(root_path), str(folder), TRIAL_THREADS))
     failures = []
     started = time.perf_counter()
     for outcome in map_unordered(run_trial, tasks, jobs=jobs, backend=backend, scheduler=scheduler,
@@ -150,6 +175,7 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
             failures.append(outcome)
     trained = time.perf_counter()
     results = finished_runs(run_dir)
+    _warn_mixed_threads(run_dir, results)
     write_tables(run_dir, results)
     write_class_durations(run_dir, root_path, config)
     write_attention_examples(run_dir, root_path, config, results)
@@ -160,16 +186,50 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     return CompareResult(run_dir, len(results), len(tasks) - len(failures), resumed, failures, report, timing)
 
 
+UNFINISHED = "unfinished"
+
+
+def trial_damage(folder: Path) -> str | None:
+    """None for a finished trial whose records read back; else why it must be trained (again).
+
+    ``metrics.json`` is written last, so without it the run did not finish; with it, a copy or a full disk
+    may still have cut it or ``model.json`` short.
+    """
+    if not (folder / METRICS).is_file():
+        return UNFINISHED
+    for name in (METRICS, CHECKPOINT_META):
+        try:
+            json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            return f"{name} unreadable"
+    return None
+
+
+def _warn_mixed_threads(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> None:
+    """Say so when a study's trials were trained with different torch thread counts (numbers may differ)."""
+    counts: dict[str, int] = {}
+    for _, result in results:
+        key = "not recorded" if result.threads is None else f"{result.threads} thread(s)"
+        counts[key] = counts.get(key, 0) + 1
+    if len(counts) > 1:
+        mix = ", ".join(f"{n} runs with {k}" for k, n in sorted(counts.items()))
+        log.warning("%s mixes trials trained with different torch thread counts (%s): their numbers may differ "
+                    "in the third digit; for one setting, train the study again under another --out", run_dir, mix)
+
+
 def run_trial(task: TrialTask) -> TrialOutcome:
     """One (trial, variant) training run; any failure is returned, not raised, so the others go on."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(task.threads)
     try:
         run(task.config, root=task.root, out=task.out, quiet=True, curve=False)
     except Exception as exc:  # noqa: BLE001 (reported per run; the study goes on)
         message = str(exc) if isinstance(exc, AudiobenchError) else traceback.format_exc(limit=3).strip()
         return TrialOutcome(task.trial, task.variant, error=message.splitlines()[-1] if message else repr(exc))
+    finally:
+        torch.set_num_threads(before)  # with one job the trial ran in this process
     return TrialOutcome(task.trial, task.variant)
 
 
@@ -177,7 +237,7 @@ def finished_runs(run_dir: Path) -> list[tuple[int, TrainResult]]:
     """Every finished (trial, result) under ``run_dir/trials``, ordered by trial then folder name."""
     found = []
     for folder in sorted((run_dir / TRIALS_DIR).glob("t*-*")):
-        if (folder / METRICS).is_file():
+        if trial_damage(folder) is None:
             found.append((int(folder.name[1:].split("-", 1)[0]), read_result(folder)))
     return found
 

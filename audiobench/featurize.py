@@ -16,13 +16,11 @@ marker and is renamed onto ``<split>.h5``, and only then are the shards deleted.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from audiobench.index import sha256_file
 from audiobench.layout import (DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full, require_inside,
                                resolve_root, validate_name)
 from audiobench.ledger import Ledger
+from audiobench.locking import exclusive
 from audiobench.parallel import Backend, map_unordered
 
 __all__ = ["ClipFailure", "FeaturizeResult", "SplitResult", "feature_file", "featurize", "featurize_clip"]
@@ -190,7 +189,7 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
         _require_audio(ledger, list(_choose_splits(ledger, splits, dataset)), dataset)
     fid = feature_id(DEFAULT_PARAMS, dtype)
     feature_dir = ensure_writable_dir(paths.feature_dir(fid))
-    with _exclusive(feature_dir, dataset):
+    with exclusive(feature_dir, busy=f"another `audiobench featurize {dataset}` is writing {feature_dir}"):
         with Ledger(ledger_path) as ledger:
             classes = tuple(ledger.classes())
             plans = [_plan_split(ledger, feature_dir, split, SplitHeader(dataset, split, classes, strong, fid, dtype),
@@ -224,21 +223,6 @@ def _require_audio(ledger: Ledger, splits: Sequence[str], dataset: str) -> None:
     if not any(ledger.statuses(split=split, status="ok") for split in splits):
         raise AudiobenchError(f"no clips fetched for {where}: run `audiobench fetch {dataset}` first")
     raise AudiobenchError(f"no clips converted for {where}: run `audiobench resample {dataset}` first")
-
-
-@contextmanager
-def _exclusive(feature_dir: Path, dataset: str) -> Iterator[None]:
-    """Refuse a second featurize of the same dataset and recipe while one runs (the lock dies with its process)."""
-    with open(feature_dir / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AudiobenchError(f"another `audiobench featurize {dataset}` is writing {feature_dir}; "
-                                  "wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _choose_splits(ledger: Ledger, splits: Sequence[str] | None, dataset: str) -> dict[str, bool]:

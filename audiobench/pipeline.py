@@ -21,14 +21,19 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
+import os
+import re
 import tomllib
-from collections.abc import Callable, Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from audiobench.errors import AudiobenchError, InputFormatError
-from audiobench.layout import resolve_root
+from audiobench.layout import resolve_root, validate_name
 
 STAGES = ("weights", "synth", "fetch", "resample", "featurize", "train", "compare")
 _REPEATED = ("train", "compare")  # arrays of tables: several runs or studies per pipeline
@@ -50,8 +55,21 @@ class Pipeline:
     steps: tuple[Step, ...]
 
 
+class PipelineError(InputFormatError):
+    """Every problem of a pipeline file, one line each (``FILE: [table] key: expected ..., got ...``)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
 def load_pipeline(path: str | Path) -> Pipeline:
-    """Read and check a pipeline file: unknown stages or options are errors naming the file and key."""
+    """Read and check a pipeline file: every table and key, before anything runs.
+
+    Unknown tables or options, values of the wrong type or out of range, unknown variants, backends or
+    weights, and study folders that would leave the storage root are all reported at once, as a
+    :class:`PipelineError` with one line per problem naming the file, the table and the key.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -59,13 +77,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise AudiobenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputFormatError(f"{path}: not valid TOML ({exc})") from None
-    if not isinstance(data.get("dataset"), str):
-        raise InputFormatError(f"{path}: needs a top-level `dataset = \"NAME\"`")
-    unknown = set(data) - {"name", "dataset", "description", *STAGES}
-    if unknown:
-        raise InputFormatError(f"{path}: unknown table or key {sorted(unknown)[0]!r} (stages: {', '.join(STAGES)})")
-    if "synth" in data and "fetch" in data:
-        raise InputFormatError(f"{path}: a pipeline either synthesises its dataset or fetches it, not both")
+    problems = _check_top(data)
     steps = []
     for stage in STAGES:
         if stage not in data:
@@ -74,19 +86,51 @@ def load_pipeline(path: str | Path) -> Pipeline:
         if isinstance(tables, dict):
             tables = [tables]
         elif stage not in _REPEATED:
-            raise InputFormatError(f"{path}: [{stage}] must be a table, not an array of tables")
-        for table in tables:
-            _check_keys(path, stage, table)
-            steps.append(Step(stage, table))
+            problems.append(f"[{stage}] expected a table, got an array of tables")
+            continue
+        elif not isinstance(tables, list):
+            problems.append(f"[[{stage}]] expected tables, got {_show(tables)}")
+            continue
+        for n, table in enumerate(tables, 1):
+            label = f"[{stage}]" if stage not in _REPEATED else f"[[{stage}]]" + (f" #{n}" if len(tables) > 1 else "")
+            found = _check_table(table, stage, label, data.get("name", path.stem))
+            problems += found
+            if not found:
+                steps.append(Step(stage, table))
+    if problems:
+        raise PipelineError([f"{path}: {problem}" for problem in problems])
     return Pipeline(path, data.get("name", path.stem), data["dataset"], data.get("description", ""), tuple(steps))
 
 
+def _check_top(data: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if not isinstance(data.get("dataset"), str):
+        problems.append("needs a top-level `dataset = \"NAME\"`")
+    else:
+        problems += _problem("dataset", lambda: validate_name(data["dataset"]))
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key}: expected a string, got {_show(data[key])}")
+    problems += [f"unknown table or key {key!r} (stages: {', '.join(STAGES)})"
+                 for key in data if key not in {"name", "dataset", "description", *STAGES}]
+    if "synth" in data and "fetch" in data:
+        problems.append("a pipeline either synthesises its dataset or fetches it, not both")
+    return problems
+
+
 def run_pipeline(pipeline: Pipeline, *, root: str | Path | None = None, quiet: bool = False,
-                 echo: Callable[[str], None] = print) -> None:
-    """Run every step in order; each skips what is done."""
+                 echo: Callable[[str], None] = print, index_mirror: str | None = None,
+                 weights_mirror: str | None = None) -> None:
+    """Run every step in order; each skips what is done.
+
+    ``index_mirror`` and ``weights_mirror`` (a folder or base URL) replace the official hosts of the list
+    files (``[fetch]``) and of the pretrained weights (``[weights]``), over what the tables say.
+    """
     root_path = resolve_root(root)
+    mirrors = {"fetch": {"index_mirror": index_mirror}, "weights": {"mirror": weights_mirror}}
     for step in pipeline.steps:
-        options = {k: _expand(v, root_path) for k, v in step.options.items()}
+        given = {k: v for k, v in mirrors.get(step.stage, {}).items() if v}
+        options = {k: _expand(v, root_path) for k, v in {**step.options, **given}.items()}
         echo(f"== {step.stage} {options.get('name', '')}".rstrip())
         _RUNNERS[step.stage](pipeline, options, root_path, quiet, echo)
 
@@ -185,27 +229,45 @@ _RUNNERS: dict[str, Callable[[Pipeline, dict[str, Any], Path, bool, Callable[[st
 }
 
 
-def _allowed_keys(stage: str) -> set[str]:
-    """The keyword arguments each stage takes from a pipeline table."""
+
+# -- checks at load time: every table and key, all problems at once -------------------------------------------
+_AT_LEAST = {"jobs": 1, "trials": 1, "examples": 0, "retries": 0, "max_refusals": 1, "limit": 0, "shard_size": 1,
+             "workers": 0, "freeze": 0}
+
+
+def _schema(stage: str) -> dict[str, Any]:
+    """Every key a stage's table takes, with its type: the annotations of what the table is passed to."""
     if stage == "weights":
-        return {"names", "mirror"}
+        return {"names": list[str], "mirror": str}
     if stage == "fetch":
         from audiobench.download import DownloadSettings
         from audiobench.fetch import FetchOptions
 
-        return ({f.name for f in dataclasses.fields(FetchOptions)} - {"download"}
-                | {f.name for f in dataclasses.fields(DownloadSettings)} | {"index_mirror"})
+        keys = {**_field_types(FetchOptions), **_field_types(DownloadSettings), "index_mirror": str}
+        del keys["download"]
+        return {**keys, "shard": str}  # "I/N", parsed as --shard is
     if stage in ("train", "compare"):
         from audiobench.train import TrainConfig
 
-        train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"dataset"}
+        train = _field_types(TrainConfig)
+        del train["dataset"]
         if stage == "train":
-            return train_keys | {"out", "name"}
-        return train_keys - {"variant", "seed"} | {"variants", "trials", "baseline", "examples", "jobs", "backend",
-                                                   "scheduler", "out", "name"}
+            return {**train, "out": str, "name": str}
+        from audiobench.compare import CompareConfig, compare
+
+        del train["variant"], train["seed"]  # per run: every variant, seed = trial
+        study = {k: v for k, v in _field_types(CompareConfig).items() if k != "train"}
+        place = {k: v for k, v in typing.get_type_hints(compare).items() if k in ("jobs", "backend", "scheduler")}
+        return {**train, **study, **place, "out": str, "name": str}
     function = _stage_function(stage)
-    return {name for name, param in inspect.signature(function).parameters.items()
+    hints = typing.get_type_hints(function)
+    return {name: hints[name] for name, param in inspect.signature(function).parameters.items()
             if param.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("root", "quiet")}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
 def _stage_function(stage: str) -> Callable[..., Any]:
@@ -222,22 +284,132 @@ def _stage_function(stage: str) -> Callable[..., Any]:
     return featurize
 
 
-def _check_keys(path: Path, stage: str, table: Mapping[str, Any]) -> None:
+def _expectation(hint: Any) -> tuple[str, Callable[[Any], bool]]:
+    """What a TOML value of type ``hint`` must be: its description and its test (TOML has no null)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        kinds = list({what: (what, test) for what, test in map(_expectation, args) if what != "null"}.values())
+        if len(kinds) == 1:
+            return kinds[0]
+        return " or ".join(k[0] for k in kinds), lambda v: any(test(v) for _, test in kinds)
+    if origin is typing.Literal:
+        return f"one of {', '.join(json.dumps(a) for a in args)}", lambda v: isinstance(v, str) and v in args
+    if origin in (list, tuple, Sequence):
+        what, test = _expectation(args[0])
+        what = "strings" if what == "a string" else f"items each {what}"
+        return f"a list of {what}", lambda v: isinstance(v, list) and all(test(x) for x in v)
+    if hint is type(None):
+        return "null", lambda v: False
+    if hint is bool:
+        return "true or false", lambda v: isinstance(v, bool)
+    if hint is int:
+        return "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if hint is float:
+        return "a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if hint in (str, Path) or hint is os.PathLike or origin is os.PathLike:
+        return "a string", lambda v: isinstance(v, str)
+    raise TypeError(f"no TOML form for {hint!r}")  # a new option type: give it one here
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_table(table: Any, stage: str, label: str, pipeline_name: object) -> list[str]:
+    """Every problem of one stage table, each as ``[table] key: what is wrong``."""
     if not isinstance(table, Mapping):
-        raise InputFormatError(f"{path}: [{stage}] must be a table")
-    unknown = sorted(set(table) - _allowed_keys(stage))
-    if unknown:
-        raise InputFormatError(f"{path}: [{stage}] has no option {unknown[0]!r} "
-                               f"(options: {', '.join(sorted(_allowed_keys(stage)))})")
-    if stage == "weights":
+        return [f"{label} expected a table, got {_show(table)}"]
+    schema = _schema(stage)
+    problems, bad = [], set()
+    for key, value in table.items():
+        if key not in schema:
+            problems.append(f"{key}: no such option (options: {', '.join(sorted(schema))})")
+            bad.add(key)
+            continue
+        what, test = _expectation(schema[key])
+        if not test(value):
+            problems.append(f"{key}: expected {what}, got {_show(value)}")
+            bad.add(key)
+        elif key in _AT_LEAST and value < _AT_LEAST[key]:
+            problems.append(f"{key}: expected at least {_AT_LEAST[key]}, got {_show(value)}")
+            bad.add(key)
+    values = _key_problems(stage, table, bad)
+    problems += values
+    if stage in ("train", "compare") and not bad & {"name", "out"}:
+        problems += _path_problems(stage, table, pipeline_name)
+    if not bad and not values:  # the checks of the options together need each one right on its own
+        problems += _options_problems(stage, table)
+    return [f"{label} {problem}" for problem in problems]
+
+
+def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[str]:
+    """Checks of one well-typed key's value: names of weights and variants, shards; keys a stage needs."""
+    problems = []
+    if stage == "weights" and "names" not in bad:
         from audiobench.weights import KNOWN
 
-        names = table.get("names", _DEFAULT_WEIGHTS)
-        if not isinstance(names, list):
-            raise InputFormatError(f"{path}: [weights] names must be a list, e.g. names = [\"vggish\"]")
-        bad = [n for n in names if n not in KNOWN]
-        if bad:
-            raise InputFormatError(f"{path}: [weights] names: unknown weights {bad[0]!r} "
-                                   f"(known: {', '.join(KNOWN)})")
-    if stage == "compare" and not table.get("variants"):
-        raise InputFormatError(f"{path}: [[compare]] needs `variants = [...]`")
+        problems += [f"names: unknown weights {n!r} (known: {', '.join(KNOWN)})"
+                     for n in table.get("names", _DEFAULT_WEIGHTS) if n not in KNOWN]
+    if stage == "fetch" and "shard" in table and "shard" not in bad:
+        from audiobench.fetch import parse_shard
+
+        problems += _problem("shard", lambda: parse_shard(table["shard"]))
+    if stage == "compare" and "variants" not in bad:
+        from audiobench.variants import variant_spec
+
+        if not table.get("variants"):
+            problems.append("variants: missing, e.g. variants = [\"noatt-weak\", \"att-self\"]")
+        problems += [p for v in table.get("variants", []) for p in _problem("variants", lambda: variant_spec(v))]
+    if stage == "train" and "variant" not in table:
+        problems.append("variant: missing, e.g. variant = \"att-self\"")
+    return problems
+
+
+def _options_problems(stage: str, table: Mapping[str, Any]) -> list[str]:
+    """The checks of a stage's options together (ranges, the baseline among the variants), once all are typed."""
+    from audiobench.train import TrainConfig
+
+    if stage == "train" and "variant" in table:
+        options = {k: v for k, v in table.items() if k not in ("out", "name")}
+        return _problem("", lambda: TrainConfig("dataset", **options).check())
+    if stage == "compare" and table.get("variants"):
+        from audiobench.compare import CompareConfig, check_options
+
+        options = dict(table)
+        study = {k: options.pop(k) for k in ("trials", "baseline", "examples") if k in options}
+        variants = tuple(options.pop("variants"))
+        for key in ("jobs", "backend", "scheduler", "out", "name"):
+            options.pop(key, None)
+        return _problem("", lambda: check_options(
+            CompareConfig(TrainConfig("dataset", variants[0], **options), variants=variants, **study)))
+    return []
+
+
+def _problem(key: str, check: Callable[[], object]) -> list[str]:
+    """``check``'s error as ``key: message``; without ``key``, an option the message names (``--batch-size``)."""
+    try:
+        check()
+    except AudiobenchError as exc:
+        message = str(exc)
+        if not key and (named := re.match(r"--([a-z-]+) ", message)):
+            key, message = named.group(1).replace("-", "_"), message[named.end():]
+        return [f"{key}: {message}" if key else message]
+    return []
+
+
+def _path_problems(stage: str, table: Mapping[str, Any], pipeline_name: object) -> list[str]:
+    """The run or study folder stays under the storage root: ``out`` relative (or under ``{root}/``), of plain
+    names, no ``..``; without ``out``, a study's folder is ``runs/<name>`` and its name must be plain too."""
+    if "out" not in table:
+        if stage != "compare":
+            return []
+        return _problem("name", lambda: validate_name(table.get("name", pipeline_name), what="study name"))
+    text = table["out"].removeprefix("{root}/")
+    parts = Path(text).parts
+    if not parts or Path(text).is_absolute():
+        return [f"out: expected a folder under the storage root, e.g. \"runs/NAME\", got {_show(table['out'])}"]
+    for part in parts:
+        if problem := _problem("out", lambda: validate_name(part, what="folder name")):
+            return problem
+    return []

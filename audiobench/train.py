@@ -103,6 +103,7 @@ class TrainResult:
     epochs: tuple[dict[str, Any], ...]
     test_per_class: dict[str, float | None]
     seconds: float
+    threads: int | None = None  # torch CPU threads it trained with (None: not recorded, an older run)
     checkpoint: Path = field(init=False)
     metrics: Path = field(init=False)
 
@@ -119,7 +120,7 @@ def read_result(run_dir: str | os.PathLike[str]) -> TrainResult:
     m = json.loads(path.read_text())
     return TrainResult(Path(run_dir), TrainConfig(**m["config"]), m["val_map"], m["test_map"], m["best_epoch"],
                        tuple(m["epochs"]), {c["name"]: c["ap"] for c in m["test_per_class"]},
-                       m["timing"]["total_s"])
+                       m["timing"]["total_s"], m.get("threads"))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -311,6 +312,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
     train_clips = len(splits.train) * len(history)
     metrics = {
         "version": __version__, "recipe": TRAINING_RECIPE, "torch": torch.__version__, "device": str(device),
+        "threads": torch.get_num_threads(),  # CPU threads change the numbers in the last digits
         "config": asdict(config), "feature_files": {k: str(v) for k, v in splits.files.items()},
         "clips": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
         "val_map": val.map, "test_map": test.map, "best_epoch": best_epoch, "epochs_run": len(history),
@@ -326,4 +328,5 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
     }
     write_atomic(run_dir / METRICS, json.dumps(metrics, indent=2))
     return TrainResult(run_dir, config, val.map, test.map, best_epoch, tuple(history),
-                       {c.name: ap for c, ap in zip(splits.classes, test.per_class)}, seconds)
+                       {c.name: ap for c, ap in zip(splits.classes, test.per_class)}, seconds,
+                       torch.get_num_threads())

@@ -55,3 +55,21 @@ def test_docs_readme_and_help_texts_stand_on_their_own():
     texts["audiobench --help"] = CliRunner().invoke(cli, ["--help"]).output
     found = {where: HISTORY.findall(text) for where, text in texts.items() if HISTORY.search(text)}
     assert found == {}
+
+
+def test_sigint_and_sigterm_become_an_exception_with_the_shells_exit_code_and_handlers_come_back():
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    from audiobench.interrupt import Interrupted, interrupt_on_signals
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        with pytest.raises(Interrupted) as caught, interrupt_on_signals():
+            os.kill(os.getpid(), signum)  # a real signal to this process
+            time.sleep(5)  # (the handler runs at once; never reached)
+        assert caught.value.exit_code == code and isinstance(caught.value, KeyboardInterrupt)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

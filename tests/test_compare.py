@@ -18,6 +18,7 @@ from audiobench.cli import cli
 from audiobench.compare import CompareConfig, compare
 from audiobench.errors import AudiobenchError
 from audiobench.train import TrainConfig
+from procs import alive, descendants, wait_until_gone
 from toydata import write_features
 
 TINY = dict(width=0.0625, frames=96, batch_size=16, lr=3e-3, epochs=2)
@@ -183,3 +184,113 @@ def test_study_ids_of_explicit_frames_are_those_of_earlier_versions():
     assert config.study_id() == "compare-synth-demo-70e458a8"
     ten_seconds = CompareConfig(TrainConfig("synth", "noatt-weak", frames=998), variants=("noatt-weak", "att-self"))
     assert ten_seconds.study_id() == "compare-synth-32efc609"
+
+
+# -- damaged trial records, one run per study folder, thread counts, workers after a signal ------------------
+def test_a_truncated_metrics_or_model_json_is_retrained_and_the_report_still_written(toy_root, tmp_path, caplog):
+    out = tmp_path / "s"
+    compare(_config(trials=1), root=toy_root, out=out, quiet=True)
+    before = _table(out)
+    for name, trial in (("metrics.json", "t00-att-self"), ("model.json", "t00-noatt-weak")):
+        path = out / "trials" / trial / name
+        path.write_text(path.read_text()[:40])  # a copy or a full disk cut it short
+    caplog.set_level("WARNING", logger="audiobench.compare")
+    result = CliRunner().invoke(cli, ["compare", "toy", "--root", str(toy_root), "--variants", "noatt-weak,att-self",
+                                      "--trials", "1", "--width", "0.0625", "--frames", "96", "--epochs", "2",
+                                      "--batch-size", "16", "--lr", "3e-3", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "report.md" in result.output
+    assert "2 trained now, 0 resumed" in result.output
+    assert "trial 0 variant att-self: metrics.json unreadable, retraining" in caplog.text
+    assert "trial 0 variant noatt-weak: model.json unreadable, retraining" in caplog.text
+    # The study folder's lock file, left by the first run, blocks nothing; the retrained runs match.
+    pd.testing.assert_frame_equal(before.drop(columns="seconds"), _table(out).drop(columns="seconds"))
+
+
+def test_trials_train_on_one_thread_whatever_jobs_and_a_mixed_study_is_flagged(toy_root, tmp_path, caplog):
+    import torch
+
+    torch.set_num_threads(2)  # what --jobs 1 used to leave a trial on a 2-core machine
+    try:
+        result = compare(_config(trials=1), root=toy_root, out=tmp_path / "s", jobs=1, quiet=True)
+        assert torch.get_num_threads() == 2  # the trial ran in this process; its setting is put back
+    finally:
+        torch.set_num_threads(os.cpu_count() or 1)
+    metrics = sorted(result.run_dir.glob("trials/*/metrics.json"))
+    assert [json.loads(p.read_text())["threads"] for p in metrics] == [1, 1]
+    # A trial trained with another thread count (an older audiobench resumed here): the study says so.
+    record = json.loads(metrics[0].read_text())
+    metrics[0].write_text(json.dumps({**record, "threads": 2}))
+    caplog.set_level("WARNING", logger="audiobench.compare")
+    again = compare(_config(trials=1), root=toy_root, out=tmp_path / "s", quiet=True)
+    assert again.trained == 0
+    assert "different torch thread counts (1 runs with 1 thread(s), 1 runs with 2 thread(s))" in caplog.text
+
+
+def test_an_unknown_backend_is_refused_even_with_one_job(toy_root, tmp_path):
+    with pytest.raises(AudiobenchError, match="unknown backend 'locky'"):
+        compare(_config(trials=1), root=toy_root, out=tmp_path / "s", jobs=1, backend="locky", quiet=True)
+    assert not (tmp_path / "s" / "trials").exists()
+
+
+def _long_study(toy_root: Path, out: Path, *, jobs: int) -> subprocess.Popen:
+    """A compare that would train for minutes, in its own process."""
+    return subprocess.Popen([sys.executable, "-m", "audiobench.cli", "compare", "toy", "--root", str(toy_root),
+                             "--variants", "noatt-weak,att-self", "--trials", "20", "--width", "0.0625", "--frames",
+                             "96", "--epochs", "50", "--batch-size", "16", "--jobs", str(jobs), "--quiet",
+                             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for_training(proc: subprocess.Popen, out: Path, *, workers: int) -> dict[int, str]:
+    """Once ``workers`` loky workers exist and a trial has started: every process under ``proc``."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = descendants(proc.pid)
+        if sum("loky" in cmd and "--process-name" in cmd for cmd in found.values()) >= workers \
+                and list(out.glob("trials/t*")):
+            return found
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.1)
+    raise AssertionError("the study did not start training")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_workers_before_compare_exits(toy_root, tmp_path):
+    proc = _long_study(toy_root, tmp_path / "s", jobs=2)
+    try:
+        children = _wait_for_training(proc, tmp_path / "s", workers=2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+        assert wait_until_gone(children, 5) == [], {p: children[p] for p in alive(children)}
+        assert "interrupted (SIGTERM)" in proc.stderr.read().decode()  # (its children share the pipe)
+    finally:
+        proc.kill()
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_compare_exit_on_their_own(toy_root, tmp_path):
+    proc = _long_study(toy_root, tmp_path / "s", jobs=2)
+    try:
+        children = _wait_for_training(proc, tmp_path / "s", workers=2)
+        proc.kill()  # kill -9: no handler runs; the workers notice their parent is gone
+        proc.wait(timeout=30)
+        assert wait_until_gone(children, 5) == [], {p: children[p] for p in alive(children)}
+    finally:
+        proc.kill()
+
+
+@pytest.mark.slow
+def test_a_second_compare_on_the_same_study_folder_is_refused_naming_the_holder(toy_root, tmp_path):
+    out = tmp_path / "s"
+    proc = _long_study(toy_root, out, jobs=1)
+    try:
+        _wait_for_training(proc, out, workers=0)
+        in_progress = sorted(out.glob("trials/t*"))
+        second = subprocess.run(proc.args, capture_output=True, text=True, timeout=60)  # the same command again
+        assert second.returncode == 2, second.stderr
+        assert "another `audiobench compare` is training the study in" in second.stderr
+        assert f"PID {proc.pid} on " in second.stderr and "wait for it to finish" in second.stderr
+        assert all(folder.is_dir() for folder in in_progress)  # the first run's trial in progress is untouched
+    finally:
+        proc.kill()
+        proc.wait()

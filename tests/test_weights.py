@@ -125,5 +125,5 @@ def test_a_pipeline_fetches_its_weights_first(served_weights, tmp_path):
     with pytest.raises(AudiobenchError, match=r"p.toml: \[weights\] names: unknown weights 'vgg16'"):
         load_pipeline(pipeline_file)
     pipeline_file.write_text('dataset = "synth"\n[weights]\nnames = "vggish"\n')
-    with pytest.raises(AudiobenchError, match=r"p.toml: \[weights\] names must be a list"):
+    with pytest.raises(AudiobenchError, match=r"p.toml: \[weights\] names: expected a list of strings"):
         load_pipeline(pipeline_file)

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from audiobench.cli.options import backend_options, json_option, quiet_option, root_option
+from audiobench.cli.options import backend_options, json_option, quiet_option, root_option, stops_workers_on_signals
 from audiobench.cli.train_options import training_options
 
 
@@ -25,6 +25,7 @@ from audiobench.cli.train_options import training_options
 @root_option
 @quiet_option
 @json_option
+@stops_workers_on_signals
 def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs: int, backend: str,
             scheduler: str | None, out: str | None, root: str | None, quiet: bool, as_json: bool,
             **train_options) -> None:

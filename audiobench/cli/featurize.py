@@ -5,7 +5,8 @@ import json
 
 import click
 
-from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
+from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
+                                     stops_workers_on_signals)
 from audiobench.features import DTYPES
 from audiobench.layout import resolve_root
 
@@ -21,6 +22,7 @@ from audiobench.layout import resolve_root
               help="Only this split (repeat for several) [default: every split].")
 @quiet_option
 @json_option
+@stops_workers_on_signals
 def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, dtype: str,
             splits: tuple[str, ...], quiet: bool, as_json: bool) -> None:
     """Compute VGGish log-mel features into features/<feature-id>/<split>.h5.

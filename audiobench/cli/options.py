@@ -1,6 +1,7 @@
 """Options shared by several commands, defined once so that every command spells them the same way."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -36,3 +37,25 @@ def backend_options(func: F) -> F:
     func = click.option("--backend", type=click.Choice(BACKENDS), default="loky", show_default=True,
                         help="joblib backend: local processes, threads, or a Dask cluster.")(func)
     return func
+
+
+def stops_workers_on_signals(func: F) -> F:
+    """SIGTERM or SIGINT: the stage cleans up, its worker processes are stopped, exit 143 or 130.
+
+    For the commands that start worker processes; without it a killed command leaves them running.
+    """
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from audiobench.interrupt import Interrupted, interrupt_on_signals
+        from audiobench.parallel import stop_workers
+
+        try:
+            with interrupt_on_signals():
+                return func(*args, **kwargs)
+        except Interrupted as exc:
+            stop_workers()
+            click.echo(f"interrupted ({exc.name}): finished work is kept; rerun the same command to go on",
+                       err=True)
+            click.get_current_context().exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]

@@ -6,7 +6,8 @@ from dataclasses import asdict
 
 import click
 
-from audiobench.cli.options import backend_options, jobs_option, json_option, quiet_option, root_option
+from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
+                                     stops_workers_on_signals)
 
 
 @click.command("resample")
@@ -16,6 +17,7 @@ from audiobench.cli.options import backend_options, jobs_option, json_option, qu
 @backend_options
 @quiet_option
 @json_option
+@stops_workers_on_signals
 def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, quiet: bool,
             as_json: bool) -> None:
     """Decode every fetched clip, mix to mono, resample to 16 kHz (soxr) and write FLAC under audio/.

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option
+from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option, stops_workers_on_signals
 
 
 @click.command("synth")
@@ -25,6 +25,7 @@ from audiobench.cli.options import jobs_option, json_option, quiet_option, root_
 @jobs_option
 @quiet_option
 @json_option
+@stops_workers_on_signals
 def command(root: str | None, name: str, seed: int, train: int, val: int, test: int, duration: float,
             classes: str | None, jobs: int, quiet: bool, as_json: bool) -> None:
     """Write a strongly labelled synthetic dataset: sirens, horns, beeps, engines, screams over noise.
