@@ -11,6 +11,11 @@ class AudiobenchError(Exception):
 
     exit_code = 2  # what the command line exits with
 
+    def __init__(self, *args: object, exit_code: int | None = None) -> None:
+        super().__init__(*args)
+        if exit_code is not None:  # a stage's own status passed on (a pipeline stopping where fetch stopped)
+            self.exit_code = exit_code
+
 
 class InputFormatError(AudiobenchError):
     """A published list or user file that does not parse; the message names file and line."""

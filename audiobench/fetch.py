@@ -109,17 +109,19 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
         splits_of(ledger, options.split)
         summary = download_clips(ledger, paths, options, quiet=quiet)
         rows = [r for r in coverage(ledger) if options.split in (None, r.split)]
-    return FetchResult(registration, empty_if_nothing_ok(summary, rows, registration.dataset, options.split), rows)
+    return FetchResult(registration, empty_if_nothing_ok(summary, rows, registration.dataset, options), rows)
 
 
 def empty_if_nothing_ok(summary: DownloadSummary, rows: list[CoverageRow], dataset: str,
-                        split: str | None) -> DownloadSummary:
+                        options: FetchOptions) -> DownloadSummary:
     """A run after which the fetched splits hold no ``ok`` clip leaves the next stage nothing: say so.
 
-    A rerun where every clip is already ``ok`` is a success, not an empty stage.
+    A rerun where every clip is already ``ok`` is a success, not an empty stage; so is ``--limit 0``, which
+    asks only for the lists to be registered.
     """
-    if summary.stopped_early or sum(r.ok for r in rows if r.label == ALL):
+    if summary.stopped_early or options.limit == 0 or sum(r.ok for r in rows if r.label == ALL):
         return summary
+    split = options.split
     where = f"split {split} of {dataset}" if split else dataset
     counts = ", ".join(f"{sum(getattr(r, s) for r in rows if r.label == ALL)} {s}"
                        for s in ("unavailable", "failed", "pending"))

@@ -163,8 +163,8 @@ def _run_fetch(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Ca
     result = fetch(p.dataset, root=root, index_mirror=o.get("index_mirror"),
                    options=FetchOptions(**fetch_keys, download=download), quiet=quiet)
     echo(f"fetch: {result.summary.counts}")
-    if result.summary.message:
-        raise AudiobenchError(result.summary.message)
+    if result.summary.message:  # stopped early (3: rerun later) or nothing fetched (2), as `audiobench fetch` exits
+        raise AudiobenchError(result.summary.message, exit_code=result.summary.exit_code)
 
 
 def _run_resample(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:

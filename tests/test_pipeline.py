@@ -126,7 +126,7 @@ def test_run_takes_the_weights_from_the_mirror_given_on_its_command_line(tmp_pat
     path = _write(tmp_path, 'dataset = "synth"\n[weights]\nnames = ["vggish"]\n')
     root = tmp_path / "root"
     refused = CliRunner().invoke(cli, ["run", str(path), "--root", str(root), "--quiet"])
-    assert refused.exit_code == 2 and not (root / "weights" / name).exists()
+    assert refused.exit_code == 3 and not (root / "weights" / name).exists()  # unreachable: rerun later
     result = CliRunner().invoke(cli, ["run", str(path), "--root", str(root), "--quiet", "--weights-mirror",
                                       str(mirror)])
     assert result.exit_code == 0, result.output
@@ -141,3 +141,17 @@ def test_run_takes_the_list_files_from_the_index_mirror_given_on_its_command_lin
     assert result.exit_code == 0, result.output
     assert (root / "sl-dcase17" / "ledger.sqlite").is_file()
     assert sorted(p.name for p in (root / "sl-dcase17" / "index").iterdir())
+
+
+def test_run_stops_where_fetch_stops_with_its_exit_status(tmp_path, reference_dir):
+    from static_server import HostThatGoesAway
+
+    with HostThatGoesAway(connections=1) as host:  # the check connects, then the network is gone
+        path = _write(tmp_path, f'dataset = "sl-dcase17"\n[fetch]\nsplit = "test"\nlimit = 6\n'
+                                f'max_network_errors = 3\nsource_template = "{host.url}/{{ytid}}.flac"\n'
+                                '[resample]\n')
+        result = CliRunner().invoke(cli, ["run", str(path), "--root", str(tmp_path / "root"), "--quiet",
+                                          "--index-mirror", str(reference_dir)])
+    assert result.exit_code == 3, result.output  # rerun later, as `audiobench fetch` itself says
+    assert "stopped early: 3 downloads in a row could not connect" in result.output.splitlines()[-1]
+    assert "== resample" not in result.output
