@@ -10,6 +10,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-from audiobench.errors import AudiobenchError
+from audiobench.core.errors import AudiobenchError
 
 __all__ = ["AudiobenchError", "__version__"]

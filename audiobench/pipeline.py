@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audiobench.errors import AudiobenchError, InputFormatError
-from audiobench.layout import resolve_root, validate_name
+from audiobench.core.errors import AudiobenchError, InputFormatError
+from audiobench.core.layout import resolve_root, validate_name
 
 STAGES = ("weights", "synth", "fetch", "resample", "featurize", "train", "compare")
 _REPEATED = ("train", "compare")  # arrays of tables: several runs or studies per pipeline
@@ -145,15 +145,15 @@ def _expand(value: Any, root: Path) -> Any:
 
 # -- one runner per stage: map the table onto the stage function --------------------------------------------
 def _run_synth(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.synth import synthesize
+    from audiobench.data.synth import synthesize
 
     result = synthesize(p.dataset, root=root, quiet=quiet, **o)
     echo(f"synth: {sum(result.splits.values())} clips ({result.generated} generated now), {result.events} events")
 
 
 def _run_fetch(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.download import DownloadSettings
-    from audiobench.fetch import FetchOptions, fetch, parse_shard
+    from audiobench.data.sources.youtube import DownloadSettings
+    from audiobench.data.fetch import FetchOptions, fetch, parse_shard
 
     download_keys = {f.name for f in dataclasses.fields(DownloadSettings)}
     download = DownloadSettings(**{k: (Path(v) if k == "cookies" else v) for k, v in o.items() if k in download_keys})
@@ -168,19 +168,19 @@ def _run_fetch(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Ca
 
 
 def _run_resample(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.resample import resample
+    from audiobench.data.resample import resample
 
     echo(resample(p.dataset, root=root, quiet=quiet, **o).summary())
 
 
 def _run_featurize(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.featurize import featurize
+    from audiobench.features.featurize import featurize
 
     echo(featurize(p.dataset, root=root, quiet=quiet, **o).summary())
 
 
 def _run_train(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.train import METRICS, train
+    from audiobench.training.train import METRICS, train
 
     options = {k: v for k, v in o.items() if k != "name"}
     out = Path(options.pop("out")) if "out" in options else None
@@ -194,8 +194,8 @@ def _run_train(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Ca
 
 
 def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.compare import CompareConfig, compare
-    from audiobench.train import TrainConfig
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.training.train import TrainConfig
 
     options = dict(o)
     name = options.pop("name", p.name)
@@ -208,7 +208,7 @@ def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
     if result.report is not None:
         import json
 
-        from audiobench.report import variant_table
+        from audiobench.study.report import variant_table
 
         echo(variant_table(json.loads((result.run_dir / "results.json").read_text())))
     echo(f"compare {name}: {result.finished} runs finished, {len(result.failures)} failed; report: {result.report}")
@@ -217,7 +217,7 @@ def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
 
 
 def _run_weights(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.weights import fetch_weights
+    from audiobench.models.weights import fetch_weights
 
     for name in o.get("names", _DEFAULT_WEIGHTS):
         echo(f"weights: {name}: {fetch_weights(name, root=root, mirror=o.get('mirror'), quiet=quiet)}")
@@ -240,20 +240,20 @@ def _schema(stage: str) -> dict[str, Any]:
     if stage == "weights":
         return {"names": list[str], "mirror": str}
     if stage == "fetch":
-        from audiobench.download import DownloadSettings
-        from audiobench.fetch import FetchOptions
+        from audiobench.data.sources.youtube import DownloadSettings
+        from audiobench.data.fetch import FetchOptions
 
         keys = {**_field_types(FetchOptions), **_field_types(DownloadSettings), "index_mirror": str}
         del keys["download"]
         return {**keys, "shard": str}  # "I/N", parsed as --shard is
     if stage in ("train", "compare"):
-        from audiobench.train import TrainConfig
+        from audiobench.training.train import TrainConfig
 
         train = _field_types(TrainConfig)
         del train["dataset"]
         if stage == "train":
             return {**train, "out": str, "name": str}
-        from audiobench.compare import CompareConfig, compare
+        from audiobench.study.compare import CompareConfig, compare
 
         del train["variant"], train["seed"]  # per run: every variant, seed = trial
         study = {k: v for k, v in _field_types(CompareConfig).items() if k != "train"}
@@ -272,14 +272,14 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 def _stage_function(stage: str) -> Callable[..., Any]:
     if stage == "synth":
-        from audiobench.synth import synthesize
+        from audiobench.data.synth import synthesize
 
         return synthesize
     if stage == "resample":
-        from audiobench.resample import resample
+        from audiobench.data.resample import resample
 
         return resample
-    from audiobench.featurize import featurize
+    from audiobench.features.featurize import featurize
 
     return featurize
 
@@ -347,16 +347,16 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
     """Checks of one well-typed key's value: names of weights and variants, shards; keys a stage needs."""
     problems = []
     if stage == "weights" and "names" not in bad:
-        from audiobench.weights import KNOWN
+        from audiobench.models.weights import KNOWN
 
         problems += [f"names: unknown weights {n!r} (known: {', '.join(KNOWN)})"
                      for n in table.get("names", _DEFAULT_WEIGHTS) if n not in KNOWN]
     if stage == "fetch" and "shard" in table and "shard" not in bad:
-        from audiobench.fetch import parse_shard
+        from audiobench.data.fetch import parse_shard
 
         problems += _problem("shard", lambda: parse_shard(table["shard"]))
     if stage == "compare" and "variants" not in bad:
-        from audiobench.variants import variant_spec
+        from audiobench.models.variants import variant_spec
 
         if not table.get("variants"):
             problems.append("variants: missing, e.g. variants = [\"noatt-weak\", \"att-self\"]")
@@ -368,13 +368,13 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
 
 def _options_problems(stage: str, table: Mapping[str, Any]) -> list[str]:
     """The checks of a stage's options together (ranges, the baseline among the variants), once all are typed."""
-    from audiobench.train import TrainConfig
+    from audiobench.training.train import TrainConfig
 
     if stage == "train" and "variant" in table:
         options = {k: v for k, v in table.items() if k not in ("out", "name")}
         return _problem("", lambda: TrainConfig("dataset", **options).check())
     if stage == "compare" and table.get("variants"):
-        from audiobench.compare import CompareConfig, check_options
+        from audiobench.study.compare import CompareConfig, check_options
 
         options = dict(table)
         study = {k: options.pop(k) for k in ("trials", "baseline", "examples") if k in options}

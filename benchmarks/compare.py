@@ -28,9 +28,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from audiobench.compare import CompareConfig, compare
+from audiobench.study.compare import CompareConfig, compare
 from audiobench.pipeline import load_pipeline
-from audiobench.train import TrainConfig
+from audiobench.training.train import TrainConfig
 
 LIMIT_S = 600.0
 MAX_OUTSIDE_SHARE = 0.05
@@ -51,8 +51,8 @@ def study(pipeline_path: Path) -> tuple[CompareConfig, int, dict]:
 
 def run_demo(pipeline_path: Path, root: Path) -> dict[str, float]:
     """The demo's stages, timed one by one (the same calls `audiobench run` makes)."""
-    from audiobench.featurize import featurize
-    from audiobench.synth import synthesize
+    from audiobench.features.featurize import featurize
+    from audiobench.data.synth import synthesize
 
     config, jobs, tables = study(pipeline_path)
     t0 = time.perf_counter()

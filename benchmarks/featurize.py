@@ -29,12 +29,12 @@ import joblib
 import numpy as np
 import soundfile as sf
 
-from audiobench.cache import feature_file
-from audiobench.clips import AudioRecord, ClassInfo, Clip, Event
-from audiobench.dataset import LogmelDataset
-from audiobench.featurize import featurize
-from audiobench.layout import DatasetPaths, clip_id_for
-from audiobench.ledger import Ledger
+from audiobench.features.store import feature_file
+from audiobench.core.records import AudioRecord, ClassInfo, Clip, Event
+from audiobench.features.dataset import LogmelDataset
+from audiobench.features.featurize import featurize
+from audiobench.core.layout import DatasetPaths, clip_id_for
+from audiobench.data.ledger import Ledger
 
 RATE = 16_000
 CLASSES = [ClassInfo(f"/t/bench{i}", f"Class {i}") for i in range(17)]

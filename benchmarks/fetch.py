@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from audiobench.download import DownloadSettings
-from audiobench.fetch import FetchOptions, fetch
-from audiobench.register import register_dataset
+from audiobench.data.sources.youtube import DownloadSettings
+from audiobench.data.fetch import FetchOptions, fetch
+from audiobench.data.register import register_dataset
 from audiobench.testing.media_server import MediaServer, encode_source
 from audiobench.testing.reference import unpack_reference
 

@@ -15,8 +15,8 @@ import sys
 import tempfile
 import time
 
-from audiobench.synth import synthesize
-from audiobench.synth.check import loudness_check
+from audiobench.data.synth import synthesize
+from audiobench.data.synth.check import loudness_check
 
 TARGET = 100.0
 

@@ -1,7 +1,7 @@
 """Training-loop overhead and training-step throughput on the machine it runs on.
 
 On the same batches, in one run, per width:
-- the training loop's time per step: ``audiobench.train.train_epoch`` over the real DataLoader of the HDF5
+- the training loop's time per step: ``audiobench.training.train.train_epoch`` over the real DataLoader of the HDF5
   cache (reading and cropping clips, segment labels, every loss term of ``att-strong-self``, the
   bookkeeping);
 - the bare model step: forward, clip BCE, backward, Adam step, on the same batches already in memory.
@@ -17,7 +17,6 @@ labels is written to a temporary folder with the cache's own writer (the values 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -28,14 +27,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from audiobench.cache import SplitHeader, SplitWriter, split_path
-from audiobench.clips import ClassInfo, Clip, Event
-from audiobench.features import feature_id
-from audiobench.layout import DatasetPaths
-from audiobench.model import build_net, use_fast_layout
-from audiobench.splits import open_splits
-from audiobench.train import TrainConfig, resolve_device, train_epoch, train_loader
-from audiobench.variants import variant_spec
+from audiobench.features.store import SplitHeader, SplitWriter, split_path
+from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.features.vggish import feature_id
+from audiobench.core.layout import DatasetPaths
+from audiobench.models.net import build_net, use_fast_layout
+from audiobench.training.splits import open_splits
+from audiobench.training.train import TrainConfig, resolve_device, train_epoch, train_loader
+from audiobench.models.variants import variant_spec
 
 VARIANT = "att-strong-self"  # the variant with the most loss terms: the loop's worst case
 MAX_OVERHEAD = 0.10

@@ -64,7 +64,7 @@ def test_sigint_and_sigterm_become_an_exception_with_the_shells_exit_code_and_ha
 
     import pytest
 
-    from audiobench.interrupt import Interrupted, interrupt_on_signals
+    from audiobench.core.interrupt import Interrupted, interrupt_on_signals
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     for signum, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.compare import CompareConfig, compare
-from audiobench.errors import AudiobenchError
-from audiobench.train import TrainConfig
+from audiobench.study.compare import CompareConfig, compare
+from audiobench.core.errors import AudiobenchError
+from audiobench.training.train import TrainConfig
 from procs import alive, descendants, wait_until_gone
 from toydata import write_features
 
@@ -194,7 +194,7 @@ def test_a_truncated_metrics_or_model_json_is_retrained_and_the_report_still_wri
     for name, trial in (("metrics.json", "t00-att-self"), ("model.json", "t00-noatt-weak")):
         path = out / "trials" / trial / name
         path.write_text(path.read_text()[:40])  # a copy or a full disk cut it short
-    caplog.set_level("WARNING", logger="audiobench.compare")
+    caplog.set_level("WARNING", logger="audiobench.study.compare")
     result = CliRunner().invoke(cli, ["compare", "toy", "--root", str(toy_root), "--variants", "noatt-weak,att-self",
                                       "--trials", "1", "--width", "0.0625", "--frames", "96", "--epochs", "2",
                                       "--batch-size", "16", "--lr", "3e-3", "--out", str(out), "--quiet"])
@@ -221,7 +221,7 @@ def test_trials_train_on_one_thread_whatever_jobs_and_a_mixed_study_is_flagged(t
     # A trial trained with another thread count (an older audiobench resumed here): the study says so.
     record = json.loads(metrics[0].read_text())
     metrics[0].write_text(json.dumps({**record, "threads": 2}))
-    caplog.set_level("WARNING", logger="audiobench.compare")
+    caplog.set_level("WARNING", logger="audiobench.study.compare")
     again = compare(_config(trials=1), root=toy_root, out=tmp_path / "s", quiet=True)
     assert again.trained == 0
     assert "different torch thread counts (1 runs with 1 thread(s), 1 runs with 2 thread(s))" in caplog.text

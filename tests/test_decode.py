@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiobench.decode import FFMPEG_ENV, DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
-from audiobench.errors import AudiobenchError
+from audiobench.data.decode import FFMPEG_ENV, DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
+from audiobench.core.errors import AudiobenchError
 
 
 def tone(freq: float, seconds: float, rate: int, channels: int = 1) -> np.ndarray:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from audiobench.errors import AudiobenchError
-from audiobench.features import DEFAULT_PARAMS, FeatureParams, event_frames, feature_id, logmel, mel_matrix
+from audiobench.core.errors import AudiobenchError
+from audiobench.features.vggish import DEFAULT_PARAMS, FeatureParams, event_frames, feature_id, logmel, mel_matrix
 
 SR = 16_000
 

@@ -19,14 +19,14 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from audiobench.cache import feature_file
+from audiobench.features.store import feature_file
 from audiobench.cli import cli
-from audiobench.clips import AudioRecord, ClassInfo, Clip, Event
-from audiobench.errors import AudiobenchError
-from audiobench.featurize import featurize
-from audiobench.features import feature_id, logmel
-from audiobench.layout import DatasetPaths, clip_id_for
-from audiobench.ledger import Ledger
+from audiobench.core.records import AudioRecord, ClassInfo, Clip, Event
+from audiobench.core.errors import AudiobenchError
+from audiobench.features.featurize import featurize
+from audiobench.features.vggish import feature_id, logmel
+from audiobench.core.layout import DatasetPaths, clip_id_for
+from audiobench.data.ledger import Ledger
 
 CLASSES = [ClassInfo("/m/0k4j", "Car"), ClassInfo("/m/07jdr", "Train"), ClassInfo("/m/012n7d", "Ambulance (siren)")]
 RATE = 16_000
@@ -257,7 +257,7 @@ def test_console_script_runs_featurize_as_a_user_does(tmp_path):
 
 def _run_and_kill(root: Path, trigger: Path | str, glob: str | None = None) -> None:
     """Start featurize in a real subprocess and SIGKILL it the moment ``trigger`` (a path or glob) appears."""
-    code = ("from audiobench.featurize import featurize\n"
+    code = ("from audiobench.features.featurize import featurize\n"
             f"featurize('toy', root={str(root)!r}, jobs=1, quiet=True, shard_size=2)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -463,7 +463,7 @@ def test_a_full_disk_is_one_line_and_a_rerun_finishes(tmp_path, monkeypatch, whe
         monkeypatch.setattr(h5py.Group, "create_dataset",
                             lambda self, name, *a, **k: _no_space() if name == "logmel" else real(self, name, *a, **k))
     else:  # every shard is written, the split file is not
-        monkeypatch.setattr("audiobench.cache.SplitWriter.append", _no_space)
+        monkeypatch.setattr("audiobench.features.store.SplitWriter.append", _no_space)
     out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(paths.root), "--quiet"])
     assert out.exit_code == 2, out.output
     assert out.output.count("\n") == 1 and "Traceback" not in out.output

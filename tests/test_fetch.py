@@ -17,13 +17,13 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.decode import read_audio
-from audiobench.download import DownloadSettings, require_javascript_runtime
-from audiobench.errors import AudiobenchError
-from audiobench.fetch import FetchOptions, fetch, parse_shard, select_clips
-from audiobench.layout import DatasetPaths
-from audiobench.ledger import Ledger
-from audiobench.register import register_dataset
+from audiobench.data.decode import read_audio
+from audiobench.data.sources.youtube import DownloadSettings, require_javascript_runtime
+from audiobench.core.errors import AudiobenchError
+from audiobench.data.fetch import FetchOptions, fetch, parse_shard, select_clips
+from audiobench.core.layout import DatasetPaths
+from audiobench.data.ledger import Ledger
+from audiobench.data.register import register_dataset
 from audiobench.testing.media_server import MediaServer, encode_source, tone_second
 from static_server import HostThatGoesAway, closed_port
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from audiobench import index
-from audiobench.errors import AudiobenchError, SourceUnreachable
-from audiobench.index import INDEX_MIRROR_ENV, fetch_index, fetch_index_file
-from audiobench.layout import DatasetPaths
-from audiobench.manifests import load_manifest
+from audiobench.data import index
+from audiobench.core.errors import AudiobenchError, SourceUnreachable
+from audiobench.data.index import INDEX_MIRROR_ENV, fetch_index, fetch_index_file
+from audiobench.core.layout import DatasetPaths
+from audiobench.data.manifests import load_manifest
 from static_server import HostThatGoesAway, StaticServer, closed_port
 
 SL = load_manifest("sl-dcase17")

@@ -6,11 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.clips import ClassInfo, Clip, Event
-from audiobench.coverage import coverage
-from audiobench.errors import AudiobenchError
-from audiobench.layout import DatasetPaths, clip_id_for, validate_ytid
-from audiobench.ledger import Ledger
+from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.data.coverage import coverage
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import DatasetPaths, clip_id_for, validate_ytid
+from audiobench.data.ledger import Ledger
 
 CLASSES = [ClassInfo("/m/0k4j", "Car"), ClassInfo("/m/07jdr", "Train")]
 

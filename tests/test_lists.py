@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from audiobench.clips import Event
-from audiobench.errors import InputFormatError
-from audiobench.lists import (
+from audiobench.core.records import Event
+from audiobench.core.errors import InputFormatError
+from audiobench.data.lists import (
     parse_audioset_segments, parse_class_labels_indices, parse_clips, parse_dcase2017_segments,
     parse_dcase2017_strong, parse_dcase2017_weak, parse_eusipco19_strong, parse_eusipco19_weak,
     parse_sound_event_list, read_audioset_header,
 )
-from audiobench.manifests import load_manifest
+from audiobench.data.manifests import load_manifest
 
 SL_CLASSES = list(load_manifest("sl-dcase17").classes.inline)
 CAR, TRUCK, MOTORCYCLE, CAR_ALARM = 11, 14, 15, 2

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from audiobench.errors import AudiobenchError
-from audiobench.losses import (attention_bce, clip_bce, loss_terms, pseudo_labels, segment_bce, segment_labels,
+from audiobench.core.errors import AudiobenchError
+from audiobench.models.losses import (attention_bce, clip_bce, loss_terms, pseudo_labels, segment_bce, segment_labels,
                                self_attention_bce, total_loss)
-from audiobench.metrics import chance_map, mean_average_precision
-from audiobench.model import Output, attention_weights
-from audiobench.variants import SPECS, VARIANTS, require_strong, variant_spec
+from audiobench.training.metrics import chance_map, mean_average_precision
+from audiobench.models.net import Output, attention_weights
+from audiobench.models.variants import SPECS, VARIANTS, require_strong, variant_spec
 
 
 def t(values) -> torch.Tensor:

@@ -8,14 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.clips import Event
-from audiobench.coverage import ALL, coverage
-from audiobench.errors import AudiobenchError
-from audiobench.index import INDEX_MIRROR_ENV
-from audiobench.ledger import Ledger
-from audiobench.lists import parse_audioset_segments, parse_class_labels_indices
-from audiobench.manifests import MANIFESTS_ENV, Partition, available_manifests, load_manifest
-from audiobench.register import partition, register_dataset
+from audiobench.core.records import Event
+from audiobench.data.coverage import ALL, coverage
+from audiobench.core.errors import AudiobenchError
+from audiobench.data.index import INDEX_MIRROR_ENV
+from audiobench.data.ledger import Ledger
+from audiobench.data.lists import parse_audioset_segments, parse_class_labels_indices
+from audiobench.data.manifests import MANIFESTS_ENV, Partition, available_manifests, load_manifest
+from audiobench.data.register import partition, register_dataset
 
 # The SL-DCASE-17 classes (DCASE 2017 task 4), in this order.
 SL_DCASE17_MIDS = ["/m/0284vy3", "/m/05x_td", "/m/02mfyn", "/m/02rhddq", "/m/0199g", "/m/06_fw", "/m/012n7d",

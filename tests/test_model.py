@@ -7,8 +7,8 @@ import torch
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.errors import AudiobenchError
-from audiobench.model import (Net, attention_pool, attention_weights, build_net, count_parameters, layer_table,
+from audiobench.core.errors import AudiobenchError
+from audiobench.models.net import (Net, attention_pool, attention_weights, build_net, count_parameters, layer_table,
                               parameter_totals)
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from audiobench.errors import SourceUnreachable
-from audiobench.network import Endpoint, endpoint, require_reachable, why_unreachable
+from audiobench.core.errors import SourceUnreachable
+from audiobench.core.network import Endpoint, endpoint, require_reachable, why_unreachable
 from static_server import StaticServer, closed_port
 
 

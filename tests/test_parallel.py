@@ -3,20 +3,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 
-from audiobench.errors import AudiobenchError
-from audiobench.parallel import map_unordered
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.parallel import map_unordered
 from procs import alive, descendants, wait_until_gone
 
 # A stage that has finished its parallel part and goes on with something long in the main process
 # (featurize writing its files, compare drawing its report): its loky workers sit idle meanwhile.
 STAGE = """
-import time
-from audiobench.errors import AudiobenchError
-from audiobench.parallel import map_unordered
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.parallel import map_unordered
 list(map_unordered(time.sleep, [0.2] * 4, jobs=2, quiet=True))
 print("mapped", flush=True)
 time.sleep(300)

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.errors import AudiobenchError
+from audiobench.core.errors import AudiobenchError
 from audiobench.pipeline import PipelineError, load_pipeline
-from audiobench.weights import KNOWN, WEIGHTS_MIRROR_ENV
+from audiobench.models.weights import KNOWN, WEIGHTS_MIRROR_ENV
 
 PIPELINES = sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.toml"))
 

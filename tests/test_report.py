@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.errors import AudiobenchError, InputFormatError
-from audiobench.report import render_report
+from audiobench.core.errors import AudiobenchError, InputFormatError
+from audiobench.study.report import render_report
 
 CLASSES = [("/m/0284vy3", "Train horn"), ("/m/02mfyn", "Car alarm"), ("/m/012n7d", "Ambulance (siren)"),
            ("/m/0k4j", "Car"), ("/m/07jdr", "Train")]

@@ -16,16 +16,16 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from audiobench.cache import feature_file
+from audiobench.features.store import feature_file
 from audiobench.cli import cli
-from audiobench.clips import ClassInfo, Clip
-from audiobench.decode import ffmpeg_exe
-from audiobench.errors import AudiobenchError
-from audiobench.features import logmel
-from audiobench.featurize import featurize
-from audiobench.layout import DatasetPaths, clip_id_for
-from audiobench.ledger import Ledger
-from audiobench.resample import resample
+from audiobench.core.records import ClassInfo, Clip
+from audiobench.data.decode import ffmpeg_exe
+from audiobench.core.errors import AudiobenchError
+from audiobench.features.vggish import logmel
+from audiobench.features.featurize import featurize
+from audiobench.core.layout import DatasetPaths, clip_id_for
+from audiobench.data.ledger import Ledger
+from audiobench.data.resample import resample
 
 CLASSES = [ClassInfo("/m/0k4j", "Car"), ClassInfo("/m/07jdr", "Train")]
 GOOD = ("surround", "stereo", "u8", "aac", "opus", "tiny", "cut_short")
@@ -317,7 +317,7 @@ def test_a_missing_ffmpeg_is_named_once(tmp_path, sources, monkeypatch):
 
 
 def _disk_full_at_the_third_write(monkeypatch):
-    import audiobench.resample as module
+    import audiobench.data.resample as module
 
     real, calls = module.write_atomic, []
 

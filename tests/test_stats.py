@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from audiobench.errors import AudiobenchError
-from audiobench.stats import (bootstrap_ci, compare_variants, describe, holm, min_exact_p, paired_test,
+from audiobench.core.errors import AudiobenchError
+from audiobench.study.stats import (bootstrap_ci, compare_variants, describe, holm, min_exact_p, paired_test,
                               significance_mark, variant_pairs)
 
 A6 = np.array([0.50, 0.52, 0.55, 0.49, 0.51, 0.53])

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.compare import CompareConfig, compare
-from audiobench.features import feature_id
-from audiobench.train import TrainConfig, train
+from audiobench.study.compare import CompareConfig, compare
+from audiobench.features.vggish import feature_id
+from audiobench.training.train import TrainConfig, train
 from toydata import write_features
 
 TINY = dict(width=0.0625, batch_size=16, lr=3e-3, epochs=1)

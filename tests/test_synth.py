@@ -15,14 +15,14 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.errors import AudiobenchError
-from audiobench.layout import DatasetPaths, validate_ytid
-from audiobench.ledger import Ledger
-from audiobench.resample import encode_flac, resample
-from audiobench.synth import (
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import DatasetPaths, validate_ytid
+from audiobench.data.ledger import Ledger
+from audiobench.data.resample import encode_flac, resample
+from audiobench.data.synth import (
     DISTRACTORS, TARGETS, plan_clip, render_clip, render_event, sample_duration, synthesize,
 )
-from audiobench.synth.check import loudness_check
+from audiobench.data.synth.check import loudness_check
 
 SR = 16000
 # The SL-DCASE-17 classes, in order.
@@ -210,7 +210,7 @@ def test_unwritable_root_is_one_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_and_gives_the_same_bytes(tmp_path):
-    code = ("from audiobench.synth import synthesize; "
+    code = ("from audiobench.data.synth import synthesize; "
             f"synthesize(root={str(tmp_path / 'k')!r}, train=40, val=0, test=0, duration=10.0, quiet=True)")
     proc = subprocess.Popen([sys.executable, "-c", code])
     ledger_path = tmp_path / "k" / "synth" / "ledger.sqlite"

@@ -11,18 +11,18 @@ import torch
 from torch.utils.data import DataLoader
 from click.testing import CliRunner
 
-from audiobench.checkpoint import load_model
+from audiobench.models.checkpoint import load_model
 from audiobench.cli import cli
-from audiobench.dataset import LogmelDataset
-from audiobench.errors import AudiobenchError
-from audiobench.cache import split_path
-from audiobench.features import feature_id
-from audiobench.inference import predict
-from audiobench.layout import DatasetPaths
-from audiobench.model import build_net
-from audiobench.train import TrainConfig, read_result, train, train_epoch, train_loader
-from audiobench.splits import open_splits
-from audiobench.variants import variant_spec
+from audiobench.features.dataset import LogmelDataset
+from audiobench.core.errors import AudiobenchError
+from audiobench.features.store import split_path
+from audiobench.features.vggish import feature_id
+from audiobench.training.inference import predict
+from audiobench.core.layout import DatasetPaths
+from audiobench.models.net import build_net
+from audiobench.training.train import TrainConfig, read_result, train, train_epoch, train_loader
+from audiobench.training.splits import open_splits
+from audiobench.models.variants import variant_spec
 from toydata import CLASSES, FRAMES, write_features
 
 TINY = dict(width=0.0625, frames=FRAMES, batch_size=16, lr=3e-3, quiet=True)

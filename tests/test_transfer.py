@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from audiobench.checkpoint import load_model, save_checkpoint
-from audiobench.errors import AudiobenchError
-from audiobench.model import Net, build_net
-from audiobench.transfer import apply_init, freeze, load_run, load_vggish, vggish_shapes
+from audiobench.models.checkpoint import load_model, save_checkpoint
+from audiobench.core.errors import AudiobenchError
+from audiobench.models.net import Net, build_net
+from audiobench.models.transfer import apply_init, freeze, load_run, load_vggish, vggish_shapes
 
 # torchvggish's VGG: features = [conv, relu, pool, conv, relu, pool, conv, relu, conv, relu, pool, conv, relu,
 # conv, relu, pool]; embeddings = Linear(512*4*6, 4096), ReLU, Linear(4096, 4096), ReLU, Linear(4096, 128).

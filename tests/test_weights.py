@@ -10,12 +10,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from audiobench.errors import AudiobenchError
+from audiobench.core.errors import AudiobenchError
 from audiobench.cli import cli
-from audiobench.model import Net
+from audiobench.models.net import Net
 from audiobench.pipeline import load_pipeline, run_pipeline
-from audiobench.transfer import apply_init, vggish_shapes
-from audiobench.weights import KNOWN, WEIGHTS_MIRROR_ENV, fetch_weights, weights_path
+from audiobench.models.transfer import apply_init, vggish_shapes
+from audiobench.models.weights import KNOWN, WEIGHTS_MIRROR_ENV, fetch_weights, weights_path
 from static_server import StaticServer, closed_port
 
 NAME = KNOWN["vggish"].name

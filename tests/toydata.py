@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from audiobench.cache import SplitHeader, SplitWriter, split_path
-from audiobench.clips import ClassInfo, Clip, Event
-from audiobench.features import event_frames, feature_id
-from audiobench.layout import DatasetPaths
-from audiobench.ledger import Ledger
+from audiobench.features.store import SplitHeader, SplitWriter, split_path
+from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.features.vggish import event_frames, feature_id
+from audiobench.core.layout import DatasetPaths
+from audiobench.data.ledger import Ledger
 
 CLASSES = tuple(ClassInfo(f"/m/toy{c}", f"toy {c}") for c in range(4))
 FRAMES = 96  # about 1 s of 10 ms frames: 6 segments, fast on a narrow net

@@ -13,7 +13,7 @@ import sys
 import click
 
 from audiobench import __version__
-from audiobench.errors import AudiobenchError
+from audiobench.core.errors import AudiobenchError
 
 # Each module in audiobench/cli/ defines `command`; `--help` lists them in this order, the data flow's.
 _COMMANDS = ("synth", "fetch", "resample", "featurize", "weights", "train", "compare", "report", "run", "status",

@@ -40,8 +40,8 @@ def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs
       audiobench compare sl-dcase17 --trials 20 --variants noatt-weak,att-self \\
           --init vggish:vggish-10086976.pth --device cuda
     """
-    from audiobench.compare import CompareConfig, compare
-    from audiobench.train import TrainConfig
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.training.train import TrainConfig
 
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     base = TrainConfig(dataset, names[0] if names else "noatt-weak", **train_options)
@@ -56,7 +56,7 @@ def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs
         click.echo(json.dumps(summary, indent=2))
     else:
         if result.report is not None:
-            from audiobench.report import variant_table
+            from audiobench.study.report import variant_table
 
             click.echo(variant_table(json.loads((result.run_dir / "results.json").read_text())))
         click.echo(f"{result.finished} runs finished ({result.trained} trained now, {result.resumed} resumed, "

@@ -7,8 +7,8 @@ import click
 
 from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
                                      stops_workers_on_signals)
-from audiobench.features import DTYPES
-from audiobench.layout import resolve_root
+from audiobench.features.vggish import DTYPES
+from audiobench.core.layout import resolve_root
 
 
 @click.command("featurize")
@@ -36,7 +36,7 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
       audiobench featurize synth --jobs 2
       audiobench featurize sl-dcase17 --backend dask --scheduler tcp://10.0.0.5:8786 --split train
     """
-    from audiobench.featurize import featurize
+    from audiobench.features.featurize import featurize
 
     result = featurize(dataset, root=resolve_root(root), jobs=jobs, backend=backend, scheduler=scheduler,
                        dtype=dtype, splits=splits or None, quiet=quiet or as_json)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from audiobench.cli.options import json_option, quiet_option, root_option
-from audiobench.download import YOUTUBE_TEMPLATE, DownloadSettings
+from audiobench.data.sources.youtube import YOUTUBE_TEMPLATE, DownloadSettings
 
 
 @click.command("fetch")
@@ -62,8 +62,8 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
       audiobench fetch audioset-balanced --split test --limit 20
       audiobench fetch sl-dcase17 --shard 0/4     # machine 1 of 4
     """
-    from audiobench.coverage import coverage_table
-    from audiobench.fetch import FetchOptions, fetch, parse_shard
+    from audiobench.data.coverage import coverage_table
+    from audiobench.data.fetch import FetchOptions, fetch, parse_shard
 
     options = FetchOptions(
         source_template=source_template, jobs=jobs, retries=retries, backoff=backoff, rate_limit=rate_limit,

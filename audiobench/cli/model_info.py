@@ -24,7 +24,7 @@ def command(classes: int, width: float, frames: int, as_json: bool) -> None:
       audiobench model-info --classes 527            # 6,613,775 / 7,153,950 parameters
       audiobench model-info --classes 17 --width 0.25
     """
-    from audiobench.model import layer_table, parameter_totals
+    from audiobench.models.net import layer_table, parameter_totals
 
     rows = layer_table(classes, width=width, frames=frames)
     totals = parameter_totals(classes, width=width)

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from audiobench.layout import ROOT_ENV
-from audiobench.parallel import BACKENDS
+from audiobench.core.layout import ROOT_ENV
+from audiobench.core.parallel import BACKENDS
 
 F = Callable[..., Any]
 
@@ -46,8 +46,8 @@ def stops_workers_on_signals(func: F) -> F:
     """
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from audiobench.interrupt import Interrupted, interrupt_on_signals
-        from audiobench.parallel import stop_workers
+        from audiobench.core.interrupt import Interrupted, interrupt_on_signals
+        from audiobench.core.parallel import stop_workers
 
         try:
             with interrupt_on_signals():

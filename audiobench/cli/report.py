@@ -24,7 +24,7 @@ def command(run: str, root: str | None, quiet: bool, as_json: bool) -> None:
       audiobench report audiobench-data/runs/synth-demo
       audiobench report synth-demo --root audiobench-data
     """
-    from audiobench.report import render_report, variant_table
+    from audiobench.study.report import render_report, variant_table
 
     run_dir = _run_dir(run, root)
     path = render_report(run_dir)
@@ -39,7 +39,7 @@ def command(run: str, root: str | None, quiet: bool, as_json: bool) -> None:
 
 def _run_dir(run: str, root: str | None) -> Path:
     """A folder as given when it exists or is a path; else a study name under ``<root>/runs/``."""
-    from audiobench.layout import resolve_root, runs_dir, validate_name
+    from audiobench.core.layout import resolve_root, runs_dir, validate_name
 
     path = Path(run)
     if path.is_dir() or len(path.parts) != 1:

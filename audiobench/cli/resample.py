@@ -30,7 +30,7 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     Example:
       audiobench resample sl-dcase17 --root audiobench-data --jobs 4
     """
-    from audiobench.resample import resample
+    from audiobench.data.resample import resample
 
     result = resample(dataset, root=root, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet)
     if as_json:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 
 from audiobench.cli.options import json_option, quiet_option, root_option
-from audiobench.layout import DatasetPaths, resolve_root, runs_dir
+from audiobench.core.layout import DatasetPaths, resolve_root, runs_dir
 
 
 @click.command("status")
@@ -24,9 +24,9 @@ def command(dataset: str, root: str | None, per_class: bool, quiet: bool, as_jso
     Example:
       audiobench status synth --root audiobench-data
     """
-    from audiobench.coverage import coverage, coverage_table
-    from audiobench.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
-    from audiobench.ledger import Ledger
+    from audiobench.data.coverage import coverage, coverage_table
+    from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
+    from audiobench.data.ledger import Ledger
 
     del quiet  # accepted like every command's: status draws no progress bar
     paths = DatasetPaths(resolve_root(root), dataset)

@@ -39,7 +39,7 @@ def command(root: str | None, name: str, seed: int, train: int, val: int, test: 
       audiobench synth --name synth-tiny --train 60 --val 20 --test 20 --duration 5
       audiobench synth --name synth6 --classes "Reversing beeps,Screaming,Car alarm,Police car (siren),Car,Train"
     """
-    from audiobench.synth import synthesize
+    from audiobench.data.synth import synthesize
 
     chosen = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     result = synthesize(name, root=root, seed=seed, train=train, val=val, test=test, duration=duration,

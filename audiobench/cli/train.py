@@ -7,7 +7,7 @@ import click
 
 from audiobench.cli.options import json_option, quiet_option, root_option
 from audiobench.cli.train_options import training_options
-from audiobench.variants import VARIANTS
+from audiobench.models.variants import VARIANTS
 
 
 @click.command("train")
@@ -30,7 +30,7 @@ def command(dataset: str, root: str | None, quiet: bool, as_json: bool, **option
       audiobench train synth --variant att-self --width 0.25 --epochs 20
       audiobench train sl-dcase17 --variant att-strong --init vggish:vggish-10086976.pth --device cuda
     """
-    from audiobench.train import train
+    from audiobench.training.train import train
 
     result = train(dataset, root=root, quiet=quiet, **options)
     summary = {"variant": result.config.variant, "seed": result.config.seed, "best_epoch": result.best_epoch,

@@ -36,7 +36,7 @@ _OPTIONS = [
 
 
 def training_options(func: F) -> F:
-    """Add every option of :class:`audiobench.train.TrainConfig` but the dataset, variant and seed."""
+    """Add every option of :class:`audiobench.training.train.TrainConfig` but the dataset, variant and seed."""
     for option in reversed(_OPTIONS):
         func = option(func)
     return func

@@ -23,7 +23,7 @@ def command(name: str, root: str | None, mirror: str | None, quiet: bool) -> Non
       audiobench weights vggish --root audiobench-data
       audiobench train sl-dcase17 --variant att-self --init vggish:audiobench-data/weights/vggish-10086976.pth
     """
-    from audiobench.weights import fetch_weights
+    from audiobench.models.weights import fetch_weights
 
     path = fetch_weights(name, root=root, mirror=mirror, quiet=quiet)
     click.echo(f"{name}: {path} (use --init {name}:{path})")

@@ -1,0 +1,184 @@
+"""Where each stage keeps its files (docs/architecture.md, "Storage").
+
+One storage root (``--root``, else ``AUDIOBENCH_ROOT``, else ``./audiobench-data``) holds one folder per
+dataset: ``index/`` (verified list files), ``ledger.sqlite``, ``raw/``, ``audio/``,
+``features/<feature-id>/<split>.h5``; and ``runs/<run-id>/`` for training and comparisons.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from audiobench.core.errors import AudiobenchError
+
+DEFAULT_ROOT = Path("audiobench-data")
+ROOT_ENV = "AUDIOBENCH_ROOT"
+
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+
+
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The storage root: the argument, else ``$AUDIOBENCH_ROOT``, else ``./audiobench-data``."""
+    if root is None or str(root) == "":
+        root = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+    return Path(root).expanduser()
+
+
+def validate_ytid(ytid: str, *, where: str = "") -> str:
+    """Refuse anything but an 11-character YouTube ID before it becomes part of a path or URL."""
+    if not isinstance(ytid, str) or not _YTID.match(ytid):
+        prefix = f"{where}: " if where else ""
+        raise AudiobenchError(f"{prefix}invalid YouTube ID {ytid!r} (expected 11 characters of A-Z a-z 0-9 _ -)")
+    return ytid
+
+
+def validate_name(name: object, *, what: str = "dataset name", where: str = "") -> str:
+    """Refuse a name that becomes one path component (dataset, split, study) unless it is plainly safe.
+
+    Letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64: no separator, no
+    ``..``, nothing that could leave the folder it is joined to.
+    """
+    if not isinstance(name, str) or not _DATASET_NAME.match(name):
+        prefix = f"{where}: " if where else ""
+        raise AudiobenchError(f"{prefix}invalid {what} {name!r} (letters, digits, '.', '_' and '-', "
+                              "starting with a letter or digit, at most 64)")
+    return name
+
+
+def clip_id_for(ytid: str, start: float, end: float) -> str:
+    """The clip's stable name, ``<ytid>_<start_ms>_<end_ms>``: safe as a file name because the ID is validated."""
+    validate_ytid(ytid)
+    return f"{ytid}_{round(start * 1000):d}_{round(end * 1000):d}"
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) or say in one line why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudiobenchError(f"cannot create {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise AudiobenchError(f"cannot write to {path}: permission denied (choose another --root)")
+    return path
+
+
+def require_inside(path: Path, folder: Path) -> Path:
+    """``path`` if it lies strictly inside ``folder`` (both resolved), else an error: every deletion of dataset
+    data goes through this, so no name, however it got into a manifest or ledger, can aim one elsewhere."""
+    resolved, base = Path(path).resolve(), Path(folder).resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise AudiobenchError(f"refusing to delete {path}: it is not inside {folder}")
+    return path
+
+
+class DiskFullError(AudiobenchError):
+    """The disk under the storage root is full (the message names the folder and the space)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from or during) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        if isinstance(current, DiskFullError) or getattr(current, "errno", None) == errno.ENOSPC or any(
+                sign in text for sign in ("No space left on device", "database or disk is full", "errno = 28,")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_error(folder: Path, *, needed: float | None = None) -> DiskFullError:
+    """The one-line error for a full disk: the folder, its free space and about how much the work needs."""
+    try:
+        free = f"{_size(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "free space unknown"
+    need = f", about {_size(needed)} more needed" if needed else ""
+    return DiskFullError(f"no space left on the disk of {folder} ({free}{need}); free some space and rerun "
+                           "(finished work is kept)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+@dataclass(frozen=True)
+class DatasetPaths:
+    """The folders of one dataset under the storage root."""
+
+    root: Path
+    name: str
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def index(self) -> Path:
+        return self.dir / "index"
+
+    @property
+    def ledger(self) -> Path:
+        return self.dir / "ledger.sqlite"
+
+    @property
+    def raw(self) -> Path:
+        return self.dir / "raw"
+
+    @property
+    def audio(self) -> Path:
+        return self.dir / "audio"
+
+    @property
+    def features(self) -> Path:
+        return self.dir / "features"
+
+    def feature_dir(self, feature_id: str) -> Path:
+        return self.features / feature_id
+
+    def require_ledger(self) -> Path:
+        """The ledger path, or an error telling which stage makes it."""
+        if not self.ledger.exists():
+            raise AudiobenchError(
+                f"no dataset {self.name!r} under {self.root} (no {self.ledger}); "
+                f"run `audiobench synth --name {self.name}` or `audiobench fetch {self.name}` first"
+            )
+        return self.ledger
+
+
+def runs_dir(root: Path) -> Path:
+    return root / "runs"
+
+
+def weights_dir(root: Path) -> Path:
+    """``<root>/weights``: pretrained weights (``audiobench weights``), where the pipelines' ``init`` look."""
+    return root / "weights"
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` (text is UTF-8) to a temporary name beside ``path``, then rename it into place.
+
+    A run killed at any moment leaves either the old file or the new one, never a half-written file that a
+    rerun would read (or refuse) as complete.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,208 @@
+"""Read any audio file into float32 samples: libsndfile first, ffmpeg for what it cannot read.
+
+ffmpeg is the system one if ``AUDIOBENCH_FFMPEG`` names it, else the binary that the ``imageio-ffmpeg``
+wheel carries, so no system install is needed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audiobench.core.errors import AudiobenchError
+
+FFMPEG_ENV = "AUDIOBENCH_FFMPEG"
+
+
+class DecodeError(AudiobenchError):
+    """A file that is empty, truncated, or not audio; the message names the file."""
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary to use; an error naming ``AUDIOBENCH_FFMPEG`` when it names no executable."""
+    override = os.environ.get(FFMPEG_ENV)
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            raise AudiobenchError(f"{FFMPEG_ENV}={override}: no such executable (unset it to use the bundled ffmpeg)")
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's content, or a :class:`DecodeError` naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_audio(path: Path, *, data: bytes | None = None) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to ``(samples [channels, n] float32 in [-1, 1], sample_rate)``.
+
+    ``data``, when given, is the file's content already read (decoded from memory, so a caller that hashed
+    those bytes knows exactly what was decoded). libsndfile reads what it can open; only a file it cannot
+    open at all goes to ffmpeg. A file it opens but fails on mid-stream is corrupt, and so is a FLAC whose
+    decoded samples do not match its own MD5 signature: both raise :class:`DecodeError` naming the file (a
+    fallback decoder would hide the damage). Raises :class:`DecodeError` too for an empty, truncated or
+    non-audio file.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size if data is None else len(data)
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size == 0:
+        raise DecodeError(f"{path}: empty file (0 bytes)")
+    try:
+        handle = sf.SoundFile(path if data is None else io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        audio, rate = _read_with_ffmpeg(path, _libsndfile_reason(exc))
+        integer = False
+    else:
+        with handle:
+            audio, rate, integer = _read_opened(handle, path, data)
+    if audio.shape[1] == 0:
+        raise DecodeError(f"{path}: decodes to no samples")
+    if not integer and not np.isfinite(audio).all():
+        raise DecodeError(f"{path}: decodes to non-finite samples")
+    return audio, rate
+
+
+def _read_opened(f: sf.SoundFile, path: Path, data: bytes | None) -> tuple[np.ndarray, int, bool]:
+    """Samples of a file libsndfile opened: a failure now means a damaged file, never a reason to fall back."""
+    kind = f.format
+    try:
+        if kind == "FLAC":
+            return _read_flac(f, path, data), f.samplerate, True
+        integer = f.subtype.startswith(_INTEGER_SUBTYPES)
+        return np.ascontiguousarray(f.read(dtype="float32", always_2d=True).T), f.samplerate, integer
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise DecodeError(f"{path}: corrupt {kind}: {_libsndfile_reason(exc)} "
+                          "(opens, then fails mid-stream: damaged or truncated)") from None
+
+
+def _read_flac(f: sf.SoundFile, path: Path, data: bytes | None) -> np.ndarray:
+    """A FLAC's samples, checked against the MD5 of the decoded audio that its STREAMINFO carries.
+
+    libFLAC's MD5 is over the samples interleaved, little-endian, each in the fewest whole bytes its bit depth
+    needs. Decoding to integers and scaling by a power of two gives exactly libsndfile's float samples.
+    """
+    head = data[:42] if data is not None else _head(path, 42)
+    width = 16 if f.subtype in ("PCM_S8", "PCM_16") else 32
+    ints = f.read(dtype=f"int{width}", always_2d=True)
+    if len(ints) != f.frames:
+        raise DecodeError(f"{path}: corrupt FLAC: {len(ints)} of its {f.frames} samples decode")
+    signature = _flac_md5(head)
+    if signature is not None:
+        bits, expected = signature
+        shift, nbytes = width - bits, (bits + 7) // 8
+        values = ints >> shift if shift else ints
+        if nbytes == width // 8:
+            pcm = values.astype(f"<i{nbytes}", copy=False).tobytes()
+        else:
+            pcm = values.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :nbytes].tobytes()
+        if hashlib.md5(pcm).digest() != expected:
+            raise DecodeError(f"{path}: corrupt FLAC: the decoded samples do not match its MD5 signature")
+    return ints.T.astype(np.float32, order="C") * np.float32(2.0 ** (1 - width))
+
+
+def _head(path: Path, n: int) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(n)
+
+
+def _flac_md5(head: bytes) -> tuple[int, bytes] | None:
+    """(bits per sample, MD5 of the samples) from a FLAC's STREAMINFO; ``None`` when it records none."""
+    if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:  # STREAMINFO is always the first block
+        return None
+    info = head[8:42]
+    bits = (((info[12] & 0x01) << 4) | (info[13] >> 4)) + 1
+    md5 = bytes(info[18:34])
+    return (bits, md5) if any(md5) else None
+
+
+# libsndfile subtypes whose samples are integers (FLAC reports PCM_16/PCM_24): scaled to float32 they are
+# always finite, so the check for inf/nan (5% of decoding a 10 s FLAC) is skipped.
+_INTEGER_SUBTYPES = ("PCM_", "ALAC_")
+
+
+def _libsndfile_reason(exc: Exception) -> str:
+    text = str(getattr(exc, "error_string", None) or exc).strip().rstrip(".")
+    return re.sub(r"^Error( opening '.*?')?\s*:\s*", "", text) or type(exc).__name__
+
+
+# ffmpeg's stderr ends with consequences ("Conversion failed!", "Terminating thread ..."); the cause is
+# usually an earlier line. These prefixes mark the lines that say nothing about the file.
+_FFMPEG_NOISE = ("Conversion failed", "Terminating thread", "Task finished", "Nothing was written",
+                 "Could not open encoder", "Output file is empty", "Stream mapping", "Stream #", "Input #",
+                 "Output #", "Duration:", "Metadata:", "encoder", "Consider increasing", "size=", "video:",
+                 "Press [q]", "Error while filtering", "Error opening output", "Error processing packet")
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    """The line of ffmpeg's stderr that names the cause, without its ``[demuxer @ 0x...]`` prefixes."""
+    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    useful = [line for line in lines if not line.startswith(_FFMPEG_NOISE)]
+    errors = [line for line in useful if re.search(r"error", line, re.I)]
+    failures = [line for line in useful if re.search(r"invalid|could not|cannot|not found|failed|unsupported",
+                                                     line, re.I)]
+    reason = (errors or failures or useful or lines or ["no error text"])[0]
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _undecodable(path: Path, libsndfile: str, ffmpeg: str) -> DecodeError:
+    return DecodeError(f"{path}: not audio, or corrupt or truncated (libsndfile: {libsndfile}; ffmpeg: {ffmpeg})")
+
+
+def _probe(path: Path, libsndfile: str) -> tuple[int, int]:
+    """(channels, sample rate) of the first audio stream, read by ffmpeg itself (no ffprobe in the wheel)."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:a:0", "-t", "0",
+           "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stderr.splitlines():
+        if "Audio:" in line and "Stream #" in line:
+            parts = [p.strip() for p in line.split("Audio:", 1)[1].split(",")]
+            rate = next((int(p.split()[0]) for p in parts if p.endswith("Hz")), 0)
+            layout = parts[2] if len(parts) > 2 else ""
+            channels = _channels_from_layout(layout)
+            if rate and channels:
+                return channels, rate
+    raise _undecodable(path, libsndfile, _ffmpeg_reason(proc.stderr) if proc.stderr.strip() else "no audio stream")
+
+
+def _channels_from_layout(layout: str) -> int:
+    named = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "4.0": 4, "5.0": 5, "5.0(side)": 5, "5.1": 6,
+             "5.1(side)": 6, "6.1": 7, "7.1": 8}
+    if layout in named:
+        return named[layout]
+    head = layout.split()[0] if layout else ""
+    if head.endswith("channels") or head.isdigit():
+        return int("".join(ch for ch in head if ch.isdigit()) or 0)
+    return 0
+
+
+def _read_with_ffmpeg(path: Path, libsndfile: str) -> tuple[np.ndarray, int]:
+    channels, rate = _probe(path, libsndfile)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:a:0",
+           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0:
+        stderr = proc.stderr.decode(errors="replace")
+        raise _undecodable(path, libsndfile, _ffmpeg_reason(stderr) if stderr.strip() else f"exit {proc.returncode}")
+    samples = np.frombuffer(proc.stdout, dtype="<f4")
+    usable = samples.size - samples.size % channels
+    return np.ascontiguousarray(samples[:usable].reshape(-1, channels).T), rate
+

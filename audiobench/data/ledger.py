@@ -1,0 +1,272 @@
+"""The SQLite ledger: the one source of truth for what a dataset lists, what was had, and its labels.
+
+One file per dataset (``<root>/<dataset>/ledger.sqlite``). Every write is its own transaction, so a
+process killed at any moment leaves every finished clip recorded. Fetch workers are threads: one
+connection guarded by a lock serves them all (SQLite serialises writers anyway).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from audiobench.core.records import AudioRecord, ClassInfo, Clip, ClipStatus, Event
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import disk_full_error, is_disk_full
+
+STATUSES = ("pending", "ok", "unavailable", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS classes (idx INTEGER PRIMARY KEY, mid TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS splits (name TEXT PRIMARY KEY, strong INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS clips (
+    clip_id TEXT PRIMARY KEY,
+    split TEXT NOT NULL REFERENCES splits(name),
+    ytid TEXT NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ok', 'unavailable', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    bytes INTEGER,
+    sha256 TEXT,
+    duration REAL,
+    path TEXT,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS clips_split_status ON clips (split, status);
+CREATE TABLE IF NOT EXISTS weak (clip_id TEXT NOT NULL REFERENCES clips(clip_id), class_idx INTEGER NOT NULL,
+                                 PRIMARY KEY (clip_id, class_idx));
+CREATE TABLE IF NOT EXISTS events (clip_id TEXT NOT NULL REFERENCES clips(clip_id), class_idx INTEGER NOT NULL,
+                                   onset REAL NOT NULL, offset REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_clip ON events (clip_id);
+CREATE TABLE IF NOT EXISTS audio (
+    clip_id TEXT PRIMARY KEY REFERENCES clips(clip_id),
+    path TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    duration REAL NOT NULL,
+    short INTEGER NOT NULL,
+    source_mtime_ns INTEGER,
+    updated TEXT NOT NULL,
+    source_bytes INTEGER,
+    source_sha256 TEXT
+);
+"""
+# Columns added since the first ledgers were written: (table, column, type), added to an older file on open.
+_ADDED_COLUMNS = (("audio", "source_bytes", "INTEGER"), ("audio", "source_sha256", "TEXT"))
+
+_CLIP_COLUMNS = ("clip_id", "split", "ytid", "start", "end", "status", "attempts", "last_error", "bytes",
+                 "sha256", "duration", "path", "updated")
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601, second resolution."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Ledger:
+    """Per-clip status, labels and audio records of one dataset.
+
+    >>> ledger = Ledger(tmp_path / "ledger.sqlite")          # doctest: +SKIP
+    >>> ledger.counts()                                       # doctest: +SKIP
+    {'train': {'ok': 600}, ...}
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.path.parent) from None
+            raise AudiobenchError(f"{self.path}: not a usable ledger ({exc})") from None
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full disk is one error naming the ledger's folder (earlier writes stay)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(self.path.parent) from None
+                raise
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # -- dataset description -------------------------------------------------------------------------
+    def set_meta(self, **values: object) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [(k, json.dumps(v)) for k, v in values.items()])
+
+    def meta(self) -> dict[str, object]:
+        return {k: json.loads(v) for k, v in self._query("SELECT key, value FROM meta")}
+
+    def set_classes(self, classes: Sequence[ClassInfo]) -> None:
+        """Record the class list once; a different list later is an error, not a silent relabelling."""
+        existing = self.classes()
+        if existing and existing != list(classes):
+            raise AudiobenchError(f"{self.path}: holds a different class list; use a new --root or dataset name")
+        if not existing:
+            with self._transaction() as db:
+                db.executemany("INSERT INTO classes VALUES (?, ?, ?)",
+                               [(i, c.mid, c.name) for i, c in enumerate(classes)])
+
+    def classes(self) -> list[ClassInfo]:
+        return [ClassInfo(mid, name) for mid, name in self._query("SELECT mid, name FROM classes ORDER BY idx")]
+
+    def splits(self) -> dict[str, bool]:
+        """Split name -> whether it carries strong labels, in the order splits were added."""
+        return {name: bool(strong) for name, strong in self._query("SELECT name, strong FROM splits ORDER BY rowid")}
+
+    # -- clips -----------------------------------------------------------------------------------------
+    def add_clips(self, clips: Iterable[Clip]) -> int:
+        """Register listed clips as ``pending`` with their labels; clips already present are left as they are.
+
+        Returns the number of new clips.
+        """
+        added = 0
+        stamp = now()
+        with self._transaction() as db:
+            known_splits = {name for (name,) in db.execute("SELECT name FROM splits")}
+            for clip in clips:
+                if clip.split not in known_splits:
+                    db.execute("INSERT INTO splits VALUES (?, ?)", (clip.split, int(clip.events is not None)))
+                    known_splits.add(clip.split)
+                cur = db.execute(
+                    'INSERT OR IGNORE INTO clips (clip_id, split, ytid, start, "end", created, updated) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (clip.clip_id, clip.split, clip.ytid, clip.start, clip.end, stamp, stamp),
+                )
+                if cur.rowcount == 0:
+                    continue
+                added += 1
+                db.executemany("INSERT OR IGNORE INTO weak VALUES (?, ?)", [(clip.clip_id, c) for c in clip.weak])
+                if clip.events:
+                    db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
+                                   [(clip.clip_id, e.class_index, e.onset, e.offset) for e in clip.events])
+        return added
+
+    def mark(self, clip_id: str, status: str, *, error: str | None = None, attempts: int = 1,
+             **fields: object) -> None:
+        """Set a clip's status (and any of bytes, sha256, duration, path), adding ``attempts`` tries."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        allowed = {"bytes", "sha256", "duration", "path"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown ledger fields {sorted(unknown)}")
+        sets = ["status = ?", "last_error = ?", "updated = ?", "attempts = attempts + ?"]
+        sets += [f"{k} = ?" for k in fields]
+        params: list[object] = [status, error, now(), attempts, *fields.values()]
+        with self._transaction() as db:
+            cur = db.execute(f"UPDATE clips SET {', '.join(sets)} WHERE clip_id = ?", (*params, clip_id))
+            if cur.rowcount == 0:
+                raise AudiobenchError(f"{self.path}: no clip {clip_id!r} in the ledger")
+
+    def statuses(self, *, split: str | None = None, status: str | Sequence[str] | None = None) -> list[ClipStatus]:
+        """Ledger rows, ordered by split then clip id."""
+        where, params = self._filter(split=split, status=status)
+        cols = ", ".join(f'"{c}"' for c in _CLIP_COLUMNS)
+        rows = self._query(f"SELECT {cols} FROM clips{where} ORDER BY split, clip_id", params)
+        return [ClipStatus(*row) for row in rows]
+
+    def clips(self, *, split: str | None = None, status: str | Sequence[str] | None = None) -> list[Clip]:
+        """Clips with their weak labels and (for strongly labelled splits) events, ordered by clip id."""
+        where, params = self._filter(split=split, status=status)
+        rows = self._query(f'SELECT clip_id, split, ytid, start, "end" FROM clips{where} ORDER BY split, clip_id',
+                           params)
+        strong = self.splits()
+        weak: dict[str, list[int]] = defaultdict(list)
+        for clip_id, c in self._query("SELECT clip_id, class_idx FROM weak ORDER BY clip_id, class_idx"):
+            weak[clip_id].append(c)
+        events: dict[str, list[Event]] = defaultdict(list)
+        for clip_id, c, on, off in self._query("SELECT clip_id, class_idx, onset, offset FROM events "
+                                               "ORDER BY clip_id, onset, offset, class_idx"):
+            events[clip_id].append(Event(c, on, off))
+        return [
+            Clip(cid, sp, yt, st, en, tuple(weak.get(cid, ())),
+                 tuple(events.get(cid, ())) if strong.get(sp) else None)
+            for cid, sp, yt, st, en in rows
+        ]
+
+    @staticmethod
+    def _filter(*, split: str | None, status: str | Sequence[str] | None) -> tuple[str, list[object]]:
+        clauses, params = [], []
+        if split is not None:
+            clauses.append("split = ?")
+            params.append(split)
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            clauses.append(f"status IN ({', '.join('?' * len(wanted))})")
+            params.extend(wanted)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Split -> status -> number of clips."""
+        out: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUSES, 0))
+        for split, status, n in self._query("SELECT split, status, count(*) FROM clips GROUP BY split, status"):
+            out[split][status] = n
+        return {s: out[s] for s in self.splits() if s in out}
+
+    def class_counts(self) -> dict[tuple[str, int], dict[str, int]]:
+        """(split, class index) -> status -> number of clips labelled with that class."""
+        out: dict[tuple[str, int], dict[str, int]] = {}
+        for split, idx, status, n in self._query(
+            "SELECT c.split, w.class_idx, c.status, count(*) FROM clips c JOIN weak w USING (clip_id) "
+            "GROUP BY c.split, w.class_idx, c.status"
+        ):
+            out.setdefault((split, idx), dict.fromkeys(STATUSES, 0))[status] = n
+        return out
+
+    # -- audio (resample / synth) ---------------------------------------------------------------------
+    def record_audio(self, record: AudioRecord) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO audio (clip_id, path, samples, duration, short, source_mtime_ns, "
+                       "updated, source_bytes, source_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (record.clip_id, record.path, record.samples, record.duration, int(record.short),
+                        record.source_mtime_ns, now(), record.source_bytes, record.source_sha256))
+
+    def audio(self, *, split: str | None = None) -> dict[str, AudioRecord]:
+        """clip id -> its resampled audio, for clips that have one."""
+        sql = ("SELECT a.clip_id, a.path, a.samples, a.duration, a.short, a.source_mtime_ns, a.source_bytes, "
+               "a.source_sha256 FROM audio a JOIN clips c ON c.clip_id = a.clip_id")
+        params: list[object] = []
+        if split is not None:
+            sql += " WHERE c.split = ?"
+            params.append(split)
+        return {row[0]: AudioRecord(row[0], row[1], row[2], row[3], bool(row[4]), *row[5:])
+                for row in self._query(sql + " ORDER BY a.clip_id", params)}

@@ -1,0 +1,269 @@
+"""Dataset manifests: ``manifests/<name>.toml`` read into frozen, checked specs.
+
+A manifest is everything dataset-specific: the classes, the list files (official URL, sha256, where a
+mirror keeps them), and per split the list file, its format (the parser, see ``audiobench.data.lists``),
+whether it has strong labels, and how splits that share a list divide it. Stages never branch on a
+dataset name; they read a ``Manifest``.
+
+Where manifests are found, first match wins:
+1. ``$AUDIOBENCH_MANIFESTS`` (a folder: your own datasets, or edited copies);
+2. ``manifests/`` beside the ``audiobench`` package: a source checkout or ``pip install -e .``;
+3. ``<prefix>/share/audiobench/manifests``: where a wheel (``pip install .``) puts the same files
+   (``[tool.setuptools.data-files]`` in pyproject.toml).
+``load_manifest`` also takes a path to any ``.toml`` file.
+"""
+from __future__ import annotations
+
+import os
+import re
+import site
+import sys
+import sysconfig
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from audiobench.core.records import ClassInfo
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import validate_name
+from audiobench.data.lists import class_format, clip_format
+
+MANIFESTS_ENV = "AUDIOBENCH_MANIFESTS"
+PartitionMethod = Literal["stratified", "random"]
+PARTITION_METHODS: tuple[str, ...] = ("stratified", "random")
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One published list: kept as ``<dataset>/index/<name>`` once its sha256 matches."""
+
+    name: str
+    url: str
+    sha256: str
+    mirror_dir: str | None = None  # sub-folder of a mirror with one folder per source
+
+
+@dataclass(frozen=True)
+class ClassSource:
+    """The class list: written in the manifest (``inline``), or parsed from an index file."""
+
+    inline: tuple[ClassInfo, ...] | None = None
+    file: str | None = None
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One split: its list file and format; ``share`` is its fraction of a list shared with other splits."""
+
+    name: str
+    file: str
+    format: str
+    strong: bool
+    share: float | None = None
+
+
+@dataclass(frozen=True)
+class Partition:
+    """How splits sharing one list divide it (see ``audiobench.data.register.partition``)."""
+
+    seed: int
+    method: PartitionMethod = "stratified"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    description: str
+    classes: ClassSource
+    index: tuple[IndexFile, ...]
+    splits: tuple[SplitSpec, ...]
+    partition: Partition | None
+    path: Path
+
+    def index_file(self, name: str) -> IndexFile:
+        for spec in self.index:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def split(self, name: str) -> SplitSpec:
+        for spec in self.splits:
+            if spec.name == name:
+                return spec
+        raise AudiobenchError(f"dataset {self.name!r} has no split {name!r} "
+                              f"(splits: {', '.join(s.name for s in self.splits)})")
+
+
+def manifest_dirs() -> list[Path]:
+    """The folders searched for ``<name>.toml``, in order (see the module docstring)."""
+    dirs = [Path(os.environ[MANIFESTS_ENV]).expanduser()] if os.environ.get(MANIFESTS_ENV) else []
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():  # not site-packages/, where "manifests/" could be anyone's
+        dirs.append(checkout / "manifests")
+    for prefix in (sysconfig.get_path("data"), sys.prefix, site.getuserbase()):
+        dirs.append(Path(prefix) / "share" / "audiobench" / "manifests")
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def available_manifests() -> list[str]:
+    """Names of the datasets a manifest exists for, e.g. ``['audioset-balanced', 'sl-dcase17']``."""
+    return sorted({p.stem for d in manifest_dirs() if d.is_dir() for p in d.glob("*.toml")})
+
+
+def find_manifest(name: str) -> Path:
+    validate_name(name)
+    for folder in manifest_dirs():
+        path = folder / f"{name}.toml"
+        if path.is_file():
+            return path
+    known = ", ".join(available_manifests()) or "none found"
+    raise AudiobenchError(f"no manifest for dataset {name!r} (known: {known}; or set ${MANIFESTS_ENV})")
+
+
+def load_manifest(name_or_path: str | os.PathLike[str]) -> Manifest:
+    """A dataset's manifest, by name (``"sl-dcase17"``) or path to a TOML file; checked on load.
+
+    >>> load_manifest("sl-dcase17").split("train").strong
+    True
+    """
+    text = str(name_or_path)
+    path = Path(text) if text.endswith(".toml") else find_manifest(text)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AudiobenchError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AudiobenchError(f"{path}: not valid TOML ({exc})") from None
+    return _build(data, path)
+
+
+# -- reading and checking --------------------------------------------------------------------------------
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path, where: str,
+         default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise AudiobenchError(f"{path}: {where} needs `{key}`")
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):  # bool is an int
+        raise AudiobenchError(f"{path}: {where}.{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _build(data: dict[str, Any], path: Path) -> Manifest:
+    name = validate_name(_get(data, "name", str, path, "the manifest"), where=str(path))
+    if name != path.stem:
+        raise AudiobenchError(f"{path}: name {name!r} differs from the file name {path.stem!r}")
+    index = tuple(_index_file(t, path, i) for i, t in enumerate(_get(data, "index", list, path, "the manifest")))
+    names = [f.name for f in index]
+    if len(set(names)) != len(names):
+        raise AudiobenchError(f"{path}: an index file is listed twice")
+    classes = _classes(_get(data, "classes", dict, path, "the manifest"), path, set(names))
+    splits = tuple(_split(split_name, t, path, set(names))
+                   for split_name, t in _get(data, "splits", dict, path, "the manifest").items())
+    if not splits:
+        raise AudiobenchError(f"{path}: no [splits.*] table")
+    partition = _partition(data.get("partition"), path)
+    _check_shares(splits, partition, path)
+    return Manifest(name, _get(data, "description", str, path, "the manifest", ""), classes, index, splits,
+                    partition, path)
+
+
+def _index_file(table: Any, path: Path, i: int) -> IndexFile:
+    where = f"[[index]] #{i + 1}"
+    if not isinstance(table, dict):
+        raise AudiobenchError(f"{path}: {where} is not a table")
+    name = _get(table, "file", str, path, where)
+    url = _get(table, "url", str, path, where)
+    sha = _get(table, "sha256", str, path, where).lower()
+    mirror_dir = _get(table, "mirror_dir", str, path, where, None)
+    if not _FILE_NAME.match(name):
+        raise AudiobenchError(f"{path}: {where}: file {name!r} must be a plain file name")
+    if not url.startswith(("http://", "https://")):
+        raise AudiobenchError(f"{path}: {where}: url {url!r} is not http(s)")
+    if not _SHA256.match(sha):
+        raise AudiobenchError(f"{path}: {where}: sha256 {sha!r} is not 64 hex digits")
+    if mirror_dir is not None and (Path(mirror_dir).is_absolute() or ".." in Path(mirror_dir).parts):
+        raise AudiobenchError(f"{path}: {where}: mirror_dir {mirror_dir!r} must be a relative folder")
+    return IndexFile(name, url, sha, mirror_dir)
+
+
+def _classes(table: dict[str, Any], path: Path, index_names: set[str]) -> ClassSource:
+    if "inline" in table:
+        rows = _get(table, "inline", list, path, "[classes]")
+        try:
+            classes = tuple(ClassInfo(str(r["mid"]), str(r["name"])) for r in rows)
+        except (TypeError, KeyError):
+            raise AudiobenchError(f"{path}: [classes].inline entries need `mid` and `name`") from None
+        if len({c.mid for c in classes}) != len(classes) or not classes:
+            raise AudiobenchError(f"{path}: [classes].inline is empty or repeats a MID")
+        return ClassSource(inline=classes)
+    file = _get(table, "file", str, path, "[classes]")
+    fmt = _get(table, "format", str, path, "[classes]")
+    try:
+        class_format(fmt)
+    except AudiobenchError as exc:
+        raise AudiobenchError(f"{path}: [classes]: {exc}") from None
+    if file not in index_names:
+        raise AudiobenchError(f"{path}: [classes] file {file!r} is not among the [[index]] files")
+    return ClassSource(file=file, format=fmt)
+
+
+def _split(name: str, table: Any, path: Path, index_names: set[str]) -> SplitSpec:
+    validate_name(name, what="split name", where=str(path))
+    where = f"[splits.{name}]"
+    if not isinstance(table, dict):
+        raise AudiobenchError(f"{path}: {where} is not a table")
+    file = _get(table, "file", str, path, where)
+    format_name = _get(table, "format", str, path, where)
+    try:
+        fmt = clip_format(format_name)
+    except AudiobenchError as exc:
+        raise AudiobenchError(f"{path}: {where}: {exc}") from None
+    strong = _get(table, "strong", bool, path, where)
+    share = _get(table, "share", (int, float), path, where, None)
+    if file not in index_names:
+        raise AudiobenchError(f"{path}: {where} file {file!r} is not among the [[index]] files")
+    if strong and not fmt.strong:
+        raise AudiobenchError(f"{path}: {where} says strong = true but format {fmt.name!r} has weak labels only")
+    if share is not None and not 0 < share < 1:
+        raise AudiobenchError(f"{path}: {where} share {share} is not between 0 and 1")
+    return SplitSpec(name, file, fmt.name, strong, None if share is None else float(share))
+
+
+def _partition(table: Any, path: Path) -> Partition | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise AudiobenchError(f"{path}: [partition] is not a table")
+    seed = _get(table, "seed", int, path, "[partition]")
+    method = _get(table, "method", str, path, "[partition]", "stratified")
+    if method not in PARTITION_METHODS:
+        raise AudiobenchError(f"{path}: [partition] method {method!r} is not one of {', '.join(PARTITION_METHODS)}")
+    return Partition(seed, method)
+
+
+def _check_shares(splits: tuple[SplitSpec, ...], partition: Partition | None, path: Path) -> None:
+    """Splits sharing a file must divide all of it: a gap would drop clips silently, an overlap leak them."""
+    by_file: dict[str, list[SplitSpec]] = {}
+    for spec in splits:
+        by_file.setdefault(spec.file, []).append(spec)
+    for file, group in by_file.items():
+        if len(group) == 1 and group[0].share is None:
+            continue
+        names = ", ".join(s.name for s in group)
+        if any(s.share is None for s in group) or abs(sum(s.share for s in group) - 1) > 1e-9:
+            raise AudiobenchError(f"{path}: splits {names} share {file}: each needs a `share`, summing to 1")
+        if len({s.format for s in group}) != 1:
+            raise AudiobenchError(f"{path}: splits {names} read {file} with different formats")
+        if partition is None:
+            raise AudiobenchError(f"{path}: splits {names} share {file}: add a [partition] table with a seed")

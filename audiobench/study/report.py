@@ -1,0 +1,383 @@
+"""``audiobench report RUN_DIR``: ``report.md``, its figures and ``results.json`` from a comparison's saved results.
+
+Reads only what the trial runner wrote under ``runs/<id>/`` (``trials.csv``, ``per_class.csv``,
+``config.json``, optional ``epochs.csv``, ``class_durations.csv`` and ``attention/*.npz``; the contract is in
+``docs/compare.md``), so a report can be re-rendered any time without training anything.
+
+>>> render_report(Path("audiobench-data/runs/demo"))      # doctest: +SKIP
+PosixPath('audiobench-data/runs/demo/report.md')
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from audiobench import __version__
+from audiobench.study import stats
+from audiobench.core.errors import AudiobenchError, InputFormatError
+from audiobench.study.figures import (load_attention, plot_ap_gain_vs_duration, plot_attention, plot_map_per_variant,
+                                plot_validation_curves)
+from audiobench.core.layout import write_atomic
+
+PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
+DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
+EPOCH_COLUMNS = ("trial", "variant", "epoch", "val_map")
+_REQUIRED_TRIALS = ("trial", "variant", "test_map")
+_PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "torch")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder's saved results, checked; ``per_class``/``durations`` None when the file is absent."""
+
+    dir: Path
+    config: dict[str, Any]
+    variants: tuple[str, ...]
+    baseline: str
+    trials: pd.DataFrame
+    per_class: pd.DataFrame | None
+    durations: pd.DataFrame | None
+    epochs: pd.DataFrame | None
+    attention: tuple[Path, ...]
+    notes: tuple[str, ...]
+
+
+def render_report(run_dir: Path, *, seed: int = stats.SEED) -> Path:
+    """Write ``report.md``, the figures and ``results.json`` into ``run_dir``; return the report's path."""
+    run = read_run(Path(run_dir))
+    results = summarise(run, seed=seed)
+    results["figures"] = draw_figures(run, results)
+    results = _clean(results)  # report.md is rendered from exactly what results.json holds
+    write_atomic(run.dir / "results.json", json.dumps(results, indent=2) + "\n")
+    path = run.dir / "report.md"
+    write_atomic(path, markdown(results))
+    return path
+
+
+def read_run(run_dir: Path) -> Run:
+    """Load and check a run folder; errors name the file and say what is wrong."""
+    if not run_dir.is_dir():
+        raise AudiobenchError(f"no run folder {run_dir} (run `audiobench compare` first)")
+    config = _read_config(run_dir / "config.json")
+    trials = _read_csv(run_dir / "trials.csv", _REQUIRED_TRIALS)
+    if trials.empty:
+        raise AudiobenchError(f"{run_dir / 'trials.csv'} has no finished trial yet: nothing to report")
+    counts = trials.groupby(["trial", "variant"], sort=False).size()
+    if (counts > 1).any():
+        (trial, variant), times = next((key, n) for key, n in counts.items() if n > 1)
+        raise InputFormatError(f"{run_dir / 'trials.csv'}: trial {trial} of {variant} appears {times} times "
+                               f"(one row per finished (trial, variant))")
+    trials = trials.astype({"variant": str}).sort_values(["trial", "variant"], kind="stable")
+    notes: list[str] = []
+    variants = [str(v) for v in config.get("variants") or []]
+    extra = [v for v in dict.fromkeys(trials["variant"]) if v not in variants]
+    if extra and variants:
+        notes.append(f"trials.csv has variant(s) not in config.json: {', '.join(extra)} (appended)")
+    variants += extra
+    baseline = str(config.get("baseline") or variants[0])
+    if "baseline" not in config:
+        notes.append(f"config.json names no baseline: the first variant, {baseline}, is used")
+    if baseline not in variants:
+        raise AudiobenchError(f"{run_dir / 'config.json'}: baseline {baseline!r} is not among the variants "
+                              f"({', '.join(variants)})")
+    for v in variants:
+        if v not in set(trials["variant"]):
+            notes.append(f"{v} has no finished trial")
+    per_class = _read_optional(run_dir / "per_class.csv", PER_CLASS_COLUMNS, notes, "no per-class APs")
+    durations = _read_optional(run_dir / "class_durations.csv", DURATION_COLUMNS[:4], notes,
+                               "no class durations (Fig. 4 needs strong training labels)")
+    epochs = _read_optional(run_dir / "epochs.csv", EPOCH_COLUMNS, notes, "no validation curves")
+    attention = tuple(sorted((run_dir / "attention").glob("*.npz")))
+    return Run(run_dir, config, tuple(variants), baseline, trials, per_class, durations, epochs, attention,
+               tuple(notes))
+
+
+def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
+    """Everything ``results.json`` holds except the figures: summaries, tests, per-class APs, provenance."""
+    pairs = run.config.get("pairs", "all")
+    rows = stats.compare_variants(run.trials, baseline=run.baseline, pairs=pairs, variants=run.variants, seed=seed)
+    labels = run.config.get("labels_used") or {}
+    variants = []
+    for v in run.variants:
+        mine = run.trials[run.trials["variant"] == v]
+        variants.append({
+            "variant": v, "labels_used": labels.get(v, ""), "baseline": v == run.baseline,
+            "test_map": asdict(stats.describe(mine["test_map"])),
+            **{f"{col}_mean": _mean(mine, col) for col in ("val_map", "best_epoch", "seconds")},
+        })
+    per_class, never_positive, class_notes = _per_class(run)
+    return {
+        "dataset": run.config.get("dataset", ""),
+        "baseline": run.baseline,
+        "trials": int(run.trials["trial"].nunique()),
+        "trials_planned": run.config.get("trials"),
+        "variants": variants,
+        "pairs": pairs,
+        "tests": [asdict(r) for r in rows],
+        "statistics": {
+            "test": "two-sided Wilcoxon signed-rank on paired test mAPs (scipy.stats.wilcoxon)",
+            "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
+            "approximation": "normal, tie-corrected variance, continuity correction",
+            "multiple_comparisons": f"Holm across the {sum(r.p is not None for r in rows)} pair(s) tested "
+                                    f"(pairs: {pairs})",
+            "effect_size": "matched-pairs rank-biserial r = (W+ - W-) / (W+ + W-)",
+            "interval": {"method": stats.BOOTSTRAP_METHOD, "paired": True, "confidence": stats.CONFIDENCE,
+                         "resamples": stats.BOOTSTRAP_RESAMPLES, "seed": seed},
+            "difference": "b - a",
+        },
+        "per_class": per_class,
+        "never_positive": never_positive,
+        "notes": list(run.notes) + class_notes,
+        "config": run.config,
+        "versions": _versions(),
+        "machine": {"platform": platform.platform(), "machine": platform.machine(),
+                    "python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+    }
+
+
+def draw_figures(run: Run, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Draw every figure the inputs allow; a figure that cannot be drawn gets a note instead of a file."""
+    for old in [run.dir / "map_per_variant.png", run.dir / "validation_curves.png",
+                run.dir / "ap_gain_vs_duration.png", *run.dir.glob("attention_*.png")]:
+        old.unlink(missing_ok=True)  # a re-render never leaves a stale figure behind
+    figures = [_figure("mAP per variant", plot_map_per_variant(run.trials, run.variants,
+                                                                 run.dir / "map_per_variant.png"))]
+    if run.epochs is not None and not run.epochs.empty:
+        figures.append(_figure("validation mAP per epoch", plot_validation_curves(
+            run.epochs, run.variants, run.dir / "validation_curves.png")))
+    variant, over, note = _fig4_pair(run)
+    title = f"AP gain of {variant} over {over} against mean event duration (Fig. 4)"
+    if note:
+        figures.append(_figure(title, None, note))
+    else:
+        gain = _gain(results["per_class"], variant, over, run.durations)
+        figures.append(_figure(title, plot_ap_gain_vs_duration(gain, variant=variant, over=over,
+                                                               path=run.dir / "ap_gain_vs_duration.png"))
+                       if len(gain) else _figure(title, None, "no class has both APs and a duration"))
+    if not run.attention:
+        figures.append(_figure("attention (Fig. 5)", None, "no attention/ folder: no example clips saved"))
+    for npz in run.attention:
+        try:
+            clip = load_attention(npz)
+        except (ValueError, OSError) as exc:  # a bad file costs its figure, not the report
+            figures.append(_figure(f"attention {npz.stem} (Fig. 5)", None, f"skipped: {exc}"))
+            continue
+        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in npz.stem)
+        figures.append(_figure(f"attention of {clip.clip_id} ({clip.variant}) (Fig. 5)",
+                               plot_attention(clip, run.dir / f"attention_{name}.png")))
+    return figures
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """``report.md`` from the content of ``results.json``: the paper-shaped table, the tests, notes, figures."""
+    n, planned = results["trials"], results.get("trials_planned")
+    lines = [f"# Comparison report: {results['dataset'] or 'unnamed dataset'}", "",
+             f"{n} trial{'s' if n != 1 else ''}" + (f" of {planned} planned" if planned and planned != n else "")
+             + f"; baseline `{results['baseline']}`; generated {results['generated']}.", "",
+             "## Test mAP per variant", "", variant_table(results), "",
+             "Marks on the Holm-adjusted p: `*` p < 0.05, `**` p < 0.01, `***` p < 0.001.", "",
+             "## Pairwise tests", "",
+             f"Two-sided Wilcoxon signed-rank test on the paired test mAPs; difference b − a with a paired "
+             f"{results['statistics']['interval']['method']} bootstrap 95% interval; "
+             f"{results['statistics']['multiple_comparisons']}; r is the matched-pairs rank-biserial "
+             f"correlation (positive: b higher).", "", pairwise_table(results), ""]
+    notes = list(results["notes"]) + [f"{t['a']} vs {t['b']}: {t['note']}" for t in results["tests"] if t["note"]]
+    if results.get("never_positive"):
+        names = ", ".join(c["name"] or c["mid"] for c in results["never_positive"])
+        notes.append(f"classes never positive in the test split (no AP, not averaged in): {names}")
+    lines += ["## Notes", ""] + ([f"- {note}" for note in notes] or ["- none"]) + [""]
+    if results["per_class"]:
+        lines += ["<details><summary>Mean test AP per class over trials</summary>", "",
+                  per_class_table(results), "", "</details>", ""]
+    lines += ["## Figures", ""]
+    for fig in results.get("figures", []):
+        lines += [f"![{fig['title']}]({fig['file']})", ""] if fig["file"] else [f"- {fig['title']}: {fig['note']}", ""]
+    return "\n".join(lines)
+
+
+def variant_table(results: dict[str, Any]) -> str:
+    """The paper-shaped table: variant, labels used, mAP mean ± std, median, trials, val mAP, p vs baseline."""
+    base = results["baseline"]
+    against = {t["b"] if t["a"] == base else t["a"]: t for t in results["tests"] if base in (t["a"], t["b"])}
+    rows = [f"| variant | labels used | test mAP (mean ± std) | median | trials | val mAP | p vs {base} (Holm) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for v in results["variants"]:
+        s, name = v["test_map"], v["variant"]
+        t = against.get(name)
+        p = "baseline" if name == base else "n/a" if t is None or t["p_holm"] is None else \
+            f"{fmt_p(t['p_holm'])} {t['mark']}".rstrip()
+        rows.append(f"| {name} | {v['labels_used'] or '–'} | {fmt_mean_std(s['mean'], s['std'])} | "
+                    f"{_num(s['median'])} | {s['n']} | {_num(v['val_map_mean'])} | {p} |")
+    return "\n".join(rows)
+
+
+def pairwise_table(results: dict[str, Any]) -> str:
+    """One row per pair: a, b, n, mean diff [95% CI], W, p, method, Holm p (with marks), r."""
+    rows = ["| a | b | n | mean diff b − a [95% CI] | W | p | method | Holm p | r |",
+            "| --- | --- | ---: | --- | ---: | ---: | --- | --- | ---: |"]
+    for t in results["tests"]:
+        ci = "" if t["ci_low"] is None else f" [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]"
+        diff = "n/a" if t["mean_diff"] is None or math.isnan(t["mean_diff"]) else f"{t['mean_diff']:+.4f}"
+        holm_p = "n/a" if t["p_holm"] is None else f"{fmt_p(t['p_holm'])} {t['mark']}".rstrip()
+        rows.append(f"| {t['a']} | {t['b']} | {t['n']} | {diff}{ci} | {_num(t['w'], 1)} | "
+                    f"{'n/a' if t['p'] is None else fmt_p(t['p'])} | {t['method'] or 'none'} | {holm_p} | "
+                    f"{'n/a' if t['rank_biserial'] is None else format(t['rank_biserial'], '+.2f')} |")
+    return "\n".join(rows)
+
+
+def per_class_table(results: dict[str, Any]) -> str:
+    """Mean AP per class (rows) and variant (columns)."""
+    names = [v["variant"] for v in results["variants"]]
+    rows = ["| class | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for c in results["per_class"]:
+        rows.append(f"| {c['name']} | " + " | ".join(_num(c["mean_ap"].get(v)) for v in names) + " |")
+    return "\n".join(rows)
+
+
+def fmt_mean_std(mean: float | None, std: float | None) -> str:
+    """``0.612 ± 0.015``; the std is ``–`` with one trial."""
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f} ± " + ("–" if std is None or math.isnan(std) else f"{std:.3f}")
+
+
+def fmt_p(p: float) -> str:
+    """Four decimals, or scientific notation below 0.0001."""
+    return f"{p:.1e}" if p < 1e-4 else f"{p:.4f}"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _fig4_pair(run: Run) -> tuple[str, str, str]:
+    """Fig. 4's (variant, over, why-not): config ``fig4`` or the first attention variant over the baseline."""
+    chosen = run.config.get("fig4") or {}
+    others = [v for v in run.variants if v != run.baseline]
+    default = next((v for v in others if v.startswith("att")), others[0] if others else "")
+    variant, over = str(chosen.get("variant", default)), str(chosen.get("over", run.baseline))
+    if run.per_class is None:
+        return variant, over, "skipped: no per_class.csv"
+    if run.durations is None:
+        return variant, over, "skipped: no class_durations.csv (mean event durations need strong labels)"
+    if not variant or variant == over:
+        return variant, over, "skipped: needs two different variants"
+    missing = [v for v in (variant, over) if v not in set(run.per_class["variant"])]
+    if missing:
+        return variant, over, f"skipped: no per-class AP for {', '.join(missing)}"
+    return variant, over, ""
+
+
+def _gain(per_class: list[dict[str, Any]], variant: str, over: str, durations: pd.DataFrame) -> pd.DataFrame:
+    ap = pd.DataFrame([{"class_index": c["class_index"], "name": c["name"],
+                        "gain": c["mean_ap"].get(variant, math.nan) - c["mean_ap"].get(over, math.nan)}
+                       for c in per_class if c["mean_ap"]])
+    if ap.empty:
+        return pd.DataFrame(columns=["class_index", "name", "gain", "mean_duration"])
+    merged = ap.merge(durations[["class_index", "mean_duration"]], on="class_index", how="inner")
+    return merged.dropna(subset=["gain", "mean_duration"]).reset_index(drop=True)
+
+
+def _per_class(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[str]]:
+    """Mean test AP per class and variant over trials, and the classes never positive in the test split.
+
+    The never-positive classes come from ``config["classes"]`` (every class of the dataset) minus the classes
+    with an AP; without that list only rows of ``per_class.csv`` with an empty AP can be named.
+    """
+    if run.per_class is None:
+        return [], None, []
+    listed = run.per_class.drop_duplicates("class_index").set_index("class_index")[["mid", "name"]]
+    scored = run.per_class.dropna(subset=["ap"])
+    means = scored.groupby(["class_index", "variant"])["ap"].mean().unstack("variant")
+    rows = [{"class_index": int(c), "mid": str(listed.loc[c, "mid"]), "name": str(listed.loc[c, "name"]),
+             "mean_ap": {v: float(means.loc[c, v]) for v in run.variants
+                         if v in means and not math.isnan(means.loc[c, v])}}
+            for c in sorted(means.index)]
+    with_ap = set(means.index)
+    classes = run.config.get("classes")
+    if classes:
+        return rows, [{"class_index": i, "mid": str(c.get("mid", "")), "name": str(c.get("name", ""))}
+                      for i, c in enumerate(classes) if i not in with_ap], []
+    never = [{"class_index": int(c), "mid": str(listed.loc[c, "mid"]), "name": str(listed.loc[c, "name"])}
+             for c in sorted(set(listed.index) - with_ap)]
+    if never:
+        return rows, never, []
+    return rows, None, ["config.json lists no classes: the classes never positive in the test split cannot be "
+                        "listed"]
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise AudiobenchError(f"no {path} (the trial runner writes it; run `audiobench compare` first)")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(f"{path} line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(config, dict):
+        raise InputFormatError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    if config.get("pairs", "all") not in stats.PAIRS:
+        raise InputFormatError(f"{path}: pairs must be one of {', '.join(stats.PAIRS)}, not {config['pairs']!r}")
+    return config
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    if not path.exists():
+        raise AudiobenchError(f"no {path} (the trial runner writes it; run `audiobench compare` first)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"{path}: cannot be read as CSV ({exc})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise InputFormatError(f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(table.columns)})")
+    return table
+
+
+def _read_optional(path: Path, required: tuple[str, ...], notes: list[str], why: str) -> pd.DataFrame | None:
+    if path.exists():
+        return _read_csv(path, required)
+    notes.append(f"no {path.name}: {why}")
+    return None
+
+
+def _figure(title: str, path: Path | None, note: str = "") -> dict[str, Any]:
+    return {"title": title, "file": path.name if path else None, "note": note}
+
+
+def _mean(table: pd.DataFrame, column: str) -> float | None:
+    return float(table[column].mean()) if column in table and table[column].notna().any() else None
+
+
+def _versions() -> dict[str, str | None]:
+    """Installed versions, read from package metadata (importing torch only to print its version is slow)."""
+    found: dict[str, str | None] = {"audiobench": __version__}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

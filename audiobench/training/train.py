@@ -1,0 +1,332 @@
+"""One training run (docs/model.md): a variant, a seed, the HDF5 feature cache in, a run folder out.
+
+Adam on fixed-length batches (the Dataset pads with silence or crops at random), validation mAP on true
+lengths after every epoch, the best epoch's weights kept (optional early stopping), test mAP of those.
+The run folder gets ``config.json`` (written first: the options, ``frames`` resolved), ``metrics.json``
+(written last: its presence means the run finished), ``model.pt`` + ``model.json``, and
+``training-curve.png``.
+
+Pairing (for ``compare``): with the same ``seed``, every variant sees the same batches in the same order
+(the shuffling generator and the Dataset's crops are seeded by ``seed`` only) and starts from the same
+weights in the layers it shares with the others (each layer is initialised under its own seed derived from
+``seed`` and the layer's name, :func:`audiobench.models.net.init_parameters`).
+
+>>> result = train("synth", variant="att-self", seed=0, epochs=10, width=0.25)   # doctest: +SKIP
+>>> result.test_map, result.best_epoch, result.run_dir                            # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+from audiobench import __version__, transfer
+from audiobench.models.checkpoint import save_checkpoint
+from audiobench.training.curves import plot_training_curve
+from audiobench.core.errors import AudiobenchError
+from audiobench.training.inference import Predictions, predict
+from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
+from audiobench.models.losses import loss_terms, segment_labels, total_loss
+from audiobench.training.metrics import APResult, chance_map, mean_average_precision
+from audiobench.models.net import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
+from audiobench.core.progress import progress
+from audiobench.training.splits import Splits, open_splits, training_frames
+from audiobench.models.variants import Variant, VariantSpec, require_strong, variant_spec
+
+METRICS = "metrics.json"
+RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and no METRICS did not finish
+# Bumped whenever the same TrainConfig starts to train other numbers (2: He fan-in init and the prior bias of
+# L8-a); part of a study's id, so that compare never pairs trials of two recipes.
+TRAINING_RECIPE = 2
+CURVE = "training-curve.png"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run; stored in full in ``metrics.json`` and ``model.json``."""
+
+    dataset: str
+    variant: Variant
+    seed: int = 0
+    epochs: int = 50
+    lr: float = 1e-4  # 1e-4 for SL-DCASE-17, 1e-3 for AudioSet (the paper)
+    batch_size: int = 32
+    alpha: float = 1.0
+    beta: float = 1.0
+    width: float = 1.0
+    frames: int | None = None  # training input length; None: the training split's longest clip (resolved by run)
+    init: str | None = None  # None, "vggish:PATH" or "run:PATH"
+    freeze: int = 0
+    device: str = "auto"
+    bf16: bool = False
+    patience: int | None = None
+    feature_id: str | None = None  # None: the VGGish float32 recipe (audiobench.features.vggish.feature_id())
+    workers: int = 0  # DataLoader worker processes for the training split
+
+    def check(self) -> VariantSpec:
+        """Validate the options once, at the boundary; returns the variant's spec."""
+        spec = variant_spec(self.variant)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise AudiobenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise AudiobenchError(f"--lr must be positive, got {self.lr}")
+        if self.frames is not None and self.frames < 16:
+            raise AudiobenchError(f"--frames must be at least 16 (one segment), got {self.frames}")
+        if self.patience is not None and self.patience < 1:
+            raise AudiobenchError(f"--patience must be at least 1, got {self.patience}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise AudiobenchError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        return spec
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced. ``test_per_class`` maps class names to AP (None: no positive in the test split)."""
+
+    run_dir: Path
+    config: TrainConfig
+    val_map: float
+    test_map: float
+    best_epoch: int
+    epochs: tuple[dict[str, Any], ...]
+    test_per_class: dict[str, float | None]
+    seconds: float
+    threads: int | None = None  # torch CPU threads it trained with (None: not recorded, an older run)
+    checkpoint: Path = field(init=False)
+    metrics: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checkpoint", self.run_dir / "model.pt")
+        object.__setattr__(self, "metrics", self.run_dir / METRICS)
+
+
+def read_result(run_dir: str | os.PathLike[str]) -> TrainResult:
+    """The :class:`TrainResult` of a finished run, from its ``metrics.json`` (how ``compare`` resumes)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        raise AudiobenchError(f"{run_dir} holds no finished run (no {METRICS})")
+    m = json.loads(path.read_text())
+    return TrainResult(Path(run_dir), TrainConfig(**m["config"]), m["val_map"], m["test_map"], m["best_epoch"],
+                       tuple(m["epochs"]), {c["name"]: c["ap"] for c in m["test_per_class"]},
+                       m["timing"]["total_s"], m.get("threads"))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise AudiobenchError("--device cuda: no CUDA GPU is visible to PyTorch (use --device cpu)")
+    return torch.device(name)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed Python, NumPy and torch and switch torch to deterministic algorithms, restoring the switch after."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on CUDA
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def _worker_seed(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32  # differs per worker, derived from the loader's generator
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def train_loader(splits: Splits, config: TrainConfig, device: torch.device) -> DataLoader:
+    """Shuffled fixed-length batches of the training split, in an order fixed by ``config.seed``.
+
+    The Dataset builds each batch at once from its indices (the same batches as ``shuffle=True,
+    batch_size=B``, drawn from the same generator), which halves the loader's share of a small net's step.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    batches = BatchSampler(RandomSampler(splits.train, generator=generator), config.batch_size, drop_last=False)
+    return DataLoader(splits.train, batch_size=None, sampler=batches, generator=generator,
+                      num_workers=config.workers, worker_init_fn=_worker_seed, pin_memory=device.type == "cuda")
+
+
+def train_epoch(net: Net, batches: Iterable[dict[str, torch.Tensor]], spec: VariantSpec,
+                optimizer: torch.optim.Optimizer, *, device: torch.device, alpha: float, beta: float,
+                bf16: bool = False) -> dict[str, float]:
+    """One pass of Adam over ``batches``; returns the mean of the total loss and of each term.
+
+    Losses are accumulated on the device and read once at the end (no per-step synchronisation).
+    """
+    net.train()
+    names = ["loss", *(term for term, _ in spec.terms)]  # loss_terms returns the terms in this order
+    sums: torch.Tensor | None = None  # the total loss and each term, weighted by clips: one tensor, few ops
+    count = 0
+    for batch in batches:
+        logmel = batch["logmel"].to(device, non_blocking=True)
+        weak = batch["weak"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = net(logmel)
+        out = Output(*(None if t is None else t.float() for t in out))  # losses in float32
+        segments = None
+        if spec.needs_strong:
+            segments = segment_labels(batch["strong"].to(device, non_blocking=True), segments_for(logmel.shape[1]))
+        values = loss_terms(spec, out, weak, segments)
+        loss = total_loss(spec, values, alpha=alpha, beta=beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step = torch.stack([loss.detach(), *(values[name].detach() for name in names[1:])]) * len(logmel)
+        sums = step if sums is None else sums + step
+        count += len(logmel)
+    if sums is None:
+        return {}
+    return {name: total / max(count, 1) for name, total in zip(names, sums.tolist())}
+
+
+def evaluate(net: Net, splits: Splits, split: str, *, device: torch.device, batch_size: int,
+             bf16: bool = False) -> tuple[APResult, Predictions]:
+    """mAP of ``net`` on a split (and the predictions it comes from), clips at their true lengths."""
+    predictions = predict(net, splits.eval_set(split), device=device, batch_size=batch_size, bf16=bf16)
+    return mean_average_precision(predictions.scores, predictions.targets), predictions
+
+
+def new_run_dir(root: Path, config: TrainConfig) -> Path:
+    """``<root>/runs/<run-id>``, ``<run-id>`` = ``train-<dataset>-<variant>-s<seed>-<UTC time>``, never reused."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = runs_dir(root) / f"train-{config.dataset}-{config.variant}-s{config.seed}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def train(dataset: str, *, variant: Variant, root: str | os.PathLike[str] | None = None, seed: int = 0,
+          epochs: int = 50, lr: float = 1e-4, batch_size: int = 32, alpha: float = 1.0, beta: float = 1.0,
+          width: float = 1.0, frames: int | None = None, init: str | None = None, freeze: int = 0,
+          device: str = "auto", bf16: bool = False, patience: int | None = None, feature_id: str | None = None,
+          workers: int = 0, out: str | os.PathLike[str] | None = None, quiet: bool = False) -> TrainResult:
+    """Train one variant on ``<root>/<dataset>/features/<feature-id>/{train,val,test}.h5``.
+
+    ``seed`` fixes the data order, the crops and the initial weights (same seed + same device: the same
+    numbers). ``frames``: the training input length, by default the longest training clip; a shorter one
+    crops clips (a one-line notice says so). ``init``: ``vggish:PATH`` or ``run:PATH`` (transfer); ``freeze``: the first K of L1–L7 are kept
+    fixed. ``out``: the run folder (default ``<root>/runs/<run-id>``); it must not hold a
+    finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
+    """
+    config = TrainConfig(dataset, variant, seed, epochs, lr, batch_size, alpha, beta, width, frames, init,
+                         freeze, device, bf16, patience, feature_id, workers)
+    config.check()
+    paths = DatasetPaths(resolve_root(root), dataset)
+    config = replace(config, frames=training_frames(paths, feature_id=feature_id, frames=frames))
+    return run(config, root=root, out=out, quiet=quiet)
+
+
+def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
+        out: str | os.PathLike[str] | None = None, quiet: bool = False, curve: bool = True) -> TrainResult:
+    """:func:`train` with a ready :class:`TrainConfig`.
+
+    ``curve=False`` skips ``training-curve.png`` (``compare`` draws one figure of every trial's curves
+    instead of a PNG per run; the numbers are in ``metrics.json`` either way).
+    """
+    spec = config.check()
+    root_path = resolve_root(root)
+    paths = DatasetPaths(root_path, config.dataset)
+    if config.frames is None:  # train() and compare() resolve it first, and say when clips are cropped
+        config = replace(config, frames=training_frames(paths, feature_id=config.feature_id, frames=None))
+    splits = open_splits(paths, feature_id=config.feature_id, frames=config.frames, seed=config.seed)
+    require_strong(spec, split="train", has_strong=splits.train.has_strong)
+    device = resolve_device(config.device)
+    run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
+    if (run_dir / METRICS).exists():
+        raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
+    ensure_writable_dir(run_dir)
+    write_atomic(run_dir / RUN_CONFIG, json.dumps({"kind": "run", "config": asdict(config)}, indent=2))
+
+    started = time.perf_counter()
+    with seeded(config.seed):
+        net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed)
+        init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
+        transfer.apply_init(net, config.init)
+        use_fast_layout(net.to(device), device)
+        optimizer = torch.optim.Adam(transfer.freeze(net, config.freeze), lr=config.lr)
+        loader = train_loader(splits, config, device)
+        history: list[dict[str, Any]] = []
+        best: tuple[APResult, int, dict[str, torch.Tensor]] | None = None
+        for epoch in progress(range(1, config.epochs + 1), total=config.epochs, quiet=quiet, unit="epoch",
+                              desc=f"{config.variant} seed {config.seed}"):
+            tick = time.perf_counter()
+            splits.train.set_epoch(epoch)  # crops drawn from (seed, epoch, clip): paired across variants
+            losses = train_epoch(net, loader, spec, optimizer, device=device, alpha=config.alpha,
+                                 beta=config.beta, bf16=config.bf16)
+            trained = time.perf_counter()
+            val, _ = evaluate(net, splits, "val", device=device, batch_size=config.batch_size, bf16=config.bf16)
+            history.append({"epoch": epoch, "loss": losses.pop("loss"), "terms": losses, "val_map": val.map,
+                            "train_s": trained - tick, "val_s": time.perf_counter() - trained})
+            if best is None or val.map > best[0].map:  # ties keep the earlier epoch
+                best = (val, epoch, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+            if config.patience is not None and epoch - best[1] >= config.patience:
+                break
+        assert best is not None  # epochs >= 1
+        val, best_epoch, weights = best
+        net.load_state_dict(weights)
+        test, test_predictions = evaluate(net, splits, "test", device=device, batch_size=config.batch_size,
+                                          bf16=config.bf16)
+    seconds = time.perf_counter() - started
+    return _write_run(run_dir, config, splits, net, history, best_epoch, val, test,
+                      chance_map(test_predictions.targets), seconds, device, curve)
+
+
+def _per_class(splits: Splits, result: APResult) -> list[dict[str, Any]]:
+    return [{"index": c, "mid": info.mid, "name": info.name, "ap": ap}
+            for c, (info, ap) in enumerate(zip(splits.classes, result.per_class))]
+
+
+def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
+               best_epoch: int, val: APResult, test: APResult, chance: float, seconds: float,
+               device: torch.device, curve: bool) -> TrainResult:
+    """Checkpoint, curve, then ``metrics.json`` last (atomically): a run without it did not finish."""
+    meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
+            "class_mids": [c.mid for c in splits.classes], "version": __version__}
+    writing = time.perf_counter()
+    save_checkpoint(run_dir, net, meta)
+    if curve:
+        plot_training_curve(history, best_epoch, run_dir / CURVE,
+                            title=f"{config.dataset} {config.variant} seed {config.seed}")
+    write_s = time.perf_counter() - writing
+    train_clips = len(splits.train) * len(history)
+    metrics = {
+        "version": __version__, "recipe": TRAINING_RECIPE, "torch": torch.__version__, "device": str(device),
+        "threads": torch.get_num_threads(),  # CPU threads change the numbers in the last digits
+        "config": asdict(config), "feature_files": {k: str(v) for k, v in splits.files.items()},
+        "clips": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        "val_map": val.map, "test_map": test.map, "best_epoch": best_epoch, "epochs_run": len(history),
+        "stopped_early": len(history) < config.epochs,
+        "chance_test_map": chance,
+        "val_per_class": _per_class(splits, val), "test_per_class": _per_class(splits, test),
+        "test_skipped": [splits.classes[c].name for c in test.skipped],
+        "epochs": history,
+        "timing": {"total_s": seconds, "train_s": sum(e["train_s"] for e in history),
+                   "val_s": sum(e["val_s"] for e in history),
+                   "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
+                   "write_s": write_s},
+    }
+    write_atomic(run_dir / METRICS, json.dumps(metrics, indent=2))
+    return TrainResult(run_dir, config, val.map, test.map, best_epoch, tuple(history),
+                       {c.name: ap for c, ap in zip(splits.classes, test.per_class)}, seconds,
+                       torch.get_num_threads())
