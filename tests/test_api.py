@@ -1,6 +1,7 @@
 """The flat public API: every name importable from `audiobench`, lazily; `train` on open datasets."""
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -40,6 +41,11 @@ def test_every_public_name_is_listed_and_resolves():
     from audiobench.training.predict import predict
     from audiobench.training.train import train
     assert audiobench.train is train and audiobench.predict is predict
+    # type checkers see the same names: the TYPE_CHECKING imports name every lazy one
+    tree = ast.parse(Path(audiobench.__file__).read_text())
+    typed = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module != "__future__"
+             and node.col_offset > 0 for alias in node.names}
+    assert typed == set(audiobench._LAZY)
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         audiobench.trian  # noqa: B018
     with pytest.raises(ImportError):
@@ -88,6 +94,8 @@ def test_train_on_open_datasets_refuses_what_it_cannot_train_on(toy_root, tmp_pa
     opened = {split: audiobench.open_split("toy", split, root=toy_root) for split in splits}
     with pytest.raises(AudiobenchError, match="expected the datasets of splits train, val, test"):
         audiobench.train({"train": opened["train"], "val": opened["val"]}, out=tmp_path / "b", **TINY)
+    with pytest.raises(AudiobenchError, match="a dataset name or the open datasets .* got a LogmelDataset"):
+        audiobench.train(opened["train"], out=tmp_path / "b", **TINY)
     with pytest.raises(AudiobenchError, match="frames=32, but the training split was opened with frames=96"):
         audiobench.train({**opened, "train": fixed["train"]}, frames=32, out=tmp_path / "c", **TINY)
     assert not (tmp_path / "a").exists()

@@ -98,10 +98,13 @@ def test_cli_prints_top_classes_per_file_and_goes_on_past_a_bad_one(trained, tmp
     files = sorted(trained["audio"].glob("*.flac"))[:2]
     bad = tmp_path / "empty.flac"
     bad.write_bytes(b"")
+    missing = tmp_path / "missing.wav"
     result = CliRunner().invoke(cli, ["predict", str(trained["att"]), str(files[0]), str(bad), str(files[1]),
-                                      "--top", "2", "--quiet"])
+                                      str(missing), "--top", "2", "--quiet"])
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines() == [f"error: {bad}: empty file (0 bytes)"]
+    errors = result.stderr.strip().splitlines()
+    assert errors[0] == f"error: {bad}: empty file (0 bytes)"
+    assert errors[1].startswith(f"error: {missing}: cannot read") and len(errors) == 2
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines if not line.startswith(" ")] == [str(f) for f in files]
     expected = audiobench.predict(trained["att"], files)

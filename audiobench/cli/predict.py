@@ -11,7 +11,7 @@ from audiobench.cli.options import json_option, quiet_option, root_option, run_f
 
 @click.command("predict")
 @click.argument("run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Classes printed per file.")
 @click.option("--matrices", is_flag=True,
               help="With --json: the segment probabilities and attention matrices themselves, not their shapes.")

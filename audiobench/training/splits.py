@@ -56,8 +56,12 @@ def splits_of(datasets: Mapping[str, LogmelDataset], *, frames: int | None, seed
     ``frames=None`` is read again as :func:`open_splits` reads it: at ``frames`` (default: its longest
     clip), cropped at random from ``seed``; one opened with a fixed ``frames`` is used as it is.
     """
+    if not isinstance(datasets, Mapping):
+        raise AudiobenchError("expected a dataset name or the open datasets {'train': ..., 'val': ..., "
+                              f"'test': ...}}, got a {type(datasets).__name__}")
     if sorted(datasets) != sorted(SPLITS):
-        raise AudiobenchError(f"expected the datasets of splits {', '.join(SPLITS)}, got {', '.join(map(str, datasets))}")
+        raise AudiobenchError(f"expected the datasets of splits {', '.join(SPLITS)}, "
+                              f"got {', '.join(map(str, datasets))}")
     for split in SPLITS:
         if not isinstance(datasets[split], LogmelDataset):
             raise AudiobenchError(f"the {split} split is a {type(datasets[split]).__name__}, not a LogmelDataset "

@@ -37,7 +37,8 @@ from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError
 from audiobench.training.inference import Predictions, predict
-from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, validate_name, write_atomic
+from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, validate_name,
+                                   write_atomic)
 from audiobench.features.dataset import LogmelDataset
 from audiobench.features.store import summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
@@ -219,7 +220,8 @@ def new_run_dir(root: Path, config: TrainConfig) -> Path:
     return run_dir
 
 
-def train(dataset: str | Mapping[str, LogmelDataset], *, variant: Variant, root: str | os.PathLike[str] | None = None, seed: int = 0,
+def train(dataset: str | Mapping[str, LogmelDataset], *, variant: Variant,
+          root: str | os.PathLike[str] | None = None, seed: int = 0,
           epochs: int = 50, lr: float = 1e-4, batch_size: int = 32, alpha: float = 1.0, beta: float = 1.0,
           width: float = 1.0, frames: int | None = None, init: str | None = None, freeze: int = 0,
           device: str = "auto", bf16: bool = False, patience: int | None = None, feature_id: str | None = None,
