@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,6 +28,16 @@ quiet_option = quiet_option_for("No progress bars.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON for machines.")
 jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
                            help="Parallel workers.")
+
+
+def run_folder(run: str, root: str | None) -> Path:
+    """A run or study folder: ``run`` as given when it exists or is a path; else a name under ``<root>/runs/``."""
+    from audiobench.core.layout import resolve_root, runs_dir, validate_name
+
+    path = Path(run)
+    if path.is_dir() or len(path.parts) != 1:
+        return path
+    return runs_dir(resolve_root(root)) / validate_name(run, what="run name")
 
 
 def backend_options(func: F) -> F:

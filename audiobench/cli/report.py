@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from audiobench.cli.options import json_option, quiet_option_for, root_option
+from audiobench.cli.options import json_option, quiet_option_for, root_option, run_folder
 
 
 @click.command("report")
@@ -26,7 +25,7 @@ def command(run: str, root: str | None, quiet: bool, as_json: bool) -> None:
     """
     from audiobench.study.report import render_report, variant_table
 
-    run_dir = _run_dir(run, root)
+    run_dir = run_folder(run, root)
     path = render_report(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
     if as_json:
@@ -36,12 +35,3 @@ def command(run: str, root: str | None, quiet: bool, as_json: bool) -> None:
         click.echo(variant_table(results) + "\n")
     click.echo(f"wrote {path} (figures and results.json beside it)")
 
-
-def _run_dir(run: str, root: str | None) -> Path:
-    """A folder as given when it exists or is a path; else a study name under ``<root>/runs/``."""
-    from audiobench.core.layout import resolve_root, runs_dir, validate_name
-
-    path = Path(run)
-    if path.is_dir() or len(path.parts) != 1:
-        return path
-    return runs_dir(resolve_root(root)) / validate_name(run, what="run name")

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiobench.features.store import check_complete
+from audiobench.features.store import check_complete, feature_file
 from audiobench.core.records import ClassInfo
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import DatasetPaths, resolve_root
 from audiobench.features.vggish import FeatureParams, event_frames
 
 Crop = Literal["start", "random"]
@@ -209,6 +210,24 @@ class LogmelDataset(Dataset):
             self._file.close()
         self._file = None
         self._memory = None
+
+
+def open_split(dataset: str, split: str, *, root: str | os.PathLike[str] | None = None,
+               feature_id: str | None = None, frames: int | None = None, crop: Crop = "start", seed: int = 0,
+               in_memory: bool | None = None) -> LogmelDataset:
+    """The :class:`LogmelDataset` of one split of a featurized dataset, found by name under the storage root.
+
+    Opens ``<root>/<dataset>/features/<feature_id>/<split>.h5`` (``feature_id`` defaults to the VGGish
+    float32 features that ``audiobench featurize`` writes); an :class:`AudiobenchError` names the command
+    that makes a missing file. ``frames`` defaults to each clip's true length (``None``), unlike
+    ``LogmelDataset`` itself; the other options are :class:`LogmelDataset`'s.
+
+    >>> test = open_split("synth", "test", root="audiobench-data")    # doctest: +SKIP
+    >>> len(test), test.classes[0].name                                 # doctest: +SKIP
+    (200, 'Train horn')
+    """
+    path = feature_file(DatasetPaths(resolve_root(root), dataset), split, feature_id)
+    return LogmelDataset(path, frames=frames, crop=crop, seed=seed, in_memory=in_memory)
 
 
 def pad_collate(batch: Sequence[dict[str, object]], *, padding_value: float | None = None) -> dict[str, torch.Tensor]:

@@ -225,6 +225,8 @@ class SplitSummary:
     clips: int
     dtype: str
     longest: int  # frames of the longest clip; 0 for an empty file
+    dataset: str = ""  # the dataset the file was made from
+    feature_id: str = ""
 
 
 def summarize_split(path: Path) -> SplitSummary:
@@ -233,7 +235,8 @@ def summarize_split(path: Path) -> SplitSummary:
     with h5py.File(path, "r") as f:
         lengths = f["length"][()]
         return SplitSummary(path, str(f.attrs.get("split", path.stem)), int(len(lengths)), str(f.attrs["dtype"]),
-                            int(lengths.max(initial=0)))
+                            int(lengths.max(initial=0)), str(f.attrs.get("dataset", "")),
+                            str(f.attrs.get("feature_id", "")))
 
 
 @dataclass(frozen=True)

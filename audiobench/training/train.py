@@ -20,7 +20,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -37,12 +37,15 @@ from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError
 from audiobench.training.inference import Predictions, predict
-from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
+from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, validate_name,
+                                   write_atomic)
+from audiobench.features.dataset import LogmelDataset
+from audiobench.features.store import summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
 from audiobench.training.metrics import APResult, chance_map, mean_average_precision
 from audiobench.models.net import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
 from audiobench.core.progress import progress
-from audiobench.training.splits import Splits, open_splits, training_frames
+from audiobench.training.splits import Splits, open_splits, splits_of, training_frames
 from audiobench.models.variants import Variant, VariantSpec, require_strong, variant_spec
 
 METRICS = "metrics.json"
@@ -217,7 +220,8 @@ def new_run_dir(root: Path, config: TrainConfig) -> Path:
     return run_dir
 
 
-def train(dataset: str, *, variant: Variant, root: str | os.PathLike[str] | None = None, seed: int = 0,
+def train(dataset: str | Mapping[str, LogmelDataset], *, variant: Variant,
+          root: str | os.PathLike[str] | None = None, seed: int = 0,
           epochs: int = 50, lr: float = 1e-4, batch_size: int = 32, alpha: float = 1.0, beta: float = 1.0,
           width: float = 1.0, frames: int | None = None, init: str | None = None, freeze: int = 0,
           device: str = "auto", bf16: bool = False, patience: int | None = None, feature_id: str | None = None,
@@ -229,28 +233,44 @@ def train(dataset: str, *, variant: Variant, root: str | os.PathLike[str] | None
     crops clips (a one-line notice says so). ``init``: ``vggish:PATH`` or ``run:PATH`` (transfer); ``freeze``: the first K of L1–L7 are kept
     fixed. ``out``: the run folder (default ``<root>/runs/<run-id>``); it must not hold a
     finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
+
+    ``dataset`` may also be open datasets, ``{"train": ..., "val": ..., "test": ...}`` of
+    :class:`~audiobench.features.dataset.LogmelDataset` (e.g. from :func:`~audiobench.features.dataset.open_split`),
+    in place of a name: ``val`` and ``test`` opened with ``frames=None``; a training split opened with
+    ``frames=None`` is read as training by name reads it (the numbers are the same), one with a fixed length is
+    used as it is. The run is named after the dataset the files were made from; ``feature_id`` is theirs.
     """
-    config = TrainConfig(dataset, variant, seed, epochs, lr, batch_size, alpha, beta, width, frames, init,
+    name = dataset if isinstance(dataset, str) else ""
+    config = TrainConfig(name, variant, seed, epochs, lr, batch_size, alpha, beta, width, frames, init,
                          freeze, device, bf16, patience, feature_id, workers)
     config.check()
+    if not isinstance(dataset, str):
+        splits = splits_of(dataset, frames=frames, seed=seed)
+        summary = summarize_split(splits.files["train"])
+        name = validate_name(summary.dataset, what="dataset name", where=str(splits.files["train"]))
+        config = replace(config, dataset=name, frames=splits.train.frames, feature_id=summary.feature_id)
+        return run(config, root=root, out=out, quiet=quiet, splits=splits)
     paths = DatasetPaths(resolve_root(root), dataset)
     config = replace(config, frames=training_frames(paths, feature_id=feature_id, frames=frames))
     return run(config, root=root, out=out, quiet=quiet)
 
 
 def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
-        out: str | os.PathLike[str] | None = None, quiet: bool = False, curve: bool = True) -> TrainResult:
+        out: str | os.PathLike[str] | None = None, quiet: bool = False, curve: bool = True,
+        splits: Splits | None = None) -> TrainResult:
     """:func:`train` with a ready :class:`TrainConfig`.
 
     ``curve=False`` skips ``training-curve.png`` (``compare`` draws one figure of every trial's curves
-    instead of a PNG per run; the numbers are in ``metrics.json`` either way).
+    instead of a PNG per run; the numbers are in ``metrics.json`` either way). ``splits``: the open splits
+    to train on (``config.frames`` set to their training length) instead of those of ``config.dataset``.
     """
     spec = config.check()
     root_path = resolve_root(root)
-    paths = DatasetPaths(root_path, config.dataset)
-    if config.frames is None:  # train() and compare() resolve it first, and say when clips are cropped
-        config = replace(config, frames=training_frames(paths, feature_id=config.feature_id, frames=None))
-    splits = open_splits(paths, feature_id=config.feature_id, frames=config.frames, seed=config.seed)
+    if splits is None:
+        paths = DatasetPaths(root_path, config.dataset)
+        if config.frames is None:  # train() and compare() resolve it first, and say when clips are cropped
+            config = replace(config, frames=training_frames(paths, feature_id=config.feature_id, frames=None))
+        splits = open_splits(paths, feature_id=config.feature_id, frames=config.frames, seed=config.seed)
     require_strong(spec, split="train", has_strong=splits.train.has_strong)
     device = resolve_device(config.device)
     run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
@@ -302,8 +322,11 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                best_epoch: int, val: APResult, test: APResult, chance: float, seconds: float,
                device: torch.device, curve: bool) -> TrainResult:
     """Checkpoint, curve, then ``metrics.json`` last (atomically): a run without it did not finish."""
+    features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
-            "class_mids": [c.mid for c in splits.classes], "version": __version__}
+            "class_mids": [c.mid for c in splits.classes], "version": __version__,
+            "features": {"feature_id": features.feature_id, "dtype": features.dtype,
+                         "params": asdict(splits.train.params)}}
     writing = time.perf_counter()
     save_checkpoint(run_dir, net, meta)
     if curve:
