@@ -13,7 +13,8 @@ from procs import alive, descendants, wait_until_gone
 # A stage that has finished its parallel part and goes on with something long in the main process
 # (featurize writing its files, compare drawing its report): its loky workers sit idle meanwhile.
 STAGE = """
-from audiobench.core.errors import AudiobenchError
+import time
+
 from audiobench.core.parallel import map_unordered
 list(map_unordered(time.sleep, [0.2] * 4, jobs=2, quiet=True))
 print("mapped", flush=True)
