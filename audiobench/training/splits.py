@@ -48,6 +48,9 @@ def open_splits(paths: DatasetPaths, *, feature_id: str | None, frames: int, see
     for split, dataset in (("train", train), ("val", val), ("test", test)):
         if [c.mid for c in dataset.classes] != [c.mid for c in train.classes]:
             raise AudiobenchError(f"{files[split]}: its classes differ from those of {files['train']}")
+        if dataset.extractor != train.extractor:
+            raise AudiobenchError(f"{files[split]}: its features ({dataset.extractor.name}) differ from those of "
+                                  f"{files['train']}; run `audiobench featurize {paths.name}` again")
         if len(dataset) == 0:
             raise AudiobenchError(f"{files[split]}: split {split!r} holds no clip; run `audiobench featurize "
                                   f"{paths.name}` or check `audiobench status {paths.name}`")

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from audiobench import __version__, transfer
+from audiobench import __version__
+from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError
@@ -260,7 +261,8 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
 
     started = time.perf_counter()
     with seeded(config.seed):
-        net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed)
+        net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed,
+                        bands=splits.train.dims)
         init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
         transfer.apply_init(net, config.init)
         use_fast_layout(net.to(device), device)
@@ -302,7 +304,8 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                device: torch.device, curve: bool) -> TrainResult:
     """Checkpoint, curve, then ``metrics.json`` last (atomically): a run without it did not finish."""
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
-            "class_mids": [c.mid for c in splits.classes], "version": __version__}
+            "class_mids": [c.mid for c in splits.classes], "version": __version__,
+            "extractor": {"name": splits.train.extractor.name, "params": asdict(splits.train.extractor.params)}}
     writing = time.perf_counter()
     save_checkpoint(run_dir, net, meta)
     if curve:
