@@ -42,8 +42,9 @@ class LogmelDataset(Dataset):
     """Items of one split file: ``logmel`` [frames, dims], ``weak`` [C], ``strong`` [frames, C], ``length``, ``index``.
 
     ``frames`` fixes every item's length (default: the frames of a 10 s clip, 998 for VGGish): shorter clips
-    are padded with the file's padding value (its extractor's features of silence), longer ones cropped, from the start or, with ``crop="random"``, at an offset drawn
-    from ``(seed, epoch, index)`` (so reproducible; call :meth:`set_epoch` to vary it per epoch).
+    are padded with the file's padding value (its extractor's features of silence), longer ones cropped,
+    from the start or, with ``crop="random"``, at an offset drawn from ``(seed, epoch, index)`` (so
+    reproducible; call :meth:`set_epoch` to vary it per epoch).
     ``frames=None`` gives each clip's true length (for inference: batch size 1, or :meth:`collate`).
     ``extractor``, ``dims`` and ``frame_seconds`` say what the file holds (read from its attributes).
 
