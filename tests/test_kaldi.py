@@ -100,7 +100,7 @@ def test_mel_bank_is_kaldis_up_to_float32_rounding_and_keeps_empty_bands():
     # lhotse's, made with numpy's float32 log instead of torch's, too.
     np.testing.assert_allclose(ours, exact, rtol=0, atol=3e-5)
     np.testing.assert_allclose(theirs, exact, rtol=0, atol=3e-5)
-    # Band 3 (about 62 to 89 Hz) lies between two FFT bins (31.25 Hz apart): Kaldi refuses such a bank,
+    # Band 3 (63 to 93 Hz) lies strictly between the FFT bins at 62.5 and 93.75 Hz: Kaldi refuses such a bank,
     # torchaudio keeps the band with no weight, so it holds the log floor whatever the signal.
     assert list(np.flatnonzero(~exact.any(axis=0))) == list(np.flatnonzero(~ours.any(axis=0))) == [3]
     assert np.all(fbank(_signal("loud-clipped-noise"))[:, 3] == np.float32(FLOOR))
