@@ -23,7 +23,7 @@ everything from the file. Adding one is one file (docs/architecture.md, "Adding 
 ...         frames = self.frames(waveform)              # [n, 400] views, no centring
 ...         return np.repeat((frames ** 2).mean(axis=1, keepdims=True), 16, axis=1).astype(np.float32)
 >>> _ = register_extractor(Loudness)
->>> get_extractor("doc-loudness").feature_id()
+>>> get_extractor("doc-loudness").feature_id()   # doctest: +ELLIPSIS
 'doc-loudness-...'
 """
 from __future__ import annotations
@@ -289,9 +289,10 @@ def _load_builtins() -> None:
 
 
 def extractors() -> tuple[str, ...]:
-    """The registered extractor names, built-in ones first."""
+    """The registered extractor names: the built-in ones first (the default first), then others in the order
+    they were registered."""
     _load_builtins()
-    return tuple(_registry)
+    return (*_BUILTIN, *(name for name in _registry if name not in _BUILTIN))
 
 
 def get_extractor(name: str = DEFAULT_EXTRACTOR, params: Any = None) -> Extractor:
@@ -300,7 +301,7 @@ def get_extractor(name: str = DEFAULT_EXTRACTOR, params: Any = None) -> Extracto
     try:
         cls = _registry[name]
     except (KeyError, TypeError):
-        raise AudiobenchError(f"unknown feature extractor {name!r} (registered: {', '.join(_registry)})") from None
+        raise AudiobenchError(f"unknown feature extractor {name!r} (registered: {', '.join(extractors())})") from None
     return cls(params)
 
 
@@ -314,7 +315,7 @@ def extractor_of(attrs: Mapping[str, Any], *, where: str = "") -> Extractor:
     _load_builtins()
     if name not in _registry:
         raise AudiobenchError(f"{prefix}written by feature extractor {name!r}, which is not registered here "
-                              f"(registered: {', '.join(_registry)}); import the module that registers it")
+                              f"(registered: {', '.join(extractors())}); import the module that registers it")
     cls = _registry[name]
     fields = dataclasses.fields(cls.Params)
     missing = [f.name for f in fields if f.name not in attrs]
