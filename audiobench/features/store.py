@@ -118,12 +118,12 @@ class ShardIndex:
     path: Path
     clip_ids: tuple[str, ...]
     lengths: np.ndarray  # int64 [n]
-    offsets: np.ndarray  # int64 [n], row of each clip's first frame in the shard's [sum(lengths), dims] array
+    offsets: np.ndarray  # int64 [n], row of each clip's first frame in the shard's [sum(lengths), 64] array
     crc32: int  # of the logmel bytes, as the worker wrote them
     audio_sha256: tuple[str, ...] = ()  # of each clip's audio file, as the worker decoded it
 
     def read_logmel(self, out: np.ndarray | None = None) -> np.ndarray:
-        """The shard's ``[sum(lengths), dims]`` features, into ``out`` when given (of the stored dtype)."""
+        """The shard's ``[sum(lengths), 64]`` features, into ``out`` when given (of the stored dtype)."""
         with h5py.File(self.path, "r") as f:
             if out is None:
                 return f["logmel"][()]
@@ -140,7 +140,7 @@ class ShardIndex:
 
 def write_shard(path: Path, clip_ids: Sequence[str], logmels: Sequence[np.ndarray], *, feature_id: str,
                 dtype: str, audio_sha256: Sequence[str]) -> None:
-    """Write computed clips as one shard: ``clip_id``, ``length``, ``audio_sha256``, ``logmel`` [frames, dims] and
+    """Write computed clips as one shard: ``clip_id``, ``length``, ``audio_sha256``, ``logmel`` [frames, 64] and
     its CRC-32.
 
     Written as ``*.tmp`` and renamed, so a shard under its final name was written to the end. A full disk is
