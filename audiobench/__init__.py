@@ -36,12 +36,15 @@ _LAZY = {
     "render_report": "audiobench.study.report:render_report",
     "Prediction": "audiobench.training.predict:Prediction",
     "predict": "audiobench.training.predict:predict",
-    # "extractors" (the feature extractor registry) is to be added here once audiobench/features/base.py exists.
+    "extractors": "audiobench.features.base:extractors",
+    "get_extractor": "audiobench.features.base:get_extractor",
+    "register_extractor": "audiobench.features.base:register_extractor",
 }
 
 __all__ = ["AudiobenchError", "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
+    from audiobench.features.base import extractors, get_extractor, register_extractor
     from audiobench.features.dataset import LogmelDataset, open_split
     from audiobench.features.vggish import logmel
     from audiobench.study.compare import CompareConfig, compare

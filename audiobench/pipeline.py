@@ -344,7 +344,8 @@ def _check_table(table: Any, stage: str, label: str, pipeline_name: object) -> l
 
 
 def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[str]:
-    """Checks of one well-typed key's value: names of weights and variants, shards; keys a stage needs."""
+    """Checks of one well-typed key's value: names of weights, variants and extractors, shards; keys a stage
+    needs."""
     problems = []
     if stage == "weights" and "names" not in bad:
         from audiobench.models.weights import KNOWN
@@ -361,6 +362,10 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
         if not table.get("variants"):
             problems.append("variants: missing, e.g. variants = [\"noatt-weak\", \"att-self\"]")
         problems += [p for v in table.get("variants", []) for p in _problem("variants", lambda: variant_spec(v))]
+    if stage == "featurize" and "features" in table and "features" not in bad:
+        from audiobench.features.base import get_extractor
+
+        problems += _problem("features", lambda: get_extractor(table["features"]))
     if stage == "train" and "variant" not in table:
         problems.append("variant: missing, e.g. variant = \"att-self\"")
     return problems

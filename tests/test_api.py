@@ -83,7 +83,8 @@ def test_train_on_open_datasets_gives_the_numbers_of_training_by_name(toy_root, 
                                                                      by_name.best_epoch)
     assert (tmp_path / "opened" / "model.pt").read_bytes() == (tmp_path / "by-name" / "model.pt").read_bytes()
     meta = json.loads((tmp_path / "opened" / "model.json").read_text())
-    assert meta["features"]["dtype"] == "float32" and meta["features"]["params"]["num_mel_bins"] == 64
+    assert meta["features"]["dtype"] == "float32" and meta["extractor"]["name"] == "vggish-logmel"
+    assert meta["extractor"]["params"]["num_mel_bins"] == 64
 
 
 def test_train_on_open_datasets_refuses_what_it_cannot_train_on(toy_root, tmp_path):

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from audiobench import __version__
 from audiobench.features.store import feature_file
-from audiobench.features.dataset import LogmelDataset, pad_collate
+from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.featurize import featurize
 from audiobench.features.vggish import DEFAULT_PARAMS, feature_id
@@ -188,7 +188,7 @@ def test_a_batch_of_indices_is_the_stack_of_those_items(toy, in_memory):
 
 def test_pad_collate_batches_true_lengths(toy):
     data = LogmelDataset(feature_file(toy, "train"), frames=None)
-    batch = pad_collate([data[0], data[3]])
+    batch = data.collate([data[0], data[3]])  # pad_collate with the file's padding value
     longest = max(data.lengths[0], data.lengths[3])
     assert batch["logmel"].shape == (2, longest, 64) and batch["strong"].shape == (2, longest, 3)
     assert batch["length"].tolist() == [data.lengths[0], data.lengths[3]]

@@ -69,8 +69,26 @@ def test_input_shorter_than_one_segment_or_wrong_bands_is_refused():
     net = build_net(2, width=0.0625)
     with pytest.raises(AudiobenchError, match="shorter than one segment"):
         net(torch.zeros(1, 15, 64))
-    with pytest.raises(AudiobenchError, match="log-mel input"):
+    with pytest.raises(AudiobenchError, match=r"expected input \[batch, frames, 64\], got \[1, 100, 40\]"):
         net(torch.zeros(1, 100, 40))
+
+
+@pytest.mark.parametrize("bands, pooled", [(16, 1), (40, 2), (64, 4), (128, 8)])
+def test_the_network_takes_any_number_of_bands_with_the_same_parameters(bands, pooled):
+    # Four 2x2 pools leave bands // 16 frequency rows before L7 averages them: any F >= 16 runs, and no
+    # parameter depends on F, so a run on 128-band features has the 64-band network's parameter count.
+    net = build_net(3, width=0.0625, bands=bands)
+    out = net(torch.randn(2, 96, bands))
+    assert out.xa.shape == (2, 3, 6) and torch.isfinite(out.clip).all()
+    assert count_parameters(net) == count_parameters(build_net(3, width=0.0625))
+    assert {r.name: r.output for r in layer_table(3, width=0.0625, frames=96, bands=bands)}["L6"][-1] == pooled
+    with pytest.raises(AudiobenchError, match=f"expected input \\[batch, frames, {bands}\\]"):
+        net(torch.randn(2, 96, 64 if bands != 64 else 128))
+
+
+def test_fewer_than_16_bands_is_refused():
+    with pytest.raises(AudiobenchError, match="at least 16 dims"):
+        Net(3, bands=15)
 
 
 def test_same_seed_gives_same_shared_weights_with_or_without_attention():

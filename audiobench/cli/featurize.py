@@ -1,4 +1,4 @@
-"""``audiobench featurize DATASET``: VGGish log-mel features of every clip with audio, into HDF5."""
+"""``audiobench featurize DATASET``: features (VGGish log-mel by default) of every clip with audio, into HDF5."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import click
 
 from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
                                      stops_workers_on_signals)
-from audiobench.features.vggish import DTYPES
+from audiobench.features.base import DEFAULT_EXTRACTOR, DTYPES, extractors
 from audiobench.core.layout import resolve_root
 
 
@@ -18,14 +18,16 @@ from audiobench.core.layout import resolve_root
 @backend_options
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
               help="Storage type of the features (float16 halves the files).")
+@click.option("--features", default=DEFAULT_EXTRACTOR, show_default=True, metavar="NAME",
+              help=f"Feature extractor, one of: {', '.join(extractors())}.")
 @click.option("--split", "splits", multiple=True, metavar="NAME",
               help="Only this split (repeat for several) [default: every split].")
 @quiet_option
 @json_option
 @stops_workers_on_signals
 def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, dtype: str,
-            splits: tuple[str, ...], quiet: bool, as_json: bool) -> None:
-    """Compute VGGish log-mel features into features/<feature-id>/<split>.h5.
+            features: str, splits: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+    """Compute features (VGGish log-mel by default) into features/<feature-id>/<split>.h5.
 
     Adds only clips not yet in the files; safe to kill and rerun. Clips that cannot be read are listed at
     the end by id and reason, and do not stop the others. Exits with 2 when no clip has 16 kHz audio yet
@@ -34,12 +36,13 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     \b
     Example:
       audiobench featurize synth --jobs 2
+      audiobench featurize synth --features kaldi-fbank-128
       audiobench featurize sl-dcase17 --backend dask --scheduler tcp://10.0.0.5:8786 --split train
     """
     from audiobench.features.featurize import featurize
 
     result = featurize(dataset, root=resolve_root(root), jobs=jobs, backend=backend, scheduler=scheduler,
-                       dtype=dtype, splits=splits or None, quiet=quiet or as_json)
+                       dtype=dtype, splits=splits or None, quiet=quiet or as_json, features=features)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -7,6 +7,9 @@
 >>> item = data[0]                                                                          # doctest: +SKIP
 >>> item["logmel"].shape, item["weak"].shape, item["strong"].shape                          # doctest: +SKIP
 (torch.Size([998, 64]), torch.Size([17]), torch.Size([998, 17]))
+
+The feature dimension, padding value and frame rule come from the file (its extractor): 64 bands and
+``ln(0.01)`` for VGGish's log-mel, 128 and ``ln(2**-23)`` for ``kaldi-fbank-128``.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import operator
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union
 
 import h5py
 import numpy as np
@@ -25,10 +28,11 @@ from audiobench.features.store import check_complete, feature_file
 from audiobench.core.records import ClassInfo
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, resolve_root
-from audiobench.features.vggish import FeatureParams, event_frames
+from audiobench.features.base import extractor_of
 
 Crop = Literal["start", "random"]
-VGGISH_FRAMES = 998  # a 10 s clip: 1 + (160000 - 400) // 160, the paper's fixed training input
+TEN_SECONDS = "10s"  # frames= default: a 10 s clip's frames under the file's extractor (VGGish: 998, the paper's)
+Frames = Union[int, None, Literal["10s"]]
 # Split files up to this size are read into memory when the Dataset is made: a read from memory costs
 # a few microseconds against ~150 us from HDF5, which was the largest part of the training loop's overhead at
 # the demo's small width. SL-DCASE-17's training split (1,591 clips, ~0.4 GB) fits; balanced AudioSet's does not.
@@ -36,12 +40,14 @@ IN_MEMORY_BYTES = 1 << 29  # 512 MiB
 
 
 class LogmelDataset(Dataset):
-    """Items of one split file: ``logmel`` [frames, 64], ``weak`` [C], ``strong`` [frames, C], ``length``, ``index``.
+    """Items of one split file: ``logmel`` [frames, dims], ``weak`` [C], ``strong`` [frames, C], ``length``, ``index``.
 
-    ``frames`` fixes every item's length: shorter clips are padded with the file's padding value (the
-    log-mel of silence), longer ones cropped, from the start or, with ``crop="random"``, at an offset drawn
-    from ``(seed, epoch, index)`` (so reproducible; call :meth:`set_epoch` to vary it per epoch).
-    ``frames=None`` gives each clip's true length (for inference: batch size 1, or :func:`pad_collate`).
+    ``frames`` fixes every item's length (default: the frames of a 10 s clip, 998 for VGGish): shorter clips
+    are padded with the file's padding value (its extractor's features of silence), longer ones cropped,
+    from the start or, with ``crop="random"``, at an offset drawn from ``(seed, epoch, index)`` (so
+    reproducible; call :meth:`set_epoch` to vary it per epoch).
+    ``frames=None`` gives each clip's true length (for inference: batch size 1, or :meth:`collate`).
+    ``extractor``, ``dims`` and ``frame_seconds`` say what the file holds (read from its attributes).
 
     ``length`` (int64) counts the true frames inside the returned window; ``strong`` is present only when
     the split has strong labels and equals the file's ``strong`` over the window. The HDF5 file is opened
@@ -50,9 +56,9 @@ class LogmelDataset(Dataset):
     file's log-mels take at most :data:`IN_MEMORY_BYTES`); otherwise each item is read from the file.
     """
 
-    def __init__(self, path: Path, *, frames: int | None = VGGISH_FRAMES, crop: Crop = "start", seed: int = 0,
+    def __init__(self, path: Path, *, frames: Frames = TEN_SECONDS, crop: Crop = "start", seed: int = 0,
                  in_memory: bool | None = None) -> None:
-        if frames is not None and frames < 1:
+        if frames is not None and frames != TEN_SECONDS and frames < 1:
             raise AudiobenchError(f"frames must be at least 1 (or None for true lengths), got {frames}")
         if crop not in ("start", "random"):
             raise AudiobenchError(f"crop must be 'start' or 'random', got {crop!r}")
@@ -66,7 +72,11 @@ class LogmelDataset(Dataset):
             attrs = f.attrs
             self.classes = [ClassInfo(str(m), str(n)) for m, n in zip(attrs["class_mids"], attrs["class_names"])]
             self.has_strong = bool(attrs["has_strong"])
-            self.params = FeatureParams(**{k: _plain(attrs[k]) for k in FeatureParams.__dataclass_fields__})
+            self.extractor = extractor_of(attrs, where=str(self.path))
+            self.dims = int(f["logmel"].shape[2])
+            if self.dims != self.extractor.dims:
+                raise AudiobenchError(f"{self.path}: logmel holds {self.dims} dims, its extractor "
+                                      f"{self.extractor.name} gives {self.extractor.dims}")
             dtype = f["logmel"].dtype
             nbytes = int(np.prod(f["logmel"].shape)) * np.dtype(np.float32).itemsize
             self.in_memory = nbytes <= IN_MEMORY_BYTES if in_memory is None else bool(in_memory)
@@ -80,10 +90,12 @@ class LogmelDataset(Dataset):
                 events = f["events"]
                 ev_clip = events["clip"][()].astype(np.int64)
                 ev_class = events["class"][()].astype(np.int64)
-                first, stop = event_frames(events["onset"][()], events["offset"][()], self.lengths[ev_clip],
-                                           self.params)
-        # What the file holds in padded frames (log(0.01) rounded to the stored dtype), as float32.
-        self.padding_value = float(np.float32(dtype.type(self.params.padding_value)))
+                first, stop = self.extractor.event_frames(events["onset"][()], events["offset"][()],
+                                                          self.lengths[ev_clip])
+        if self.frames == TEN_SECONDS:
+            self.frames = self.extractor.num_frames(10 * self.extractor.sample_rate)
+        # What the file holds in padded frames (the extractor's padding value rounded to the stored dtype).
+        self.padding_value = float(np.float32(dtype.type(self.extractor.padding_value)))
         if self.has_strong:  # events grouped by row: row i's events are _ev[_ev_start[i]:_ev_start[i + 1]]
             order = np.argsort(ev_clip, kind="stable")
             self._ev = np.stack([ev_class, first, stop], axis=1)[order]
@@ -93,6 +105,15 @@ class LogmelDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds from one frame to the next (the extractor's hop)."""
+        return self.extractor.frame_seconds
+
+    def collate(self, batch: Sequence[dict[str, object]]) -> dict[str, torch.Tensor]:
+        """:func:`pad_collate` with this file's padding value: ``DataLoader(data, collate_fn=data.collate)``."""
+        return pad_collate(batch, padding_value=self.padding_value)
 
     @property
     def weak(self) -> np.ndarray:
@@ -144,9 +165,9 @@ class LogmelDataset(Dataset):
         if not isinstance(index, (Sequence, np.ndarray, torch.Tensor)):
             return self._item(self._check_index(index))
         if self.frames is None:
-            raise AudiobenchError("a batch of items needs a fixed frames= (true lengths differ: use pad_collate)")
+            raise AudiobenchError("a batch of items needs a fixed frames= (true lengths differ: use .collate)")
         rows = [self._check_index(i) for i in np.asarray(index).tolist()]
-        logmel = np.full((len(rows), self.frames, self.params.num_mel_bins), self.padding_value, dtype=np.float32)
+        logmel = np.full((len(rows), self.frames, self.dims), self.padding_value, dtype=np.float32)
         strong = np.zeros((len(rows), self.frames, len(self.classes)), dtype=np.float32) if self.has_strong else None
         lengths = []
         for k, index in enumerate(rows):
@@ -168,7 +189,7 @@ class LogmelDataset(Dataset):
 
     def _item(self, index: int) -> dict[str, object]:
         start, n, size = self.window(index)
-        logmel = np.full((size, self.params.num_mel_bins), self.padding_value, dtype=np.float32)
+        logmel = np.full((size, self.dims), self.padding_value, dtype=np.float32)
         if n:
             self._read(index, start, logmel[:n])
         item: dict[str, object] = {
@@ -230,13 +251,15 @@ def open_split(dataset: str, split: str, *, root: str | os.PathLike[str] | None 
     return LogmelDataset(path, frames=frames, crop=crop, seed=seed, in_memory=in_memory)
 
 
-def pad_collate(batch: Sequence[dict[str, object]], *, padding_value: float | None = None) -> dict[str, torch.Tensor]:
-    """Stack items of different lengths (``frames=None``): ``logmel`` padded with the log-mel of silence,
-    ``strong`` with 0; ``length`` tells the true frames of each.
+def pad_collate(batch: Sequence[dict[str, object]], *, padding_value: float) -> dict[str, torch.Tensor]:
+    """Stack items of different lengths (``frames=None``): ``logmel`` padded with ``padding_value`` (the
+    file's features of silence, :attr:`LogmelDataset.padding_value`), ``strong`` with 0; ``length`` tells the
+    true frames of each.
 
-    >>> loader = DataLoader(LogmelDataset(path, frames=None), batch_size=8, collate_fn=pad_collate)  # doctest: +SKIP
+    >>> data = LogmelDataset(path, frames=None)                                         # doctest: +SKIP
+    >>> loader = DataLoader(data, batch_size=8, collate_fn=data.collate)                # doctest: +SKIP
     """
-    pad = float(np.log(0.01)) if padding_value is None else padding_value
+    pad = padding_value
     longest = max(int(item["logmel"].shape[0]) for item in batch)
     logmel = torch.full((len(batch), longest, batch[0]["logmel"].shape[1]), pad, dtype=torch.float32)
     for i, item in enumerate(batch):
@@ -260,8 +283,3 @@ def _read_all(logmel: h5py.Dataset) -> np.ndarray:
     out = np.empty(logmel.shape, dtype=np.float32)
     logmel.read_direct(out)
     return out
-
-
-def _plain(value: object) -> object:
-    """An HDF5 attribute as a plain Python value (numpy scalars -> int/float/bool/str)."""
-    return value.item() if isinstance(value, np.generic) else value

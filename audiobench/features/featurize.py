@@ -1,4 +1,5 @@
-"""The featurize stage: 16 kHz audio -> VGGish log-mel -> one HDF5 file per split (docs/features.md).
+"""The featurize stage: 16 kHz audio -> features (VGGish log-mel by default) -> one HDF5 file per split
+(docs/features.md).
 
 Work is cut into shards of clips. A worker (a local process, a thread, or a Dask worker) decodes and
 featurizes its shard's clips and writes them to one small shard file, atomically. The main process reads
@@ -31,7 +32,7 @@ from audiobench.features.store import (ExistingSplit, ShardIndex, SplitHeader, S
 from audiobench.core.records import AudioRecord, Clip
 from audiobench.data.decode import read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
-from audiobench.features.vggish import DEFAULT_PARAMS, FeatureDtype, FeatureParams, check_dtype, feature_id, logmel
+from audiobench.features.base import DEFAULT_EXTRACTOR, Extractor, FeatureDtype, check_dtype, get_extractor
 from audiobench.data.index import sha256_file
 from audiobench.core.layout import (DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full, require_inside,
                                resolve_root, validate_name)
@@ -118,7 +119,7 @@ class ShardTask:
     clips: tuple[tuple[str, str, int], ...]  # (clip id, audio path relative to dataset_dir, samples per ledger)
     feature_id: str
     dtype: str
-    params: FeatureParams = DEFAULT_PARAMS
+    extractor: Extractor = field(default_factory=get_extractor)
 
 
 @dataclass(frozen=True)
@@ -128,19 +129,26 @@ class ShardOutcome:
     failures: tuple[ClipFailure, ...]
 
 
-def featurize_clip(path: Path, *, samples: int | None = None, params: FeatureParams = DEFAULT_PARAMS,
+def featurize_clip(path: Path, *, samples: int | None = None, extractor: Extractor | None = None,
                    data: bytes | None = None) -> np.ndarray:
-    """Decode one 16 kHz mono file (``data``: its bytes, already read) and return its log-mel; an
-    :class:`AudiobenchError` says why not."""
+    """Decode one mono file at the extractor's rate (``data``: its bytes, already read) and return its
+    ``[frames, dims]`` features (default extractor: VGGish log-mel); an :class:`AudiobenchError` says why not."""
+    extractor = extractor or get_extractor()
     audio, rate = read_audio(path, data=data)
-    if rate != params.sample_rate:
-        raise AudiobenchError(f"sample rate {rate} Hz, expected {params.sample_rate} Hz (rerun `audiobench resample`)")
+    if rate != extractor.sample_rate:
+        raise AudiobenchError(f"sample rate {rate} Hz, expected {extractor.sample_rate} Hz "
+                              "(rerun `audiobench resample`)")
     if audio.shape[0] != 1:
         raise AudiobenchError(f"{audio.shape[0]} channels, expected mono (rerun `audiobench resample`)")
     if samples is not None and audio.shape[1] != samples:
         raise AudiobenchError(f"{audio.shape[1]} samples, the ledger records {samples} "
                               "(file changed since resample? rerun `audiobench resample`)")
-    return logmel(audio[0], rate, params=params)
+    features = extractor.extract(extractor.check_waveform(audio[0], rate))
+    expected = (extractor.num_frames(audio.shape[1]), extractor.dims)
+    if features.shape != expected:  # a bug of the extractor, not of the clip: stop the run with a traceback
+        raise ValueError(f"feature extractor {extractor.name} returned shape {features.shape} for "
+                         f"{audio.shape[1]} samples; its num_frames and dims say {expected}")
+    return features
 
 
 def compute_shard(task: ShardTask) -> ShardOutcome:
@@ -153,7 +161,7 @@ def compute_shard(task: ShardTask) -> ShardOutcome:
         path = task.dataset_dir / rel
         try:
             data = read_bytes(path)  # read once: the hash recorded is of exactly the bytes decoded
-            mels.append(featurize_clip(path, samples=samples, params=task.params, data=data))
+            mels.append(featurize_clip(path, samples=samples, extractor=task.extractor, data=data))
             hashes.append(hashlib.sha256(data).hexdigest())
             ids.append(clip_id)
         except AudiobenchError as exc:
@@ -166,8 +174,12 @@ def compute_shard(task: ShardTask) -> ShardOutcome:
 
 def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend: Backend = "loky",
               scheduler: str | None = None, dtype: FeatureDtype = "float32", splits: Sequence[str] | None = None,
-              quiet: bool = False, shard_size: int | None = None) -> FeaturizeResult:
-    """Compute the VGGish log-mel of every clip with audio into ``features/<feature-id>/<split>.h5``.
+              quiet: bool = False, shard_size: int | None = None, features: str = DEFAULT_EXTRACTOR) -> FeaturizeResult:
+    """Compute the features of every clip with audio into ``features/<feature-id>/<split>.h5``.
+
+    ``features`` names a registered extractor (:func:`audiobench.features.base.extractors`): ``vggish-logmel``
+    (the default), ``kaldi-fbank-128``, or one registered by the caller; the feature id is its name and a hash
+    of its parameters and ``dtype``.
 
     ``jobs`` workers run on ``backend`` (``dask`` with ``scheduler``, a ``tcp://`` address, uses a cluster
     sharing the storage root). ``dtype`` is the storage type (``float16`` halves the files). ``splits``
@@ -181,19 +193,21 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
     [('train', 600, 0), ('val', 200, 0), ('test', 200, 0)]
     """
     check_dtype(dtype)
+    extractor = get_extractor(features)
     if shard_size is not None and shard_size < 1:
         raise AudiobenchError(f"shard_size must be at least 1, got {shard_size}")
     paths = DatasetPaths(resolve_root(root), dataset)
     ledger_path = paths.require_ledger()
     with Ledger(ledger_path) as ledger:
         _require_audio(ledger, list(_choose_splits(ledger, splits, dataset)), dataset)
-    fid = feature_id(DEFAULT_PARAMS, dtype)
+    fid = extractor.feature_id(dtype)
     feature_dir = ensure_writable_dir(paths.feature_dir(fid))
     with exclusive(feature_dir, busy=f"another `audiobench featurize {dataset}` is writing {feature_dir}"):
         with Ledger(ledger_path) as ledger:
             classes = tuple(ledger.classes())
-            plans = [_plan_split(ledger, feature_dir, split, SplitHeader(dataset, split, classes, strong, fid, dtype),
-                                 paths.dir, jobs=jobs)
+            plans = [_plan_split(ledger, feature_dir, split,
+                                 SplitHeader(dataset, split, classes, strong, fid, dtype, extractor), paths.dir,
+                                 jobs=jobs)
                      for split, strong in _choose_splits(ledger, splits, dataset).items()]
         _assign_tasks(plans, paths.dir, jobs=jobs, shard_size=shard_size)
         assemblers = {p.split: _Assembler(p) for p in plans}
@@ -275,10 +289,10 @@ class _SplitPlan:
 
     def bytes_needed(self) -> int:
         """About what this run writes for the split: the new split file (features, frame targets) and shards."""
-        frame = self.header.params.num_mel_bins * np.dtype(self.header.dtype).itemsize
+        frame = self.header.extractor.dims * np.dtype(self.header.dtype).itemsize
         split_file = (self.kept() + len(self.pending)) * self.t_max * (
             frame + (len(self.header.classes) if self.header.has_strong else 0))
-        shards = sum(frame * self.header.params.num_frames(self.audio[cid].samples) for cid in self.pending)
+        shards = sum(frame * self.header.extractor.num_frames(self.audio[cid].samples) for cid in self.pending)
         return split_file + shards
 
 
@@ -296,7 +310,7 @@ def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHead
     # gone keeps its features: there is nothing to compute them from.
     stale = frozenset(cid for cid, sha in recorded.items() if cid in hashes and hashes[cid] != sha)
     pending = sorted(cid for cid in audio if cid not in recorded or cid in stale)
-    frames = {cid: header.params.num_frames(audio[cid].samples) for cid in pending}
+    frames = {cid: header.extractor.num_frames(audio[cid].samples) for cid in pending}
     if existing and stale:  # the file shrinks back when a changed clip was the longest
         t_kept = max([n for cid, n in zip(existing.clip_ids, existing.lengths) if cid not in stale], default=0)
     else:
@@ -354,7 +368,7 @@ def _assign_tasks(plans: Sequence[_SplitPlan], dataset_dir: Path, *, jobs: int, 
             shard = plan.shards / shard_name(ids)
             clips = tuple((cid, plan.audio[cid].path, plan.audio[cid].samples) for cid in ids)
             plan.tasks.append(ShardTask(plan.split, dataset_dir, shard, clips, plan.header.feature_id,
-                                        plan.header.dtype, plan.header.params))
+                                        plan.header.dtype, plan.header.extractor))
             plan.shard_of.update(dict.fromkeys(ids, shard))
             a += len(ids)
             left -= len(ids)
@@ -414,8 +428,8 @@ class _Assembler:
         if self._loaded != index.path:
             total = int(index.lengths.sum())
             if self._buffer is None or self._buffer.shape[0] < total:
-                n_mels = self.plan.header.params.num_mel_bins
-                self._buffer = np.empty((max(total, MAX_SHARD_CLIPS * self.plan.t_max), n_mels),
+                dims = self.plan.header.extractor.dims
+                self._buffer = np.empty((max(total, MAX_SHARD_CLIPS * self.plan.t_max), dims),
                                         dtype=self.plan.header.dtype)
             index.read_logmel(out=self._buffer[:total])
             self._where = {cid: (int(o), int(n)) for cid, o, n in zip(index.clip_ids, index.offsets, index.lengths)}

@@ -2,16 +2,18 @@
 
 ``features/<feature-id>/<split>.h5`` holds ``N`` clips, padded to ``T_max`` frames:
 
-* ``logmel`` ``[N, T_max, 64]`` float32 (or float16), one clip per chunk, padding ``log(0.01)``;
+* ``logmel`` ``[N, T_max, dims]`` float32 (or float16), one clip per chunk, padded with the extractor's
+  padding value (VGGish: 64 dims, ``log(0.01)``);
   ``length`` int32 ``[N]``, the true frame counts;
 * ``clip_id``, ``ytid`` (UTF-8 strings), ``start``, ``end`` float64 ``[N]``; ``weak`` uint8 ``[N, C]``;
 * ``audio_sha256`` (hex strings ``[N]``): the sha256 of the ``audio/`` file each row was computed from, so a
   rerun recomputes a clip whose audio changed (empty in files written before it was recorded);
 * splits with strong labels: ``strong`` uint8 ``[N, T_max, C]`` frame targets (see
-  :func:`audiobench.features.vggish.event_frames`) and the group ``events`` with ``clip`` (row), ``class``,
+  :meth:`audiobench.features.base.Extractor.event_frames`) and the group ``events`` with ``clip`` (row), ``class``,
   ``onset``, ``offset``;
-* attributes: dataset, split, classes, every feature parameter, feature id, dtype, version, created, and
-  ``complete`` (set last).
+* attributes: dataset, split, classes, the extractor's name (``extractor``), ``dims`` and every parameter,
+  feature id, dtype, version, created, and ``complete`` (set last). A file without ``extractor`` was written
+  before extractors were named: VGGish log-mel, 64 dims.
 
 A split file is only ever written as ``<split>.h5.tmp``, fsynced and then renamed with ``os.replace``, so a
 ``<split>.h5`` is always whole: a killed run leaves at worst a ``.tmp`` that the next run deletes.
@@ -27,7 +29,7 @@ import hashlib
 import os
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -36,7 +38,8 @@ import numpy as np
 from audiobench import __version__
 from audiobench.core.records import ClassInfo, Clip
 from audiobench.core.errors import AudiobenchError
-from audiobench.features.vggish import DEFAULT_PARAMS, FeatureParams, event_frames, feature_id as default_feature_id
+from audiobench.features.base import Extractor, get_extractor
+from audiobench.features.vggish import feature_id as default_feature_id
 from audiobench.core.layout import DatasetPaths, disk_full_error, is_disk_full, validate_name
 from audiobench.data.ledger import now
 
@@ -196,7 +199,7 @@ class SplitHeader:
     has_strong: bool
     feature_id: str
     dtype: str
-    params: FeatureParams = DEFAULT_PARAMS
+    extractor: Extractor = field(default_factory=get_extractor)
 
     def attrs(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -207,10 +210,9 @@ class SplitHeader:
             "has_strong": np.bool_(self.has_strong),
             "feature_id": self.feature_id,
             "dtype": self.dtype,
-            "padding_value": self.params.padding_value,
             "audiobench_version": __version__,
         }
-        out.update(asdict(self.params))
+        out.update(self.extractor.attrs())  # extractor, dims, padding_value and every parameter
         if self.has_strong:
             out["strong_frame_rule"] = STRONG_RULE
         return out
@@ -272,14 +274,15 @@ def read_existing(path: Path, header: SplitHeader) -> ExistingSplit | None:
 
 
 def strong_block(rows: Sequence[tuple[Clip, int]], t_max: int, n_classes: int,
-                 params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
+                 extractor: Extractor | None = None) -> np.ndarray:
     """``[len(rows), t_max, C]`` uint8 frame targets of (clip, true frame count) pairs."""
     out = np.zeros((len(rows), t_max, n_classes), dtype=np.uint8)
+    extractor = extractor or get_extractor()
     for i, (clip, length) in enumerate(rows):
         events = clip.events or ()
         if not events:
             continue
-        first, stop = event_frames([e.onset for e in events], [e.offset for e in events], length, params)
+        first, stop = extractor.event_frames([e.onset for e in events], [e.offset for e in events], length)
         for event, a, b in zip(events, first, stop):
             out[i, a:b, event.class_index] = 1
     return out
@@ -298,7 +301,7 @@ class SplitWriter:
         self.header = header
         self.t_max = t_max
         self.n_classes = len(header.classes)
-        self.padding = header.params.padding_value
+        self.padding = header.extractor.padding_value
         self.rows = 0
         self._clip_ids: list[str] = []
         self._ytids: list[str] = []
@@ -310,9 +313,9 @@ class SplitWriter:
         self._events: list[np.ndarray] = []  # per block: [k, 4] float64 (row, class, onset, offset)
         self.tmp.unlink(missing_ok=True)
         self._file = h5py.File(self.tmp, "w")
-        n_mels = header.params.num_mel_bins
+        dims = header.extractor.dims
         self._logmel = self._file.create_dataset(
-            "logmel", shape=(capacity, t_max, n_mels), maxshape=(None, t_max, n_mels), chunks=(1, t_max, n_mels),
+            "logmel", shape=(capacity, t_max, dims), maxshape=(None, t_max, dims), chunks=(1, t_max, dims),
             dtype=header.dtype, fillvalue=self.padding)
         self._strong = None
         if header.has_strong:
@@ -370,7 +373,7 @@ class SplitWriter:
 
     def append(self, clips: Sequence[Clip], logmels: Sequence[np.ndarray],
                audio_sha256: Sequence[str] | None = None) -> None:
-        """Add clips (with their labels from the ledger), their ``[frames, 64]`` features and the sha256 of the
+        """Add clips (with their labels from the ledger), their ``[frames, dims]`` features and the sha256 of the
         audio each was computed from (``""`` when unknown), in order.
 
         Each clip is one chunk, written as raw bytes (``write_direct_chunk``): no selection, conversion or
@@ -390,7 +393,7 @@ class SplitWriter:
                 m = row
             self._logmel.id.write_direct_chunk((self.rows + i, 0, 0), m)
         if self._strong is not None:
-            targets = strong_block(list(zip(clips, lengths)), self.t_max, self.n_classes, self.header.params)
+            targets = strong_block(list(zip(clips, lengths)), self.t_max, self.n_classes, self.header.extractor)
             for i in range(len(clips)):
                 self._strong.id.write_direct_chunk((self.rows + i, 0, 0), targets[i])
             ev = [(self.rows + i, e.class_index, e.onset, e.offset)

@@ -10,23 +10,19 @@ with its source: ``vggish_params.py`` and ``mel_features.py`` of tensorflow/mode
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from types import ModuleType
-from typing import Literal, get_args
 
 import numpy as np
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.features.base import (DTYPES, Extractor, FeatureDtype, check_dtype, check_waveform as _check_waveform,
+                                      register_extractor, single_threaded_torch)
 
-FeatureDtype = Literal["float32", "float16"]  # how the cache stores values; the math is float64/float32
-DTYPES: tuple[str, ...] = get_args(FeatureDtype)
+__all__ = ["DEFAULT_PARAMS", "DTYPES", "FeatureDtype", "FeatureParams", "VggishLogmel", "check_dtype",
+           "check_waveform", "event_frames", "feature_id", "logmel", "mel_matrix"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +48,7 @@ class FeatureParams:
 
     def num_frames(self, samples: int) -> int:
         """Frames of a clip of ``samples`` samples: no centring, no padding (10 s -> 998); 0 when too short."""
-        if samples < self.window_length:
-            return 0
-        return 1 + (samples - self.window_length) // self.hop_length
+        return VggishLogmel(self).num_frames(samples)
 
 
 DEFAULT_PARAMS = FeatureParams()
@@ -67,17 +61,36 @@ _MEL_BREAK_FREQUENCY_HERTZ = 700.0
 _BLOCK_FRAMES = 1024
 
 
+@register_extractor
+class VggishLogmel(Extractor):
+    """The default extractor: VGGish's log-mel, ``[frames, 64]``, padding ``ln(0.01)`` (see :func:`logmel`)."""
+
+    name = "vggish-logmel"
+    Params = FeatureParams
+
+    @property
+    def dims(self) -> int:
+        return int(self.params.num_mel_bins)
+
+    @property
+    def padding_value(self) -> float:
+        return self.params.padding_value
+
+    @property
+    def frame_length(self) -> int:
+        return int(self.params.window_length)
+
+    @property
+    def frame_shift(self) -> int:
+        return int(self.params.hop_length)
+
+    def extract(self, waveform: np.ndarray) -> np.ndarray:
+        return _logmel(waveform, self.params)
+
+
 def feature_id(params: FeatureParams = DEFAULT_PARAMS, dtype: FeatureDtype = "float32") -> str:
     """Short stable name of a recipe and storage dtype, e.g. ``vggish-logmel-1a2b3c4d``: the cache folder."""
-    check_dtype(dtype)
-    blob = json.dumps({**asdict(params), "dtype": dtype}, sort_keys=True).encode()
-    return f"vggish-logmel-{hashlib.sha256(blob).hexdigest()[:8]}"
-
-
-def check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise AudiobenchError(f"unsupported feature dtype {dtype!r} (choose from {', '.join(DTYPES)})")
-    return dtype
+    return VggishLogmel(params).feature_id(dtype)
 
 
 def hertz_to_mel(hertz: np.ndarray | float) -> np.ndarray:
@@ -138,23 +151,7 @@ def _padded_buffer(frames: int, fft_length: int) -> object:
 
 def check_waveform(waveform: np.ndarray, sample_rate: int, params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
     """The 1-D samples of a mono float waveform, or an :class:`AudiobenchError` saying what is wrong."""
-    if sample_rate != params.sample_rate:
-        raise AudiobenchError(f"sample rate {sample_rate} Hz, expected {params.sample_rate} Hz "
-                              "(resample first: `audiobench resample`)")
-    x = np.asarray(waveform)
-    if x.ndim == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 1:
-        raise AudiobenchError(f"expected mono samples of shape [n] or [1, n], got shape {tuple(x.shape)}")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise AudiobenchError(f"expected floating-point samples in [-1, 1], got dtype {x.dtype}")
-    if x.size < params.window_length:
-        raise AudiobenchError(f"too short: {x.size} samples, at least {params.window_length} needed "
-                              f"(one {1000 * params.window_length / params.sample_rate:g} ms frame)")
-    if not np.isfinite(x.sum()) and not np.isfinite(x).all():  # the sum is the fast test; inf/nan propagate
-        bad = int(np.flatnonzero(~np.isfinite(x))[0])
-        raise AudiobenchError(f"non-finite sample {x[bad]} at index {bad}")
-    return x
+    return _check_waveform(waveform, sample_rate, expected_rate=params.sample_rate, frame_length=params.window_length)
 
 
 def logmel(waveform: np.ndarray, sample_rate: int = 16_000, *, params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -169,11 +166,15 @@ def logmel(waveform: np.ndarray, sample_rate: int = 16_000, *, params: FeaturePa
     loud tone. Each magnitude is then exact enough in float32, so the mel product and the log are float32.
     Frames are transformed in blocks of 1024, which bounds memory on long recordings.
     """
-    x = check_waveform(waveform, sample_rate, params)
+    return _logmel(check_waveform(waveform, sample_rate, params), params)
+
+
+def _logmel(x: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """:func:`logmel` of a checked 1-D waveform."""
     win, hop = params.window_length, params.hop_length
     n_frames = params.num_frames(x.size)
     out = np.empty((n_frames, params.num_mel_bins), dtype=np.float32)
-    with _single_threaded_torch() as torch:
+    with single_threaded_torch() as torch:
         window, weights, lo, hi = _kernel(params)
         samples = torch.from_numpy(np.ascontiguousarray(x))
         mel = torch.from_numpy(out)
@@ -192,39 +193,6 @@ def logmel(waveform: np.ndarray, sample_rate: int = 16_000, *, params: FeaturePa
     return out
 
 
-_torch_threads_lock = threading.Lock()
-_torch_threads_users = 0
-_torch_threads_saved = 1
-
-
-@contextmanager
-def _single_threaded_torch() -> Iterator[ModuleType]:
-    """torch, with its intra-op pool held at one thread while any caller is inside.
-
-    The FFT is torch's (MKL: about twice pocketfft's speed in float64), and so are the window product and
-    the mel matmul (numpy's goes to OpenBLAS and its own threads). One 10 s clip is too small to share: a
-    second thread only spins, and on a busy machine that spinning made a call 5 to 20 times slower.
-    Parallelism comes from featurizing clips in parallel (joblib) instead. The caller's own setting is
-    restored when the last concurrent user leaves, so a notebook's training keeps its threads.
-    """
-    global _torch_threads_users, _torch_threads_saved
-    import torch
-
-    with _torch_threads_lock:
-        if _torch_threads_users == 0:
-            _torch_threads_saved = torch.get_num_threads()
-            if _torch_threads_saved != 1:
-                torch.set_num_threads(1)
-        _torch_threads_users += 1
-    try:
-        yield torch
-    finally:
-        with _torch_threads_lock:
-            _torch_threads_users -= 1
-            if _torch_threads_users == 0 and _torch_threads_saved != 1:
-                torch.set_num_threads(_torch_threads_saved)
-
-
 def event_frames(onset: np.ndarray | float, offset: np.ndarray | float, n_frames: np.ndarray | int,
                  params: FeatureParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.ndarray]:
     """First and stop frame (half-open) labelled by events ``[onset, offset)`` seconds, per event.
@@ -232,14 +200,6 @@ def event_frames(onset: np.ndarray | float, offset: np.ndarray | float, n_frames
     Frame ``t`` covers samples ``[160 t, 160 t + 400)``; it is labelled when that span overlaps
     ``[onset, offset)``, i.e. ``160 t < offset * sr`` and ``160 t + 400 > onset * sr``. A zero-length event
     (``onset == offset``, "present, not localised") labels no frame; frames past ``n_frames`` are padding and
-    are never labelled.
+    are never labelled. (:meth:`audiobench.features.base.Extractor.event_frames`, for VGGish's frames.)
     """
-    on = np.asarray(onset, dtype=np.float64) * params.sample_rate
-    off = np.asarray(offset, dtype=np.float64) * params.sample_rate
-    hop, win = params.hop_length, params.window_length
-    first = np.maximum(np.floor((on - win) / hop).astype(np.int64) + 1, 0)
-    stop = np.minimum(np.ceil(off / hop).astype(np.int64), np.asarray(n_frames, dtype=np.int64))
-    empty = (off <= on) | (stop <= first)
-    first = np.where(empty, 0, first)
-    stop = np.where(empty, 0, stop)
-    return first, stop
+    return VggishLogmel(params).event_frames(onset, offset, n_frames)

@@ -18,7 +18,7 @@ import torch
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import write_atomic
-from audiobench.models.net import Net
+from audiobench.models.net import MEL_BANDS, Net
 
 CHECKPOINT = "model.pt"
 CHECKPOINT_META = "model.json"
@@ -54,7 +54,8 @@ def save_checkpoint(run_dir: Path, net: Net, meta: Mapping[str, Any]) -> Path:
     tmp = weights.with_name(weights.name + ".tmp")
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
     os.replace(tmp, weights)
-    info = {**meta, "classes": net.spec.classes, "width": net.spec.width, "attention": net.spec.attention}
+    info = {**meta, "classes": net.spec.classes, "width": net.spec.width, "attention": net.spec.attention,
+            "bands": net.spec.bands}
     write_atomic(run_dir / CHECKPOINT_META, json.dumps(info, indent=2, default=str))
     return weights
 
@@ -73,7 +74,8 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Net, dict[str, Any]]:
         raise AudiobenchError(f"no {CHECKPOINT_META} beside {weights}: not an audiobench run checkpoint")
     meta = json.loads(meta_path.read_text())
     with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the global RNG alone
-        net = Net(int(meta["classes"]), width=float(meta["width"]), attention=bool(meta["attention"]))
+        net = Net(int(meta["classes"]), width=float(meta["width"]), attention=bool(meta["attention"]),
+                  bands=int(meta.get("bands", MEL_BANDS)))  # runs from before it was recorded: VGGish's 64
     state = load_state_dict(weights)
     try:
         net.load_state_dict(state)

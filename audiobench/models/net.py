@@ -3,7 +3,9 @@ convolution over time, and two 1×1 heads, one for segment probabilities (Xa) an
 
 All layers are convolutions, so the network takes any input length ``T >= 16``: four 2×2 max-pools give
 ``T // 16`` segments (998 frames -> 62), segment ``t`` seeing frames ``[16t, 16t + 16)`` (frames past
-``16 * (T // 16)`` are dropped by the pooling, as in VGGish).
+``16 * (T // 16)`` are dropped by the pooling, as in VGGish). L7 averages over frequency, so the network
+also takes any number of bands ``F >= 16`` (``bands``: 64 for VGGish's log-mel, 128 for the Kaldi fbank),
+with the same parameters.
 
 >>> net = Net(17, width=0.25, attention=True)
 >>> out = net(torch.zeros(2, 998, 64))          # [B, T, 64] log-mel, as LogmelDataset returns it
@@ -25,7 +27,8 @@ from audiobench.core.errors import AudiobenchError
 CONV_CHANNELS: tuple[int, ...] = (64, 128, 256, 256, 512, 512)
 POOL_AFTER: frozenset[int] = frozenset({0, 1, 3, 5})
 EMBEDDING = 1024  # L7 channels: gives 6,613,775 / 7,153,950 parameters for 527 classes (docs/model.md)
-MEL_BANDS = 64
+MEL_BANDS = 64  # the default input bands (VGGish's log-mel); a run records its own in model.json
+MIN_BANDS = 16  # four 2x2 max-pools halve the bands four times: at least one is left
 SEGMENT_FRAMES = 16  # frames per output segment: four 2x pools over time
 CONV_LAYERS = ("L1", "L2", "L3", "L4", "L5", "L6", "L7")  # what --freeze K counts
 ATTENTION_FLOOR = 1e-7  # Xb is clamped to [1e-7, 1] before normalising (docs/model.md, "Pooling")
@@ -81,23 +84,27 @@ class NetSpec:
     classes: int
     width: float = 1.0
     attention: bool = True
+    bands: int = MEL_BANDS
 
 
 class Net(nn.Module):
-    """L1–L8 (the table in docs/model.md). Input ``[B, T, 64]`` log-mel; output :class:`Output`.
+    """L1–L8 (the table in docs/model.md). Input ``[B, T, bands]`` features; output :class:`Output`.
 
     Parameter names: ``convs.0`` … ``convs.5`` (L1–L6), ``l7``, ``l8a`` (Xa head), ``l8b`` (attention head,
     absent without attention). :func:`init_parameters` seeds each layer separately, so two networks that
     differ only in the attention head start from the same L1–L8-a weights for the same seed.
     """
 
-    def __init__(self, classes: int, *, width: float = 1.0, attention: bool = True) -> None:
+    def __init__(self, classes: int, *, width: float = 1.0, attention: bool = True, bands: int = MEL_BANDS) -> None:
         super().__init__()
         if classes < 1:
             raise AudiobenchError(f"the network needs at least one class, got {classes}")
         if not width > 0:
             raise AudiobenchError(f"--width must be positive, got {width}")
-        self.spec = NetSpec(classes, float(width), attention)
+        if bands < MIN_BANDS:
+            raise AudiobenchError(f"the network needs features of at least {MIN_BANDS} dims (four 2x2 max-pools), "
+                                  f"got {bands}")
+        self.spec = NetSpec(classes, float(width), attention, int(bands))
         channels = [scaled(c, width) for c in CONV_CHANNELS]
         inputs = [1, *channels[:-1]]
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, padding=1) for i, o in zip(inputs, channels))
@@ -120,9 +127,9 @@ class Net(nn.Module):
         return named
 
     def embed(self, logmel: torch.Tensor) -> torch.Tensor:
-        """L1–L7: ``[B, T, 64]`` -> ``[B, 1024·width, T // 16]``."""
-        if logmel.dim() != 3 or logmel.shape[-1] != MEL_BANDS:
-            raise AudiobenchError(f"expected log-mel input [batch, frames, {MEL_BANDS}], got {list(logmel.shape)}")
+        """L1–L7: ``[B, T, bands]`` -> ``[B, 1024·width, T // 16]``."""
+        if logmel.dim() != 3 or logmel.shape[-1] != self.spec.bands:
+            raise AudiobenchError(f"expected input [batch, frames, {self.spec.bands}], got {list(logmel.shape)}")
         if logmel.shape[1] < SEGMENT_FRAMES:
             raise AudiobenchError(f"input of {logmel.shape[1]} frames is shorter than one segment "
                                   f"({SEGMENT_FRAMES} frames)")
@@ -210,13 +217,14 @@ def init_parameters(net: Net, seed: int) -> Net:
     return net
 
 
-def build_net(classes: int, *, width: float = 1.0, attention: bool = True, seed: int = 0) -> Net:
+def build_net(classes: int, *, width: float = 1.0, attention: bool = True, seed: int = 0,
+              bands: int = MEL_BANDS) -> Net:
     """A freshly initialised network (see :func:`init_parameters` for how ``seed`` is used).
 
     The global RNG is untouched (the default initialisation in the layers' constructors is overwritten).
     """
     with torch.random.fork_rng(devices=[]):
-        net = Net(classes, width=width, attention=attention)
+        net = Net(classes, width=width, attention=attention, bands=bands)
     return init_parameters(net, seed)
 
 
@@ -247,15 +255,15 @@ class LayerRow:
     params: int
 
 
-def layer_table(classes: int, *, width: float = 1.0, frames: int = 998) -> list[LayerRow]:
-    """The layers of the attention network with their output shapes for a ``frames`` × 64 input.
+def layer_table(classes: int, *, width: float = 1.0, frames: int = 998, bands: int = MEL_BANDS) -> list[LayerRow]:
+    """The layers of the attention network with their output shapes for a ``frames`` × ``bands`` input.
 
     Built on PyTorch's meta device: shapes and counts without allocating or computing anything.
     """
     with torch.device("meta"):
-        net = Net(classes, width=width, attention=True)
+        net = Net(classes, width=width, attention=True, bands=bands)
         shapes: dict[str, tuple[int, ...]] = {}
-        x = torch.zeros(1, frames, MEL_BANDS).unsqueeze(1)
+        x = torch.zeros(1, frames, bands).unsqueeze(1)
         for i, conv in enumerate(net.convs):
             x = torch.relu(conv(x))
             if i in POOL_AFTER:

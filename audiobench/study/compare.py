@@ -356,4 +356,4 @@ def write_attention_examples(run_dir: Path, root: Path, config: CompareConfig,
                 logmel=np.asarray(item["logmel"]), attention=output.attention[0].numpy(),
                 segment_probs=output.xa[0].numpy(), strong=np.asarray(item["strong"]),
                 clip_id=dataset.clip_ids[index], variant=result.config.variant,
-                class_names=np.array([c.name for c in dataset.classes]))
+                class_names=np.array([c.name for c in dataset.classes]), frame_seconds=dataset.frame_seconds)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 SEGMENT_FRAMES = 16  # one attention segment spans frames [16t, 16t+16) (four 2x2 poolings; docs/model.md)
-FRAME_SECONDS = 0.010  # VGGish hop: 160 samples at 16 kHz
+FRAME_SECONDS = 0.010  # the hop of examples saved without theirs (VGGish's: 160 samples at 16 kHz)
 DPI = 120
 MAX_NAMED_POINTS = 40  # Fig. 4 names every class up to this many; beyond, labels would hide the points
 MAX_ALL_CLASSES = 20   # Fig. 5 shows every class up to this many; beyond, only the classes present
@@ -29,11 +29,12 @@ class Attention:
 
     clip_id: str
     variant: str
-    logmel: np.ndarray         # [T, 64] log-mel frames
+    logmel: np.ndarray         # [T, dims] feature frames
     attention: np.ndarray      # [C, S] attention A, segment t spans frames [16t, 16t+16)
     segment_probs: np.ndarray | None  # [C, S] segment probabilities Xa, when saved
     strong: np.ndarray         # [T, C] frame labels
     class_names: tuple[str, ...]
+    frame_seconds: float = FRAME_SECONDS  # the features' hop
 
 
 def load_attention(path: Path) -> Attention:
@@ -50,6 +51,7 @@ def load_attention(path: Path) -> Attention:
             segment_probs=np.asarray(z["segment_probs"], dtype=np.float32) if "segment_probs" in z.files else None,
             strong=np.asarray(z["strong"]),
             class_names=tuple(str(c) for c in z["class_names"]),
+            frame_seconds=float(z["frame_seconds"]) if "frame_seconds" in z.files else FRAME_SECONDS,
         )
 
 
@@ -175,7 +177,7 @@ def plot_attention(clip: Attention, path: Path) -> Path:
         else:
             ax.set_yticks(np.arange(rows), names, fontsize=7 if rows <= 30 else 5)
     axes[-1].set_xlim(0, end)
-    axes[-1].set_xlabel(f"frames ({FRAME_SECONDS * 1000:.0f} ms); attention segment t spans frames "
+    axes[-1].set_xlabel(f"frames ({clip.frame_seconds * 1000:g} ms); attention segment t spans frames "
                         f"[{SEGMENT_FRAMES}t, {SEGMENT_FRAMES}t+{SEGMENT_FRAMES})")
     fig.suptitle(f"{clip.clip_id}: {clip.variant}" if clip.variant else clip.clip_id)
     fig.savefig(path)

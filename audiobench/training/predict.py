@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 from audiobench.core.errors import AudiobenchError
 from audiobench.data.decode import read_audio
 from audiobench.data.resample import AUDIO_RATE, to_mono_16k
-from audiobench.features.vggish import DEFAULT_PARAMS, DTYPES, FeatureParams, feature_id, logmel
+from audiobench.features.base import DTYPES, Extractor, extractor_of, get_extractor
 from audiobench.models.checkpoint import load_model
 from audiobench.models.net import SEGMENT_FRAMES, use_fast_layout
 from audiobench.training.train import resolve_device
@@ -44,7 +44,7 @@ class Prediction:
     segments: np.ndarray
     attention: np.ndarray | None
     seconds: float  # of the 16 kHz audio
-    segment_seconds: float = field(default=SEGMENT_FRAMES * DEFAULT_PARAMS.hop_length / DEFAULT_PARAMS.sample_rate)
+    segment_seconds: float  # one segment (column) of the matrices, in seconds
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most probable classes, most probable first (ties in class order)."""
@@ -77,19 +77,19 @@ class Predictor:
         self.net = use_fast_layout(net.to(self.device), self.device)
         self.classes: tuple[str, ...] = tuple(meta.get("class_names") or
                                               (f"class {c}" for c in range(int(meta["classes"]))))
-        self.params, self.dtype = run_features(meta, where=str(run_dir))
-        if self.params.sample_rate != AUDIO_RATE:
-            raise AudiobenchError(f"{run_dir}: trained on {self.params.sample_rate} Hz features; predict "
+        self.extractor, self.dtype = run_features(meta, where=str(run_dir))
+        if self.extractor.sample_rate != AUDIO_RATE:
+            raise AudiobenchError(f"{run_dir}: trained on {self.extractor.sample_rate} Hz features; predict "
                                   f"resamples to {AUDIO_RATE} Hz only")
-        # What a padded frame holds in the stored features (log(0.01) rounded to their dtype), as inference pads.
-        self.padding = float(np.float32(np.dtype(self.dtype).type(self.params.padding_value)))
+        # What a padded frame holds in the stored features (rounded to their dtype), as inference pads.
+        self.padding = float(np.float32(np.dtype(self.dtype).type(self.extractor.padding_value)))
 
     def features(self, path: Path) -> tuple[np.ndarray, float]:
         """``([frames, bands] float32 features as stored in training, seconds of 16 kHz audio)`` of a file."""
         audio, rate = read_audio(path)
         mono = to_mono_16k(audio, rate)
         try:
-            x = logmel(mono, AUDIO_RATE, params=self.params)
+            x = self.extractor(mono, AUDIO_RATE)
         except AudiobenchError as exc:
             raise AudiobenchError(f"{path}: {exc}") from None
         if self.dtype != "float32":  # the net was trained on features rounded to the stored dtype
@@ -107,7 +107,7 @@ class Predictor:
         attention = None if out.attention is None else out.attention[0].float().cpu().numpy()
         return Prediction(path, self.classes, out.clip[0].float().cpu().numpy(), out.xa[0].float().cpu().numpy(),
                           attention, seconds,
-                          SEGMENT_FRAMES * self.params.hop_length / self.params.sample_rate)
+                          SEGMENT_FRAMES * self.extractor.frame_seconds)
 
 
 def predict(model_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *,
@@ -123,17 +123,19 @@ def predict(model_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike
     return [predictor(path) for path in files]
 
 
-def run_features(meta: dict[str, Any], *, where: str) -> tuple[FeatureParams, str]:
-    """The feature recipe and storage dtype a run was trained on, from its ``model.json``.
+def run_features(meta: dict[str, Any], *, where: str) -> tuple[Extractor, str]:
+    """The feature extractor and storage dtype a run was trained on, from its ``model.json``.
 
     Runs record both; for a run that does not, its feature id must be the VGGish recipe's (float32 or float16).
     """
-    recorded = meta.get("features")
+    recorded, features = meta.get("extractor"), meta.get("features") or {}
     if recorded:
-        return FeatureParams(**recorded["params"]), str(recorded["dtype"])
+        return (extractor_of({"extractor": recorded["name"], **recorded["params"]}, where=where),
+                str(features.get("dtype", "float32")))
     fid = (meta.get("config") or {}).get("feature_id")
+    default = get_extractor()
     for dtype in DTYPES:
-        if fid is None and dtype == "float32" or fid == feature_id(DEFAULT_PARAMS, dtype):
-            return DEFAULT_PARAMS, dtype
+        if fid is None and dtype == "float32" or fid == default.feature_id(dtype):
+            return default, dtype
     raise AudiobenchError(f"{where}: trained on feature set {fid!r}, whose recipe its model.json does not record; "
                           "predict cannot compute its features")

@@ -88,6 +88,9 @@ def check_splits(splits: Splits, *, dataset: str) -> Splits:
     for split, data in (("train", splits.train), ("val", splits.val), ("test", splits.test)):
         if [c.mid for c in data.classes] != [c.mid for c in splits.train.classes]:
             raise AudiobenchError(f"{files[split]}: its classes differ from those of {files['train']}")
+        if data.extractor != splits.train.extractor:
+            raise AudiobenchError(f"{files[split]}: its features ({data.extractor.name}) differ from those of "
+                                  f"{files['train']}; run `audiobench featurize {dataset}` again")
         if len(data) == 0:
             raise AudiobenchError(f"{files[split]}: split {split!r} holds no clip; run `audiobench featurize "
                                   f"{dataset}` or check `audiobench status {dataset}`")

@@ -281,7 +281,8 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
 
     started = time.perf_counter()
     with seeded(config.seed):
-        net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed)
+        net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed,
+                        bands=splits.train.dims)
         init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
         transfer.apply_init(net, config.init)
         use_fast_layout(net.to(device), device)
@@ -325,8 +326,8 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
     features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
             "class_mids": [c.mid for c in splits.classes], "version": __version__,
-            "features": {"feature_id": features.feature_id, "dtype": features.dtype,
-                         "params": asdict(splits.train.params)}}
+            "features": {"feature_id": features.feature_id, "dtype": features.dtype},
+            "extractor": {"name": splits.train.extractor.name, "params": asdict(splits.train.extractor.params)}}
     writing = time.perf_counter()
     save_checkpoint(run_dir, net, meta)
     if curve:
