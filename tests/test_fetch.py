@@ -88,12 +88,12 @@ def test_each_server_answer_ends_in_the_right_status(tmp_path, media, reference_
     paths = DatasetPaths(tmp_path, "sl-dcase17")
     register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
     with Ledger(paths.ledger) as ledger:
-        ids = [r.ytid for r in ledger.statuses(split="test")[:8]]
+        ids = [r.source_id for r in ledger.statuses(split="test")[:8]]
     behaviours = dict(zip(ids, ["404", "410", "500", "truncated", "notaudio", "stall", "ok", "429"]))
     with MediaServer(media, behaviours, stall_seconds=6) as server:
         options = _options(server, limit=8, download=DownloadSettings(socket_timeout=1.0))
         result = fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=options, quiet=True)
-    by_ytid = {r["ytid"]: r for r in _rows(tmp_path).values()}
+    by_ytid = {r["source_id"]: r for r in _rows(tmp_path).values()}
     status = {b: by_ytid[y]["status"] for y, b in behaviours.items()}
     assert status == {"404": "unavailable", "410": "unavailable", "500": "failed", "truncated": "failed",
                       "notaudio": "failed", "stall": "failed", "ok": "ok", "429": "pending"}
@@ -116,7 +116,7 @@ def behaviours_key(behaviours: dict[str, str], wanted: str) -> str:
 def test_unavailable_is_kept_on_rerun_unless_asked(tmp_path, media, reference_dir):
     register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
     with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
-        gone = ledger.statuses(split="test")[0].ytid
+        gone = ledger.statuses(split="test")[0].source_id
     with MediaServer(media, {gone: "410"}) as server:
         fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=_options(server, limit=2),
               quiet=True)
@@ -127,13 +127,13 @@ def test_unavailable_is_kept_on_rerun_unless_asked(tmp_path, media, reference_di
         server.behaviours.clear()
         fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir),
               options=_options(server, limit=2, retry_unavailable=True), quiet=True)
-    assert {r["ytid"]: r["status"] for r in _rows(tmp_path).values()}[gone] == "ok"
+    assert {r["source_id"]: r["status"] for r in _rows(tmp_path).values()}[gone] == "ok"
 
 
 def test_refusals_stop_the_run_early_with_advice(tmp_path, media, reference_dir):
     register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
     with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
-        ids = [r.ytid for r in ledger.statuses(split="test")]
+        ids = [r.source_id for r in ledger.statuses(split="test")]
     with MediaServer(media, dict.fromkeys(ids, "429")) as server:
         result = CliRunner().invoke(cli, [
             "fetch", "sl-dcase17", "--root", str(tmp_path), "--index-mirror", str(reference_dir),
@@ -190,7 +190,7 @@ def _fetch_cli(root: Path, reference_dir: Path, template: str, *extra: str):
 def _first_test_ids(root: Path, reference_dir: Path, n: int) -> list[str]:
     register_dataset("sl-dcase17", root=root, mirror=str(reference_dir))
     with Ledger(DatasetPaths(root, "sl-dcase17").ledger) as ledger:
-        return [r.ytid for r in ledger.statuses(split="test")[:n]]
+        return [r.source_id for r in ledger.statuses(split="test")[:n]]
 
 
 def test_a_media_host_that_does_not_answer_stops_fetch_at_once_with_exit_3(tmp_path, media, reference_dir):

@@ -51,7 +51,7 @@ def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_
         writer = SplitWriter(path, header, capacity=n, t_max=max(frames))
         made = [_clip(rng, split, i, frames[i]) for i in range(n)]
         if not has_strong:
-            made = [(Clip(c.clip_id, c.split, c.ytid, c.start, c.end, c.weak, None), x) for c, x in made]
+            made = [(Clip(c.clip_id, c.split, c.source_id, c.start, c.end, c.weak, None), x) for c, x in made]
         writer.append([c for c, _ in made], [x for _, x in made])
         writer.commit()
         if ledger:

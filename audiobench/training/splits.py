@@ -1,6 +1,7 @@
 """The three feature splits a training run reads, opened and checked once.
 
-``train`` yields fixed-length items (padded with silence or cropped at random, seeded by the run's seed and
+They are the splits that play the roles ``train``, ``val`` and ``test`` (``audiobench.data.roles``: as the
+dataset's manifest says, else the splits of those names). ``train`` yields fixed-length items (padded with silence or cropped at random, seeded by the run's seed and
 the epoch); ``val`` and ``test`` yield true-length items (their ``lengths`` let inference batch equal
 lengths together).
 """
@@ -15,9 +16,10 @@ from audiobench.core.records import ClassInfo
 from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths
+from audiobench.data.roles import split_for
 from audiobench.models.net import SEGMENT_FRAMES
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the roles; ``Splits.files`` maps each to its split's file
 log = logging.getLogger(__name__)
 
 
@@ -41,15 +43,16 @@ class Splits:
 
 def open_splits(paths: DatasetPaths, *, feature_id: str | None, frames: int, seed: int) -> Splits:
     """Open train/val/test of a dataset's feature set; refuse splits whose classes differ or that are empty."""
-    files = {split: feature_file(paths, split, feature_id) for split in SPLITS}
+    names = {role: split_for(paths, role) for role in SPLITS}
+    files = {role: feature_file(paths, names[role], feature_id) for role in SPLITS}
     train = LogmelDataset(files["train"], frames=frames, crop="random", seed=seed)
     val = LogmelDataset(files["val"], frames=None)
     test = LogmelDataset(files["test"], frames=None)
-    for split, dataset in (("train", train), ("val", val), ("test", test)):
+    for role, dataset in (("train", train), ("val", val), ("test", test)):
         if [c.mid for c in dataset.classes] != [c.mid for c in train.classes]:
-            raise AudiobenchError(f"{files[split]}: its classes differ from those of {files['train']}")
+            raise AudiobenchError(f"{files[role]}: its classes differ from those of {files['train']}")
         if len(dataset) == 0:
-            raise AudiobenchError(f"{files[split]}: split {split!r} holds no clip; run `audiobench featurize "
+            raise AudiobenchError(f"{files[role]}: split {names[role]!r} holds no clip; run `audiobench featurize "
                                   f"{paths.name}` or check `audiobench status {paths.name}`")
     return Splits(files, train, val, test)
 
@@ -61,7 +64,7 @@ def training_frames(paths: DatasetPaths, *, feature_id: str | None, frames: int 
     mAP) nor cropped unless asked. An explicit ``frames`` shorter than the longest clip is kept, with a
     one-line notice that clips are cropped.
     """
-    longest = summarize_split(feature_file(paths, "train", feature_id)).longest
+    longest = summarize_split(feature_file(paths, split_for(paths, "train"), feature_id)).longest
     if frames is None:
         return max(longest, SEGMENT_FRAMES)
     if frames < longest:
