@@ -5,7 +5,9 @@ ledger. A clip's file lands under ``raw/<split>/<clip_id>.flac`` by rename after
 only then is the clip marked ``ok``: a run killed at any moment leaves no half file that counts.
 
 Only YouTube recordings are downloaded (``[source] kind = "youtube"``, the default): a dataset or clip of
-another source is refused in one line before anything is fetched. The network is never a clip's fault: before the first download the media host must answer (else
+another source is refused in one line before anything is fetched.
+
+The network is never a clip's fault: before the first download the media host must answer (else
 :class:`SourceUnreachable`, exit status 3, nothing marked), and a download whose connection never opened
 leaves its clip as it was; ``max_network_errors`` of those in a row stop the run, as refusals do.
 """

@@ -104,19 +104,21 @@ class Ledger:
         self._lock = threading.RLock()
 
     def _upgrade(self) -> None:
-        """Bring an older ledger's tables to this schema in one transaction (two processes opening the same
-        old file at once: the second finds the work done)."""
-        def columns(table: str) -> set[str]:
-            return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        """Bring an older ledger's tables to this schema, in one transaction; a current file takes no lock
+        (and of two processes opening the same old file at once, the second finds the work done)."""
+        def changes() -> list[str]:
+            columns = {t: {row[1] for row in self._db.execute(f"PRAGMA table_info({t})")} for t in ("clips", "audio")}
+            out = [f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}" for table, old, new in _RENAMED_COLUMNS
+                   if old in columns[table] and new not in columns[table]]
+            return out + [f"ALTER TABLE {table} ADD COLUMN {column} {kind}" for table, column, kind in _ADDED_COLUMNS
+                          if column not in columns[table]]
 
+        if not changes():
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for table, old, new in _RENAMED_COLUMNS:
-                if old in columns(table) and new not in columns(table):
-                    self._db.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
-            for table, column, kind in _ADDED_COLUMNS:
-                if column not in columns(table):
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            for statement in changes():
+                self._db.execute(statement)
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
