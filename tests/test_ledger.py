@@ -4,6 +4,8 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -179,6 +181,20 @@ def test_a_release_0_1_ledger_opens_and_reads_the_same(tmp_path):
         assert "ytid" not in columns and {"source", "source_id"} <= set(columns)
         assert db.execute("SELECT DISTINCT source FROM clips").fetchall() == [("youtube",)]
     assert hashlib.sha256((RELEASE_0_1 / "ledger.sqlite").read_bytes()).hexdigest() == fixture
+
+
+def test_a_release_0_1_ledger_opened_by_several_at_once_is_upgraded_once(tmp_path):
+    paths = _copy_release_0_1(tmp_path)
+    barrier = threading.Barrier(4)
+
+    def open_it(_: int) -> list[str]:
+        barrier.wait()
+        with Ledger(paths.ledger) as ledger:
+            return [c.source_id for c in ledger.clips()]
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(open_it, range(4)))
+    assert len(seen) == 4 and all(ids == seen[0] for ids in seen) and len(seen[0]) == 8
 
 
 def test_a_release_0_1_dataset_featurizes_and_trains_one_epoch(tmp_path):
