@@ -15,3 +15,20 @@ def reference_dir(tmp_path_factory) -> Path:
     tests/data/SOURCES.md says where each comes from, its sha256 and its licence.
     """
     return unpack_reference(tmp_path_factory.mktemp("reference"))
+
+
+@pytest.fixture
+def toy_source(monkeypatch) -> str:
+    """A recording source added the way a new one is (an entry in ``SOURCES``): IDs of 4 to 12 ``a-z 0-9``."""
+    import re
+
+    from audiobench.core.errors import AudiobenchError
+    from audiobench.data.sources import SOURCES, Source
+
+    def validate(source_id: str, *, where: str = "") -> str:
+        if not isinstance(source_id, str) or not re.fullmatch(r"[a-z0-9]{4,12}", source_id):
+            raise AudiobenchError(f"{where}: invalid toy recording ID {source_id!r} (4 to 12 of a-z 0-9)")
+        return source_id
+
+    monkeypatch.setitem(SOURCES, "toy", Source("toy", validate, "recordings of the tests"))
+    return "toy"

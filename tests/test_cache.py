@@ -50,7 +50,7 @@ def test_split_file_layout_and_attributes(toy):
         assert f["strong"].shape == (n, t_max, 3) and f["strong"].dtype == np.uint8
         assert f["weak"].dtype == np.uint8 and f["length"].dtype == np.int32
         assert list(f["clip_id"].asstr()[()]) == [c.clip_id for c in clips]  # sorted by clip id
-        assert list(f["ytid"].asstr()[()]) == [c.ytid for c in clips]
+        assert list(f["ytid"].asstr()[()]) == [c.source_id for c in clips]
         assert f["start"].dtype == np.float64 and list(f["start"][()]) == [c.start for c in clips]
         assert list(f["end"][()]) == [c.end for c in clips]
         lengths = f["length"][()]

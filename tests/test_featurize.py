@@ -430,7 +430,7 @@ def test_a_split_name_that_leaves_the_folder_deletes_nothing_outside(tmp_path):
     with Ledger(paths.ledger) as ledger:
         clip = Clip(clip_id_for("ev000000000", 0.0, 1.0), evil, "ev000000000", 0.0, 1.0, (0,), None)
         ledger.add_clips([clip])
-        write_audio(paths, ledger, Clip(clip.clip_id, "x", clip.ytid, 0.0, 1.0), RATE)
+        write_audio(paths, ledger, Clip(clip.clip_id, "x", clip.source_id, 0.0, 1.0), RATE)
     out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(root), "--quiet"])
     assert out.exit_code == 2 and out.output.count("\n") == 1
     assert out.output.startswith(f"error: {paths.ledger}: invalid split name '{evil}'")

@@ -20,8 +20,9 @@ from audiobench.cli import cli
 from audiobench.data.decode import read_audio
 from audiobench.data.sources.youtube import DownloadSettings, require_javascript_runtime
 from audiobench.core.errors import AudiobenchError
-from audiobench.data.fetch import FetchOptions, fetch, parse_shard, select_clips
-from audiobench.core.layout import DatasetPaths
+from audiobench.data.fetch import FetchOptions, download_clips, fetch, parse_shard, select_clips
+from audiobench.core.layout import DatasetPaths, clip_id_for
+from audiobench.core.records import ClassInfo, Clip
 from audiobench.data.ledger import Ledger
 from audiobench.data.register import register_dataset
 from audiobench.testing.media_server import MediaServer, encode_source, tone_second
@@ -88,12 +89,12 @@ def test_each_server_answer_ends_in_the_right_status(tmp_path, media, reference_
     paths = DatasetPaths(tmp_path, "sl-dcase17")
     register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
     with Ledger(paths.ledger) as ledger:
-        ids = [r.ytid for r in ledger.statuses(split="test")[:8]]
+        ids = [r.source_id for r in ledger.statuses(split="test")[:8]]
     behaviours = dict(zip(ids, ["404", "410", "500", "truncated", "notaudio", "stall", "ok", "429"]))
     with MediaServer(media, behaviours, stall_seconds=6) as server:
         options = _options(server, limit=8, download=DownloadSettings(socket_timeout=1.0))
         result = fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=options, quiet=True)
-    by_ytid = {r["ytid"]: r for r in _rows(tmp_path).values()}
+    by_ytid = {r["source_id"]: r for r in _rows(tmp_path).values()}
     status = {b: by_ytid[y]["status"] for y, b in behaviours.items()}
     assert status == {"404": "unavailable", "410": "unavailable", "500": "failed", "truncated": "failed",
                       "notaudio": "failed", "stall": "failed", "ok": "ok", "429": "pending"}
@@ -116,7 +117,7 @@ def behaviours_key(behaviours: dict[str, str], wanted: str) -> str:
 def test_unavailable_is_kept_on_rerun_unless_asked(tmp_path, media, reference_dir):
     register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
     with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
-        gone = ledger.statuses(split="test")[0].ytid
+        gone = ledger.statuses(split="test")[0].source_id
     with MediaServer(media, {gone: "410"}) as server:
         fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir), options=_options(server, limit=2),
               quiet=True)
@@ -127,13 +128,13 @@ def test_unavailable_is_kept_on_rerun_unless_asked(tmp_path, media, reference_di
         server.behaviours.clear()
         fetch("sl-dcase17", root=tmp_path, index_mirror=str(reference_dir),
               options=_options(server, limit=2, retry_unavailable=True), quiet=True)
-    assert {r["ytid"]: r["status"] for r in _rows(tmp_path).values()}[gone] == "ok"
+    assert {r["source_id"]: r["status"] for r in _rows(tmp_path).values()}[gone] == "ok"
 
 
 def test_refusals_stop_the_run_early_with_advice(tmp_path, media, reference_dir):
     register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
     with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
-        ids = [r.ytid for r in ledger.statuses(split="test")]
+        ids = [r.source_id for r in ledger.statuses(split="test")]
     with MediaServer(media, dict.fromkeys(ids, "429")) as server:
         result = CliRunner().invoke(cli, [
             "fetch", "sl-dcase17", "--root", str(tmp_path), "--index-mirror", str(reference_dir),
@@ -190,7 +191,7 @@ def _fetch_cli(root: Path, reference_dir: Path, template: str, *extra: str):
 def _first_test_ids(root: Path, reference_dir: Path, n: int) -> list[str]:
     register_dataset("sl-dcase17", root=root, mirror=str(reference_dir))
     with Ledger(DatasetPaths(root, "sl-dcase17").ledger) as ledger:
-        return [r.ytid for r in ledger.statuses(split="test")[:n]]
+        return [r.source_id for r in ledger.statuses(split="test")[:n]]
 
 
 def test_a_media_host_that_does_not_answer_stops_fetch_at_once_with_exit_3(tmp_path, media, reference_dir):
@@ -255,6 +256,47 @@ def test_a_source_template_yt_dlp_would_refuse_is_one_line_and_marks_nothing(tmp
     if template.startswith(("file:", "/")):
         assert "yt-dlp does not read local files" in result.output and "http.server" in result.output
     assert _rows(tmp_path) == before
+
+
+def test_fetch_refuses_a_dataset_of_another_source_in_one_line(tmp_path, toy_source):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tiny.csv").write_text('rec0001, 0.000, 10.000, "/m/0k4j"\n')
+    sha = hashlib.sha256((mirror / "tiny.csv").read_bytes()).hexdigest()
+    manifest = tmp_path / "tiny.toml"
+    manifest.write_text(f"""name = "tiny"
+[source]
+kind = "toy"
+[classes]
+inline = [{{ mid = "/m/0k4j", name = "Car" }}]
+[[index]]
+file = "tiny.csv"
+url = "https://example.org/tiny.csv"
+sha256 = "{sha}"
+[splits.test]
+file = "tiny.csv"
+format = "audioset-segments"
+strong = false
+""")
+    result = CliRunner().invoke(cli, ["fetch", str(manifest), "--root", str(tmp_path / "root"),
+                                      "--index-mirror", str(mirror)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output == (f"error: dataset 'tiny' ({manifest}) comes from source 'toy': `audiobench fetch` "
+                             "downloads only 'youtube' recordings and cannot download it\n")
+    assert not (tmp_path / "root").exists()
+
+
+def test_fetch_refuses_clips_of_another_source_before_contacting_any_host(tmp_path, toy_source):
+    paths = DatasetPaths(tmp_path, "mixed")
+    paths.dir.mkdir()
+    with Ledger(paths.ledger) as ledger:
+        ledger.set_classes([ClassInfo("/m/0k4j", "Car")])
+        ledger.add_clips([Clip(clip_id_for("rec0001", 0, 10), "test", "rec0001", 0.0, 10.0, (0,), source="toy")])
+        options = FetchOptions(source_template=f"http://127.0.0.1:{closed_port()}/{{ytid}}.flac")
+        with pytest.raises(AudiobenchError, match=f"clip rec0001_0_10000 of {paths.ledger} comes from source 'toy': "
+                                                  "`audiobench fetch` downloads only 'youtube' recordings"):
+            download_clips(ledger, paths, options, quiet=True)
+        assert [r.status for r in ledger.statuses()] == ["pending"]
 
 
 def test_fetch_with_no_clip_ok_exits_non_zero_and_a_split_with_clips_is_a_success(tmp_path, media, reference_dir):

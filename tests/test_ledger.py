@@ -1,16 +1,27 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from audiobench.cli import cli
-from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.core.records import AudioRecord, ClassInfo, Clip, Event
 from audiobench.data.coverage import coverage
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, clip_id_for, validate_ytid
+from audiobench.core.layout import DatasetPaths, clip_id_for
 from audiobench.data.ledger import Ledger
+from audiobench.data.sources.youtube import validate_youtube_id
+
+RELEASE_0_1 = Path(__file__).parent / "data" / "release-0.1" / "synth"
 
 CLASSES = [ClassInfo("/m/0k4j", "Car"), ClassInfo("/m/07jdr", "Train")]
 
@@ -86,12 +97,131 @@ def test_status_of_missing_dataset_is_one_line_error(tmp_path):
     assert result.output.strip().count("\n") == 0 and "audiobench synth" in result.output
 
 
-@pytest.mark.parametrize("bad", ["../../etc/pa", "abc", "abcdefghij/", "a b c d e f ", "abcdefghijkl"])
-def test_invalid_ytids_are_refused_before_any_path_is_built(bad):
+@pytest.mark.parametrize("bad", ["../../etc/pa", "abc", "abcdefghij/", "a b c d e f ", "abcdefghijkl", ".abcdefghij"])
+def test_invalid_ytids_are_refused_before_any_path_is_built(bad, tmp_path):
     with pytest.raises(AudiobenchError, match="invalid YouTube ID"):
-        validate_ytid(bad)
-    with pytest.raises(AudiobenchError):
+        validate_youtube_id(bad)
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    with pytest.raises(AudiobenchError, match=f"clip x: invalid YouTube ID {bad!r}"):
+        ledger.add_clips([_clip("-9mHz0OsKKw", "train", (0,)), Clip("x", "train", bad, 0.0, 10.0, (0,))])
+    assert ledger.statuses() == []  # the valid clip before it was not registered either
+
+
+@pytest.mark.parametrize("bad", ["../../etc/pa", "abcdefghij/", "a b c d e f ", ".abcdefghij", "", "a" * 129])
+def test_a_recording_id_that_cannot_be_a_file_name_gets_no_clip_id(bad):
+    with pytest.raises(AudiobenchError, match="cannot be part of a file name"):
         clip_id_for(bad, 0, 10)
+
+
+def test_a_clip_of_an_unknown_source_is_refused(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    with pytest.raises(AudiobenchError, match="unknown source 'vimeo' \\(known: youtube\\)"):
+        ledger.add_clips([Clip("-9mHz0OsKKw_0_10000", "train", "-9mHz0OsKKw", 0.0, 10.0, (0,), source="vimeo")])
+
+
+def test_clips_keep_their_source(tmp_path):
+    ledger = _ledger(tmp_path)
+    assert {(c.source, c.source_id) for c in ledger.clips(split="test")} == {("youtube", "---1_cCGK4M")}
+    assert {r.source for r in ledger.statuses()} == {"youtube"}
+
+
+# -- a ledger written by release 0.1 ---------------------------------------------------------------------------
+def _copy_release_0_1(tmp_path: Path) -> DatasetPaths:
+    """The committed synthetic dataset of release 0.1, copied: the tests may change the copy, never the fixture."""
+    paths = DatasetPaths(tmp_path, "synth")
+    shutil.copytree(RELEASE_0_1, paths.dir)
+    return paths
+
+
+def _raw_rows(ledger: Path) -> dict[str, object]:
+    """What the release 0.1 file holds, read with plain SQLite (its own column names)."""
+    with sqlite3.connect(ledger) as db:
+        return {
+            "clips": db.execute('SELECT clip_id, split, ytid, start, "end", status, attempts, last_error, bytes, '
+                                "sha256, duration, path, updated FROM clips ORDER BY split, clip_id").fetchall(),
+            "weak": db.execute("SELECT clip_id, class_idx FROM weak ORDER BY clip_id, class_idx").fetchall(),
+            "events": db.execute("SELECT clip_id, class_idx, onset, offset FROM events "
+                                 "ORDER BY clip_id, onset, offset, class_idx").fetchall(),
+            "audio": db.execute("SELECT clip_id, path, samples, duration, short, source_mtime_ns FROM audio "
+                                "ORDER BY clip_id").fetchall(),
+            "meta": dict(db.execute("SELECT key, value FROM meta").fetchall()),
+            "classes": db.execute("SELECT mid, name FROM classes ORDER BY idx").fetchall(),
+            "splits": db.execute("SELECT name, strong FROM splits ORDER BY rowid").fetchall(),
+        }
+
+
+def test_a_release_0_1_ledger_opens_and_reads_the_same(tmp_path):
+    fixture = hashlib.sha256((RELEASE_0_1 / "ledger.sqlite").read_bytes()).hexdigest()
+    paths = _copy_release_0_1(tmp_path)
+    old = _raw_rows(paths.ledger)
+    assert len(old["clips"]) == 8 and old["events"]  # the fixture is what it claims to be
+
+    for _ in range(2):  # the upgrade happens once; opening an upgraded file again changes nothing
+        with Ledger(paths.ledger) as ledger:
+            rows = ledger.statuses()
+            clips = ledger.clips()
+            assert [(r.clip_id, r.split, r.source_id, r.start, r.end, r.status, r.attempts, r.last_error, r.bytes,
+                     r.sha256, r.duration, r.path, r.updated) for r in rows] == old["clips"]
+            assert {r.source for r in rows} == {c.source for c in clips} == {"youtube"}
+            assert [(c.clip_id, c.split, c.source_id, c.start, c.end) for c in clips] == [r[:5] for r in old["clips"]]
+            assert sorted((c.clip_id, w) for c in clips for w in c.weak) == sorted(old["weak"])
+            strong = dict(old["splits"])
+            assert all((c.events is not None) == bool(strong[c.split]) for c in clips)
+            events = sorted((c.clip_id, e.class_index, e.onset, e.offset) for c in clips for e in c.events or ())
+            assert events == sorted(old["events"])
+            assert ledger.audio() == {cid: AudioRecord(cid, path, n, d, bool(short), mtime)
+                                      for cid, path, n, d, short, mtime in old["audio"]}
+            assert ledger.meta() == {k: json.loads(v) for k, v in old["meta"].items()}
+            assert [(c.mid, c.name) for c in ledger.classes()] == old["classes"]
+            assert ledger.counts() == {"train": {"pending": 0, "ok": 4, "unavailable": 0, "failed": 0},
+                                       "val": {"pending": 0, "ok": 2, "unavailable": 0, "failed": 0},
+                                       "test": {"pending": 0, "ok": 2, "unavailable": 0, "failed": 0}}
+    with sqlite3.connect(paths.ledger) as db:  # upgraded in place: the recording is source + source_id now
+        columns = [row[1] for row in db.execute("PRAGMA table_info(clips)")]
+        assert "ytid" not in columns and {"source", "source_id"} <= set(columns)
+        assert db.execute("SELECT DISTINCT source FROM clips").fetchall() == [("youtube",)]
+    assert hashlib.sha256((RELEASE_0_1 / "ledger.sqlite").read_bytes()).hexdigest() == fixture
+
+
+def test_a_release_0_1_ledger_opened_by_several_at_once_is_upgraded_once(tmp_path):
+    paths = _copy_release_0_1(tmp_path)
+    barrier = threading.Barrier(4)
+
+    def open_it(_: int) -> list[str]:
+        barrier.wait()
+        with Ledger(paths.ledger) as ledger:
+            return [c.source_id for c in ledger.clips()]
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(open_it, range(4)))
+    assert len(seen) == 4 and all(ids == seen[0] for ids in seen) and len(seen[0]) == 8
+
+
+def test_a_release_0_1_dataset_featurizes_and_trains_one_epoch(tmp_path):
+    import torch
+
+    from audiobench.features.featurize import featurize
+    from audiobench.training.train import train
+
+    paths = _copy_release_0_1(tmp_path)
+    shutil.rmtree(paths.features)  # featurized afresh from the release's audio and ledger
+    result = featurize("synth", root=tmp_path, quiet=True)
+    assert [(s.split, s.clips, s.failed) for s in result.splits] == [("train", 4, 0), ("val", 2, 0), ("test", 2, 0)]
+    assert result.feature_id == "vggish-logmel-038f9341"  # the feature set release 0.1 made from the same audio
+    for split in ("train", "val", "test"):
+        with h5py.File(result.directory / f"{split}.h5") as new, \
+                h5py.File(RELEASE_0_1 / "features" / result.feature_id / f"{split}.h5") as old:
+            assert list(new["clip_id"].asstr()) == list(old["clip_id"].asstr())
+            assert np.array_equal(new["logmel"][()], old["logmel"][()])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train("synth", root=tmp_path, variant="att-strong", epochs=1, width=0.0625, batch_size=4, quiet=True,
+                    out=tmp_path / "run")
+    finally:
+        torch.set_num_threads(threads)
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    assert metrics["clips"] == {"train": 4, "val": 2, "test": 2} and len(metrics["epochs"]) == 1
 
 
 def test_different_class_list_is_refused(tmp_path):

@@ -59,7 +59,7 @@ def test_sl_dcase17_split_sizes_match_the_paper(sl_splits):
 
 
 def test_sl_dcase17_splits_do_not_share_a_recording(sl_splits):
-    ytids = {name: {c.ytid for c in clips} for name, clips in sl_splits.items()}
+    ytids = {name: {c.source_id for c in clips} for name, clips in sl_splits.items()}
     assert not ytids["train"] & ytids["val"]
     assert not ytids["train"] & ytids["test"]
     assert not ytids["val"] & ytids["test"]
@@ -69,7 +69,7 @@ def test_label_counts_per_row_of_the_weak_lists(sl_splits):
     assert Counter(len(c.weak) for c in sl_splits["test"]) == {1: 539, 2: 82, 3: 5}
     assert Counter(len(c.weak) for c in sl_splits["val"]) == {1: 1259, 2: 358, 3: 20, 4: 1}
     first = sl_splits["val"][0]  # 0  ---1_cCGK4M  0.0  10.0  """/m/0284vy3,/m/07jdr"""
-    assert (first.clip_id, first.ytid, first.start, first.end, first.weak) == (
+    assert (first.clip_id, first.source_id, first.start, first.end, first.weak) == (
         "---1_cCGK4M_0_10000", "---1_cCGK4M", 0.0, 10.0, (0, 16))
     assert sum(c.duration < 10 for c in sl_splits["test"]) == 7
     assert sum(c.duration < 10 for c in sl_splits["val"]) == 36
@@ -180,7 +180,7 @@ def test_audioset_lists_and_their_header_counts(reference_dir, audioset):
     assert read_audioset_header(a / "eval_segments.csv")["num_positive_labels"] == 51804
     assert sum(len(c.weak) for c in lists["balanced"]) == 52882
     assert sum(len(c.weak) for c in lists["eval"]) == 51804
-    assert not {c.ytid for c in lists["balanced"]} & {c.ytid for c in lists["eval"]}
+    assert not {c.source_id for c in lists["balanced"]} & {c.source_id for c in lists["eval"]}
     first = lists["balanced"][0]  # --PJHxphWEs, 30.000, 40.000, "/m/09x0r,/t/dd00088"
     assert (first.clip_id, first.start, first.end) == ("--PJHxphWEs_30000_40000", 30.0, 40.0)
     assert [classes[i].mid for i in first.weak] == ["/m/09x0r", "/t/dd00088"]

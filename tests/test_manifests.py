@@ -16,6 +16,8 @@ from audiobench.data.ledger import Ledger
 from audiobench.data.lists import parse_audioset_segments, parse_class_labels_indices
 from audiobench.data.manifests import MANIFESTS_ENV, Partition, available_manifests, load_manifest
 from audiobench.data.register import partition, register_dataset
+from audiobench.data.roles import split_roles
+from audiobench.core.layout import DatasetPaths
 
 # The SL-DCASE-17 classes (DCASE 2017 task 4), in this order.
 SL_DCASE17_MIDS = ["/m/0284vy3", "/m/05x_td", "/m/02mfyn", "/m/02rhddq", "/m/0199g", "/m/06_fw", "/m/012n7d",
@@ -109,12 +111,42 @@ def _write_manifest(folder: Path, *, name: str = "tiny", sha: str = "0" * 64, se
     (("[[index]]", "[[index]"), "not valid TOML"),
     (("[splits.val]", '[splits."../../../victim"]'), "invalid split name '../../../victim'"),
     (("[splits.val]", '[splits."a/b"]'), "invalid split name 'a/b'"),
+    (("[classes]", '[source]\nkind = "vimeo"\n[classes]'), "[source] kind: unknown source 'vimeo' (known: youtube)"),
+    (("[classes]", '[source]\nkind = "youtube"\nfolder = "x"\n[classes]'), "[source] has unknown key(s) folder"),
+    (("[classes]", "[source]\n[classes]"), "[source] needs `kind`"),
+    (("share = 0.25", 'share = 0.25\nrole = "dev"'), "split 'val' has role 'dev'; a role is one of train, val, test"),
+    (("share = 0", 'role = "train"\nshare = 0'), "splits 'train' and 'val' both have role 'train'"),
 ])
 def test_bad_manifest_is_an_error_naming_the_file(tmp_path, edit, message):
     path = _write_manifest(tmp_path, edit=edit)
     with pytest.raises(AudiobenchError, match="tiny.toml") as err:
         load_manifest(path)
     assert message in str(err.value)
+
+
+def test_a_manifest_without_a_source_table_is_youtube_and_split_names_are_their_roles(tmp_path):
+    manifest = load_manifest(_write_manifest(tmp_path))
+    assert manifest.source == "youtube"
+    assert manifest.roles == {"train": "train", "val": "val"}
+    assert all(load_manifest(name).source == "youtube" for name in ("sl-dcase17", "audioset-balanced"))
+
+
+def test_splits_may_have_any_names_and_say_which_role_they_play(tmp_path):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "tiny.csv").write_text("".join(f'rec{i:08d}, 0.000, 10.000, "/m/0k4j"\n' for i in range(40)))
+    sha = hashlib.sha256((mirror / "tiny.csv").read_bytes()).hexdigest()
+    edit = ("[splits.train]", '[source]\nkind = "youtube"\n[splits.fold1]\nrole = "test"\n[splits.train]')
+    path = _write_manifest(tmp_path, sha=sha, edit=edit)
+    path.write_text(path.read_text().replace('share = 0.75', 'share = 0.5').replace(
+        "[splits.fold1]", '[splits.fold1]\nfile = "tiny.csv"\nformat = "audioset-segments"\nstrong = false\n'
+                          "share = 0.25"))
+    manifest = load_manifest(path)
+    assert [(s.name, s.role) for s in manifest.splits] == [("fold1", "test"), ("train", None), ("val", None)]
+    assert manifest.roles == {"train": "train", "val": "val", "test": "fold1"}
+    result = register_dataset(path, root=tmp_path / "root", mirror=mirror)
+    assert result.listed == {"fold1": 10, "train": 20, "val": 10}
+    assert split_roles(DatasetPaths(tmp_path / "root", "tiny")) == {"train": "train", "val": "val", "test": "fold1"}
 
 
 def test_a_split_name_that_leaves_the_root_is_refused_before_anything_is_written(tmp_path):
@@ -220,3 +252,38 @@ def test_changed_split_rule_on_an_existing_ledger_is_an_error(reference_dir, tmp
     assert first.listed == {"train": 30, "val": 10}
     with pytest.raises(AudiobenchError, match="the lists or the split rule changed"):
         register_dataset(_write_manifest(manifests, sha=sha, seed=2), root=tmp_path / "root", mirror=mirror)
+
+
+def _toy_dataset(tmp_path: Path, ids: list[str], *, source: str = "toy") -> tuple[Path, Path]:
+    """A manifest whose recordings come from ``source``, and a mirror holding its one list."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir(parents=True, exist_ok=True)
+    tiny = mirror / "tiny.csv"
+    tiny.write_text("".join(f'{rec}, 0.000, 10.000, "/m/0k4j"\n' for rec in ids))
+    edit = ("[classes]", f'[source]\nkind = "{source}"\n[classes]')
+    manifest = _write_manifest(tmp_path / "manifests", sha=hashlib.sha256(tiny.read_bytes()).hexdigest(), edit=edit)
+    return manifest, mirror
+
+
+def test_a_source_added_in_one_place_is_used_by_manifests_lists_and_the_ledger(tmp_path, toy_source):
+    manifest, mirror = _toy_dataset(tmp_path, [f"rec{i:04d}" for i in range(8)])
+    assert load_manifest(manifest).source == toy_source
+    result = register_dataset(manifest, root=tmp_path / "root", mirror=mirror)
+    assert result.listed == {"train": 6, "val": 2}
+    with Ledger(result.ledger) as ledger:
+        clips = ledger.clips()
+        assert {(c.source, c.clip_id) for c in clips} == {("toy", f"rec{i:04d}_0_10000") for i in range(8)}
+        assert ledger.meta()["roles"] == {"train": "train", "val": "val"}
+    # IDs are checked by the manifest's source: a YouTube ID is not a toy recording
+    manifest, mirror = _toy_dataset(tmp_path / "bad", ["rec0001", "-9mHz0OsKKw"])
+    with pytest.raises(AudiobenchError, match="tiny.csv line 2: invalid toy recording ID '-9mHz0OsKKw'"):
+        register_dataset(manifest, root=tmp_path / "bad-root", mirror=mirror)
+
+
+def test_a_manifest_whose_source_changed_is_refused_on_an_existing_ledger(tmp_path, toy_source):
+    ids = [f"rec{i:08d}" for i in range(8)]  # valid IDs of both sources
+    manifest, mirror = _toy_dataset(tmp_path, ids, source="youtube")
+    register_dataset(manifest, root=tmp_path / "root", mirror=mirror)
+    manifest, mirror = _toy_dataset(tmp_path, ids, source="toy")
+    with pytest.raises(AudiobenchError, match="comes from source 'youtube' there but 'toy' in the manifest"):
+        register_dataset(manifest, root=tmp_path / "root", mirror=mirror)

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from audiobench.cli import cli
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, validate_ytid
+from audiobench.core.layout import DatasetPaths
+from audiobench.data.sources.youtube import validate_youtube_id
 from audiobench.data.ledger import Ledger
 from audiobench.data.resample import encode_flac, resample
 from audiobench.data.synth import (
@@ -89,7 +90,7 @@ def test_clip_plans_hold_one_to_three_targets_distractors_and_exact_labels():
     assert any(len(p.weak) < len(p.events) for p in plans), "no clip repeats a class"
     assert any(not s.target for p in plans for s in p.sounds), "no distractors"
     for p in plans:
-        validate_ytid(p.ytid)
+        validate_youtube_id(p.ytid)
         assert p.weak == tuple(sorted({e.class_index for e in p.events}))
         for e in p.events:
             assert 0.0 <= e.onset < e.offset <= p.duration

@@ -19,6 +19,7 @@ from audiobench.features.store import split_path
 from audiobench.features.vggish import feature_id
 from audiobench.training.inference import predict
 from audiobench.core.layout import DatasetPaths
+from audiobench.data.ledger import Ledger
 from audiobench.models.net import build_net
 from audiobench.training.train import TrainConfig, read_result, train, train_epoch, train_loader
 from audiobench.training.splits import open_splits
@@ -144,6 +145,21 @@ def test_frames_default_to_the_longest_training_clip_and_shorter_frames_say_they
     assert [r.getMessage() for r in caplog.records] == [
         "training clips are cropped to 48 frames (--frames); the longest has 64 "
         "(leave --frames out to train on whole clips)"]
+
+
+def test_splits_of_other_names_train_in_the_roles_the_dataset_gives_them(tmp_path):
+    paths = write_features(tmp_path, splits=("fold1", "fold2", "fold3"), sizes=(16, 8, 8), ledger=True)
+    with pytest.raises(AudiobenchError, match="train.h5"):  # no roles recorded: the split named "train" is looked for
+        train("toy", root=tmp_path, variant="att-strong", epochs=1, out=tmp_path / "none", **TINY)
+    with Ledger(paths.ledger) as ledger:  # what registering a manifest with `role = ...` per split records
+        ledger.set_meta(roles={"train": "fold1", "val": "fold2", "test": "fold3"})
+    result = train("toy", root=tmp_path, variant="att-strong", epochs=1, out=tmp_path / "run", **TINY)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["clips"] == {"train": 16, "val": 8, "test": 8} and len(metrics["epochs"]) == 1
+    with Ledger(paths.ledger) as ledger:
+        ledger.set_meta(roles={"train": "fold1", "val": "fold2"})
+    with pytest.raises(AudiobenchError, match='has no test split: give one \\[splits.\\*\\] table of its manifest `role = "test"`'):
+        train("toy", root=tmp_path, variant="att-strong", epochs=1, out=tmp_path / "again", **TINY)
 
 
 def test_missing_features_and_bad_options_are_one_line_errors(toy_root, tmp_path):

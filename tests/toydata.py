@@ -34,24 +34,26 @@ def _clip(rng: np.random.Generator, split: str, i: int, frames: int) -> tuple[Cl
 
 
 def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_train: bool = True,
-                   seed: int = 0, lengths: dict[str, list[int]] | None = None, ledger: bool = False) -> DatasetPaths:
+                   seed: int = 0, lengths: dict[str, list[int]] | None = None, ledger: bool = False,
+                   splits: tuple[str, str, str] = ("train", "val", "test")) -> DatasetPaths:
     """train/val/test feature files through the cache's SplitWriter, as featurize writes them.
 
-    ``ledger``: also a ledger listing the same clips, all ``ok`` (as if fetched), for ``status``.
+    ``ledger``: also a ledger listing the same clips, all ``ok`` (as if fetched), for ``status``. ``splits``:
+    the names of the three splits (the first has strong labels with ``strong_train``).
     """
     paths = DatasetPaths(root, name)
     fid = feature_id()
     rng = np.random.default_rng(seed)
-    for split, n in zip(("train", "val", "test"), sizes):
+    for split, n in zip(splits, sizes):
         frames = (lengths or {}).get(split, [FRAMES] * n)
-        has_strong = strong_train if split == "train" else False
+        has_strong = strong_train if split == splits[0] else False
         header = SplitHeader(name, split, CLASSES, has_strong, fid, "float32")
         path = split_path(paths.feature_dir(fid), split)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = SplitWriter(path, header, capacity=n, t_max=max(frames))
         made = [_clip(rng, split, i, frames[i]) for i in range(n)]
         if not has_strong:
-            made = [(Clip(c.clip_id, c.split, c.ytid, c.start, c.end, c.weak, None), x) for c, x in made]
+            made = [(Clip(c.clip_id, c.split, c.source_id, c.start, c.end, c.weak, None), x) for c, x in made]
         writer.append([c for c, _ in made], [x for _, x in made])
         writer.commit()
         if ledger:

@@ -79,7 +79,7 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
                                "coverage": [asdict(r) for r in result.coverage]}, indent=2))
         click.get_current_context().exit(result.summary.exit_code)
     for failure in result.summary.failures[:20]:
-        click.echo(f"{failure.status:11s} {failure.clip_id}: {failure.error}")
+        click.echo(f"{failure.status:11s} {failure.clip_id}: {failure.reason}")
     if len(result.summary.failures) > 20:
         click.echo(f"... and {len(result.summary.failures) - 20} more (audiobench status {dataset})")
     click.echo(coverage_table(result.coverage))

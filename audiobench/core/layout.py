@@ -19,7 +19,9 @@ DEFAULT_ROOT = Path("audiobench-data")
 ROOT_ENV = "AUDIOBENCH_ROOT"
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+# What any source's recording ID must look like to become part of a clip's file name (each source checks
+# its own, stricter rule first: ``audiobench.data.sources``).
+_SOURCE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -27,14 +29,6 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     if root is None or str(root) == "":
         root = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
     return Path(root).expanduser()
-
-
-def validate_ytid(ytid: str, *, where: str = "") -> str:
-    """Refuse anything but an 11-character YouTube ID before it becomes part of a path or URL."""
-    if not isinstance(ytid, str) or not _YTID.match(ytid):
-        prefix = f"{where}: " if where else ""
-        raise AudiobenchError(f"{prefix}invalid YouTube ID {ytid!r} (expected 11 characters of A-Z a-z 0-9 _ -)")
-    return ytid
 
 
 def validate_name(name: object, *, what: str = "dataset name", where: str = "") -> str:
@@ -50,10 +44,15 @@ def validate_name(name: object, *, what: str = "dataset name", where: str = "") 
     return name
 
 
-def clip_id_for(ytid: str, start: float, end: float) -> str:
-    """The clip's stable name, ``<ytid>_<start_ms>_<end_ms>``: safe as a file name because the ID is validated."""
-    validate_ytid(ytid)
-    return f"{ytid}_{round(start * 1000):d}_{round(end * 1000):d}"
+def clip_id_for(source_id: str, start: float, end: float) -> str:
+    """The clip's stable name, ``<source_id>_<start_ms>_<end_ms>`` (``<ytid>_...`` for YouTube clips).
+
+    Safe as a file name: an ID that could leave its folder (a separator, a leading dot, a space) is refused.
+    """
+    if not isinstance(source_id, str) or not _SOURCE_ID.match(source_id):
+        raise AudiobenchError(f"invalid recording ID {source_id!r}: it cannot be part of a file name "
+                              "(letters, digits, '.', '_' and '-', not starting with '.', at most 128)")
+    return f"{source_id}_{round(start * 1000):d}_{round(end * 1000):d}"
 
 
 def ensure_writable_dir(path: Path) -> Path:

@@ -1,7 +1,11 @@
-"""The typed records every stage passes around: classes, strong events, clips."""
+"""The typed records every stage passes around: classes, strong events, clips, failed clips."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# The source of a clip that names none: every clip of a ledger written before sources existed came from
+# YouTube (``audiobench.data.sources`` holds the sources and their ID rules).
+DEFAULT_SOURCE = "youtube"
 
 
 @dataclass(frozen=True)
@@ -29,17 +33,19 @@ class Event:
 class Clip:
     """One segment of one recording, with its labels.
 
-    ``events`` is ``None`` where the split has weak labels only; an empty tuple means "strongly labelled,
-    no event".
+    The recording is ``source_id`` in ``source`` (a YouTube ID for ``"youtube"``), checked by that source
+    before the clip is registered; ``start`` and ``end`` are seconds into it. ``events`` is ``None`` where
+    the split has weak labels only; an empty tuple means "strongly labelled, no event".
     """
 
     clip_id: str
     split: str
-    ytid: str
+    source_id: str
     start: float
     end: float
     weak: tuple[int, ...] = ()
     events: tuple[Event, ...] | None = None
+    source: str = DEFAULT_SOURCE
 
     @property
     def duration(self) -> float:
@@ -52,7 +58,7 @@ class ClipStatus:
 
     clip_id: str
     split: str
-    ytid: str
+    source_id: str
     start: float
     end: float
     status: str
@@ -63,6 +69,7 @@ class ClipStatus:
     duration: float | None = None
     path: str | None = None
     updated: str | None = None
+    source: str = DEFAULT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -77,3 +84,18 @@ class AudioRecord:
     source_mtime_ns: int | None = None
     source_bytes: int | None = None  # size and sha256 of the raw file it was made from: what "same raw file" means
     source_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ClipFailure:
+    """A clip a stage could not process, and why in one line; the stage's other clips go on.
+
+    ``status`` is what the ledger holds for the clip after the stage: fetch tells ``unavailable`` (gone for
+    good) from ``failed`` (worth a retry) and ``pending`` (refused: slow down); resample and featurize
+    record only ``failed``.
+    """
+
+    clip_id: str
+    reason: str
+    split: str | None = None
+    status: str = "failed"

@@ -4,6 +4,9 @@ Workers are threads (downloads wait on the network, not the CPU); only the calli
 ledger. A clip's file lands under ``raw/<split>/<clip_id>.flac`` by rename after it was validated, and
 only then is the clip marked ``ok``: a run killed at any moment leaves no half file that counts.
 
+Only YouTube recordings are downloaded (``[source] kind = "youtube"``, the default): a dataset or clip of
+another source is refused in one line before anything is fetched.
+
 The network is never a clip's fault: before the first download the media host must answer (else
 :class:`SourceUnreachable`, exit status 3, nothing marked), and a download whose connection never opened
 leaves its clip as it was; ``max_network_errors`` of those in a row stop the run, as refusals do.
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from audiobench.core.records import ClipStatus
+from audiobench.core.records import ClipFailure, ClipStatus
 from audiobench.data.coverage import ALL, CoverageRow, coverage
 from audiobench.data.decode import DecodeError, read_audio
 from audiobench.data.sources.youtube import (
@@ -37,7 +40,9 @@ from audiobench.core.layout import DatasetPaths, ensure_writable_dir, require_in
 from audiobench.data.ledger import Ledger
 from audiobench.core.network import endpoint, require_reachable
 from audiobench.core.parallel import map_unordered
+from audiobench.data.manifests import load_manifest
 from audiobench.data.register import Registration, register_dataset
+from audiobench.data.sources import require_fetchable
 
 DURATION_TOLERANCE = 0.1  # seconds a cut may differ from its segment
 
@@ -80,7 +85,7 @@ class DownloadSummary:
     counts: dict[str, int]
     stopped_early: bool
     message: str | None = None  # why the run stopped early, or why it counts as empty; one line
-    failures: list[ClipOutcome] = field(default_factory=list)
+    failures: list[ClipFailure] = field(default_factory=list)
     exit_code: int = 0  # for the command line: 3 stopped early (rerun later), 2 nothing fetched at all
 
 
@@ -101,9 +106,11 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
     >>> fetch("sl-dcase17", root="data", options=FetchOptions(split="test", limit=10))   # doctest: +SKIP
     """
     options = options or FetchOptions()
+    manifest = load_manifest(dataset)
+    require_fetchable(manifest.source, what=f"dataset {manifest.name!r} ({manifest.path})")
     check_source_template(options.source_template)  # before any work, so the message comes first
     require_javascript_runtime(options.source_template)
-    registration = register_dataset(dataset, root=root, mirror=index_mirror)
+    registration = register_dataset(manifest.path, root=root, mirror=index_mirror)
     paths = DatasetPaths(resolve_root(root), registration.dataset)
     with Ledger(paths.ledger) as ledger:
         splits_of(ledger, options.split)
@@ -171,8 +178,10 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
     if options.download.cookies is not None and not options.download.cookies.is_file():
         raise AudiobenchError(f"--cookies {options.download.cookies}: no such file")
     rows = select_clips(ledger, options)
+    for row in rows:
+        require_fetchable(row.source, what=f"clip {row.clip_id} of {ledger.path}")
     if rows:
-        require_reachable(source_url(options.source_template, rows[0].ytid), proxy=options.download.proxy,
+        require_reachable(source_url(options.source_template, rows[0].source_id), proxy=options.download.proxy,
                           hint=f"no clip was tried or marked; {_network_hint(options)}")
     partial = ensure_writable_dir(paths.raw / ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of a killed run: never counted, start afresh
@@ -186,7 +195,8 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
         return fetch_one(row, paths, options, js_runtimes=js_runtimes, limiter=limiter, stop=stop)
 
     counts = dict.fromkeys(("ok", "unavailable", "failed", "pending"), 0)
-    failures: list[ClipOutcome] = []
+    failures: list[ClipFailure] = []
+    split_of = {row.clip_id: row.split for row in rows}
     refusals_in_a_row, last_refusal = 0, ""
     network_in_a_row, last_network = 0, ""
     reason = ""  # what stopped the run: "refusals" or "network"
@@ -207,7 +217,8 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
                       if getattr(outcome, k) is not None}
             ledger.mark(outcome.clip_id, outcome.status, error=outcome.error, attempts=outcome.tries, **fields)
         if outcome.status != "ok" and outcome.tries:
-            failures.append(outcome)
+            failures.append(ClipFailure(outcome.clip_id, outcome.error or "", split_of[outcome.clip_id],
+                                        outcome.status))
         if outcome.refused:
             refusals_in_a_row += 1
             last_refusal = outcome.error or ""
@@ -219,7 +230,7 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
     message = None
     if reason == "network":
         message = (f"stopped early: {options.max_network_errors} downloads in a row could not connect to "
-                   f"{endpoint(source_url(options.source_template, rows[0].ytid), proxy=options.download.proxy)} "
+                   f"{endpoint(source_url(options.source_template, rows[0].source_id), proxy=options.download.proxy)} "
                    f"({last_network}). {counts['pending']} clips were left as they were; "
                    f"{_network_hint(options)}, then rerun.")
     elif reason == "refusals":
@@ -239,8 +250,8 @@ def _network_hint(options: FetchOptions) -> str:
 def fetch_one(row: ClipStatus, paths: DatasetPaths, options: FetchOptions, *,
               js_runtimes: dict[str, dict[str, str]], limiter: RateLimiter, stop: threading.Event) -> ClipOutcome:
     """Try one clip up to ``1 + retries`` times; transient failures back off exponentially with jitter."""
-    request = SegmentRequest(row.clip_id, row.ytid, row.start, row.end,
-                             source_url(options.source_template, row.ytid))
+    request = SegmentRequest(row.clip_id, row.source_id, row.start, row.end,
+                             source_url(options.source_template, row.source_id))
     workdir = require_inside(paths.raw / ".partial" / row.clip_id, paths.raw / ".partial")  # it gets rmtree
     error, tries = None, 0
     for attempt in range(options.retries + 1):

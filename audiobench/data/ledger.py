@@ -3,6 +3,10 @@
 One file per dataset (``<root>/<dataset>/ledger.sqlite``). Every write is its own transaction, so a
 process killed at any moment leaves every finished clip recorded. Fetch workers are threads: one
 connection guarded by a lock serves them all (SQLite serialises writers anyway).
+
+A ledger written by an older release is upgraded in place when opened, in one transaction: release 0.1
+named a clip's recording ``ytid`` (every clip came from YouTube); it is now ``source_id`` beside ``source``,
+which older rows get as ``'youtube'``.
 """
 from __future__ import annotations
 
@@ -15,20 +19,21 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from audiobench.core.records import AudioRecord, ClassInfo, Clip, ClipStatus, Event
+from audiobench.core.records import DEFAULT_SOURCE, AudioRecord, ClassInfo, Clip, ClipStatus, Event
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import disk_full_error, is_disk_full
+from audiobench.data.sources import validate_source_id
 
 STATUSES = ("pending", "ok", "unavailable", "failed")
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS classes (idx INTEGER PRIMARY KEY, mid TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS splits (name TEXT PRIMARY KEY, strong INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS clips (
     clip_id TEXT PRIMARY KEY,
     split TEXT NOT NULL REFERENCES splits(name),
-    ytid TEXT NOT NULL,
+    source_id TEXT NOT NULL,
     start REAL NOT NULL,
     "end" REAL NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'ok', 'unavailable', 'failed')),
@@ -39,7 +44,8 @@ CREATE TABLE IF NOT EXISTS clips (
     duration REAL,
     path TEXT,
     created TEXT NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}'
 );
 CREATE INDEX IF NOT EXISTS clips_split_status ON clips (split, status);
 CREATE TABLE IF NOT EXISTS weak (clip_id TEXT NOT NULL REFERENCES clips(clip_id), class_idx INTEGER NOT NULL,
@@ -59,11 +65,15 @@ CREATE TABLE IF NOT EXISTS audio (
     source_sha256 TEXT
 );
 """
+# Columns renamed since the first ledgers were written: (table, old name, new name), renamed in an older file
+# on open, before the added columns below.
+_RENAMED_COLUMNS = (("clips", "ytid", "source_id"),)
 # Columns added since the first ledgers were written: (table, column, type), added to an older file on open.
-_ADDED_COLUMNS = (("audio", "source_bytes", "INTEGER"), ("audio", "source_sha256", "TEXT"))
+_ADDED_COLUMNS = (("audio", "source_bytes", "INTEGER"), ("audio", "source_sha256", "TEXT"),
+                  ("clips", "source", f"TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}'"))
 
-_CLIP_COLUMNS = ("clip_id", "split", "ytid", "start", "end", "status", "attempts", "last_error", "bytes",
-                 "sha256", "duration", "path", "updated")
+_CLIP_COLUMNS = ("clip_id", "split", "source_id", "start", "end", "status", "attempts", "last_error", "bytes",
+                 "sha256", "duration", "path", "updated", "source")
 
 
 def now() -> str:
@@ -86,14 +96,34 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            for table, column, kind in _ADDED_COLUMNS:
-                if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             if is_disk_full(exc):
                 raise disk_full_error(self.path.parent) from None
             raise AudiobenchError(f"{self.path}: not a usable ledger ({exc})") from None
         self._lock = threading.RLock()
+
+    def _upgrade(self) -> None:
+        """Bring an older ledger's tables to this schema, in one transaction; a current file takes no lock
+        (and of two processes opening the same old file at once, the second finds the work done)."""
+        def changes() -> list[str]:
+            columns = {t: {row[1] for row in self._db.execute(f"PRAGMA table_info({t})")} for t in ("clips", "audio")}
+            out = [f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}" for table, old, new in _RENAMED_COLUMNS
+                   if old in columns[table] and new not in columns[table]]
+            return out + [f"ALTER TABLE {table} ADD COLUMN {column} {kind}" for table, column, kind in _ADDED_COLUMNS
+                          if column not in columns[table]]
+
+        if not changes():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in changes():
+                self._db.execute(statement)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -156,6 +186,7 @@ class Ledger:
     def add_clips(self, clips: Iterable[Clip]) -> int:
         """Register listed clips as ``pending`` with their labels; clips already present are left as they are.
 
+        Each clip's recording ID is checked by its source first: one that is not valid registers nothing.
         Returns the number of new clips.
         """
         added = 0
@@ -163,13 +194,14 @@ class Ledger:
         with self._transaction() as db:
             known_splits = {name for (name,) in db.execute("SELECT name FROM splits")}
             for clip in clips:
+                validate_source_id(clip.source, clip.source_id, where=f"clip {clip.clip_id}")
                 if clip.split not in known_splits:
                     db.execute("INSERT INTO splits VALUES (?, ?)", (clip.split, int(clip.events is not None)))
                     known_splits.add(clip.split)
                 cur = db.execute(
-                    'INSERT OR IGNORE INTO clips (clip_id, split, ytid, start, "end", created, updated) '
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (clip.clip_id, clip.split, clip.ytid, clip.start, clip.end, stamp, stamp),
+                    'INSERT OR IGNORE INTO clips (clip_id, split, source, source_id, start, "end", created, updated) '
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (clip.clip_id, clip.split, clip.source, clip.source_id, clip.start, clip.end, stamp, stamp),
                 )
                 if cur.rowcount == 0:
                     continue
@@ -207,8 +239,8 @@ class Ledger:
     def clips(self, *, split: str | None = None, status: str | Sequence[str] | None = None) -> list[Clip]:
         """Clips with their weak labels and (for strongly labelled splits) events, ordered by clip id."""
         where, params = self._filter(split=split, status=status)
-        rows = self._query(f'SELECT clip_id, split, ytid, start, "end" FROM clips{where} ORDER BY split, clip_id',
-                           params)
+        rows = self._query(f'SELECT clip_id, split, source_id, start, "end", source FROM clips{where} '
+                           "ORDER BY split, clip_id", params)
         strong = self.splits()
         weak: dict[str, list[int]] = defaultdict(list)
         for clip_id, c in self._query("SELECT clip_id, class_idx FROM weak ORDER BY clip_id, class_idx"):
@@ -218,9 +250,9 @@ class Ledger:
                                                "ORDER BY clip_id, onset, offset, class_idx"):
             events[clip_id].append(Event(c, on, off))
         return [
-            Clip(cid, sp, yt, st, en, tuple(weak.get(cid, ())),
-                 tuple(events.get(cid, ())) if strong.get(sp) else None)
-            for cid, sp, yt, st, en in rows
+            Clip(cid, sp, sid, st, en, tuple(weak.get(cid, ())),
+                 tuple(events.get(cid, ())) if strong.get(sp) else None, source)
+            for cid, sp, sid, st, en, source in rows
         ]
 
     @staticmethod

@@ -1,9 +1,11 @@
 """Dataset manifests: ``manifests/<name>.toml`` read into frozen, checked specs.
 
-A manifest is everything dataset-specific: the classes, the list files (official URL, sha256, where a
-mirror keeps them), and per split the list file, its format (the parser, see ``audiobench.data.lists``),
-whether it has strong labels, and how splits that share a list divide it. Stages never branch on a
-dataset name; they read a ``Manifest``.
+A manifest is everything dataset-specific: where the recordings come from (``[source] kind``, see
+``audiobench.data.sources``; ``youtube`` when the table is absent), the classes, the list files (official
+URL, sha256, where a mirror keeps them), and per split (any names) the list file, its format (the parser,
+see ``audiobench.data.lists``), whether it has strong labels, the role it plays in training
+(``audiobench.data.roles``) and how splits that share a list divide it. Stages never branch on a dataset
+name; they read a ``Manifest``.
 
 Where manifests are found, first match wins:
 1. ``$AUDIOBENCH_MANIFESTS`` (a folder: your own datasets, or edited copies);
@@ -24,10 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from audiobench.core.records import ClassInfo
+from audiobench.core.records import DEFAULT_SOURCE, ClassInfo
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import validate_name
 from audiobench.data.lists import class_format, clip_format
+from audiobench.data.roles import assign_roles
+from audiobench.data.sources import get_source
 
 MANIFESTS_ENV = "AUDIOBENCH_MANIFESTS"
 PartitionMethod = Literal["stratified", "random"]
@@ -58,13 +62,15 @@ class ClassSource:
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """One split: its list file and format; ``share`` is its fraction of a list shared with other splits."""
+    """One split: its list file and format; ``share`` is its fraction of a list shared with other splits;
+    ``role`` the part it declares in training (``train``, ``val``, ``test``; None: see ``Manifest.roles``)."""
 
     name: str
     file: str
     format: str
     strong: bool
     share: float | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,12 @@ class Manifest:
     splits: tuple[SplitSpec, ...]
     partition: Partition | None
     path: Path
+    source: str = DEFAULT_SOURCE  # the [source] kind: where the recordings come from
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Role (``train``, ``val``, ``test``) -> the split that plays it (declared, else the split of that name)."""
+        return assign_roles({s.name: s.role for s in self.splits}, where=str(self.path))
 
     def index_file(self, name: str) -> IndexFile:
         for spec in self.index:
@@ -174,8 +186,21 @@ def _build(data: dict[str, Any], path: Path) -> Manifest:
         raise AudiobenchError(f"{path}: no [splits.*] table")
     partition = _partition(data.get("partition"), path)
     _check_shares(splits, partition, path)
+    assign_roles({s.name: s.role for s in splits}, where=str(path))  # a bad role: an error now, not when training
     return Manifest(name, _get(data, "description", str, path, "the manifest", ""), classes, index, splits,
-                    partition, path)
+                    partition, path, _source(data.get("source"), path))
+
+
+def _source(table: Any, path: Path) -> str:
+    """The ``[source]`` table's ``kind`` (a registered source); ``youtube`` when the table is absent."""
+    if table is None:
+        return DEFAULT_SOURCE
+    if not isinstance(table, dict):
+        raise AudiobenchError(f"{path}: [source] is not a table")
+    unknown = sorted(set(table) - {"kind"})
+    if unknown:
+        raise AudiobenchError(f"{path}: [source] has unknown key(s) {', '.join(unknown)} (it takes `kind`)")
+    return get_source(_get(table, "kind", str, path, "[source]"), where=f"{path}: [source] kind").kind
 
 
 def _index_file(table: Any, path: Path, i: int) -> IndexFile:
@@ -231,13 +256,14 @@ def _split(name: str, table: Any, path: Path, index_names: set[str]) -> SplitSpe
         raise AudiobenchError(f"{path}: {where}: {exc}") from None
     strong = _get(table, "strong", bool, path, where)
     share = _get(table, "share", (int, float), path, where, None)
+    role = _get(table, "role", str, path, where, None)
     if file not in index_names:
         raise AudiobenchError(f"{path}: {where} file {file!r} is not among the [[index]] files")
     if strong and not fmt.strong:
         raise AudiobenchError(f"{path}: {where} says strong = true but format {fmt.name!r} has weak labels only")
     if share is not None and not 0 < share < 1:
         raise AudiobenchError(f"{path}: {where} share {share} is not between 0 and 1")
-    return SplitSpec(name, file, fmt.name, strong, None if share is None else float(share))
+    return SplitSpec(name, file, fmt.name, strong, None if share is None else float(share), role)
 
 
 def _partition(table: Any, path: Path) -> Partition | None:

@@ -85,7 +85,8 @@ def _parse_splits(manifest: Manifest, index_dir: Path, classes: Sequence[ClassIn
     splits: dict[str, list[Clip]] = {}
     for file in dict.fromkeys(s.file for s in manifest.splits):
         group = [s for s in manifest.splits if s.file == file]
-        clips = parse_clips(index_dir / file, group[0].format, classes=classes, split=group[0].name)
+        clips = parse_clips(index_dir / file, group[0].format, classes=classes, split=group[0].name,
+                            source=manifest.source)
         if group[0].share is None:
             splits[group[0].name] = clips
         else:
@@ -187,16 +188,23 @@ def write_ledger(ledger: Ledger, listed: ListedDataset, *, manifest: Manifest,
     """Record classes, splits and clips (``pending``) in ``ledger``; returns how many clips were new.
 
     Clips already in the ledger keep their status. A clip the ledger holds under another split (the split
-    rule or the lists changed) is an error: silently keeping the old split would mix train and test.
+    rule or the lists changed) is an error: silently keeping the old split would mix train and test. So is
+    one it holds from another source (the manifest's ``[source]`` changed): its files came from elsewhere.
     """
     ledger.set_classes(listed.classes)
-    known = {row.clip_id: row.split for row in ledger.statuses()}
+    known = {row.clip_id: row for row in ledger.statuses()}
     for split, clips in listed.splits.items():
         for clip in clips:
-            if known.get(clip.clip_id, split) != split:
+            row = known.get(clip.clip_id)
+            if row is not None and row.split != split:
                 raise AudiobenchError(
-                    f"{ledger.path}: clip {clip.clip_id} is in split {known[clip.clip_id]!r} there but "
+                    f"{ledger.path}: clip {clip.clip_id} is in split {row.split!r} there but "
                     f"{split!r} in the lists (the lists or the split rule changed); use a new --root"
+                )
+            if row is not None and row.source != clip.source:
+                raise AudiobenchError(
+                    f"{ledger.path}: clip {clip.clip_id} comes from source {row.source!r} there but "
+                    f"{clip.source!r} in the manifest (its [source] changed); use a new --root"
                 )
     added = sum(ledger.add_clips(clips) for clips in listed.splits.values())
     partition_rule = manifest.partition
@@ -206,6 +214,7 @@ def write_ledger(ledger: Ledger, listed: ListedDataset, *, manifest: Manifest,
         manifest=manifest.path.name,
         splits={s.name: {"file": s.file, "format": s.format, "strong": s.strong, "share": s.share}
                 for s in manifest.splits},
+        roles=manifest.roles,
         partition=None if partition_rule is None else {"seed": partition_rule.seed, "method": partition_rule.method},
         index={p.name: sha256_file(p) for p in index_files},
         listed=listed.counts(),

@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audiobench.core.records import AudioRecord, ClipStatus
+from audiobench.core.records import AudioRecord, ClipFailure, ClipStatus
 from audiobench.data.decode import ffmpeg_exe, read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
 from audiobench.data.index import sha256_file
@@ -96,8 +96,8 @@ class ResampleResult:
         object.__setattr__(self, "counts", counts)
 
     @property
-    def failed(self) -> tuple[ResampleRow, ...]:
-        return tuple(r for r in self.rows if r.outcome == "failed")
+    def failed(self) -> tuple[ClipFailure, ...]:
+        return tuple(ClipFailure(r.clip_id, r.reason or "", r.split) for r in self.rows if r.outcome == "failed")
 
     @property
     def empty(self) -> bool:

@@ -29,7 +29,7 @@ import numpy as np
 
 from audiobench.features.store import (ExistingSplit, ShardIndex, SplitHeader, SplitWriter, feature_file, read_existing,
                               read_shard_index, shard_dir, shard_name, split_path, write_shard)
-from audiobench.core.records import AudioRecord, Clip
+from audiobench.core.records import AudioRecord, Clip, ClipFailure
 from audiobench.data.decode import read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.base import DEFAULT_EXTRACTOR, Extractor, FeatureDtype, check_dtype, get_extractor
@@ -45,12 +45,6 @@ __all__ = ["ClipFailure", "FeaturizeResult", "SplitResult", "feature_file", "fea
 MAX_SHARD_CLIPS = 32  # clips per task at most: little is lost to a kill, and workers stay balanced
 MIN_SHARD_CLIPS = 2  # the last tasks: one file per clip would cost more than it balances
 _ROWS_PER_WRITE = 32  # rows the main process gathers before one write into the split file
-
-
-@dataclass(frozen=True)
-class ClipFailure:
-    clip_id: str
-    reason: str
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 * ``logmel`` ``[N, T_max, dims]`` float32 (or float16), one clip per chunk, padded with the extractor's
   padding value (VGGish: 64 dims, ``log(0.01)``);
   ``length`` int32 ``[N]``, the true frame counts;
-* ``clip_id``, ``ytid`` (UTF-8 strings), ``start``, ``end`` float64 ``[N]``; ``weak`` uint8 ``[N, C]``;
+* ``clip_id``, ``ytid`` (UTF-8 strings: the recording's ID in its source, a YouTube ID for YouTube clips),
+  ``start``, ``end`` float64 ``[N]``; ``weak`` uint8 ``[N, C]``;
 * ``audio_sha256`` (hex strings ``[N]``): the sha256 of the ``audio/`` file each row was computed from, so a
   rerun recomputes a clip whose audio changed (empty in files written before it was recorded);
 * splits with strong labels: ``strong`` uint8 ``[N, T_max, C]`` frame targets (see
@@ -404,7 +405,7 @@ class SplitWriter:
             weak[i, list(c.weak)] = 1
         self._weak.append(weak)
         self._clip_ids += [c.clip_id for c in clips]
-        self._ytids += [c.ytid for c in clips]
+        self._ytids += [c.source_id for c in clips]
         self._start += [c.start for c in clips]
         self._end += [c.end for c in clips]
         self._length += lengths

@@ -31,6 +31,7 @@ from audiobench.models.checkpoint import CHECKPOINT_META
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
 from audiobench.core.locking import exclusive
+from audiobench.data.roles import split_for
 from audiobench.core.parallel import Backend, check_backend, map_unordered
 from audiobench.training.splits import training_frames
 from audiobench.training.train import METRICS, TRAINING_RECIPE, TrainConfig, TrainResult, read_result, run
@@ -106,7 +107,8 @@ def check_study(config: CompareConfig, root: Path) -> None:
     specs = check_options(config)
     from audiobench.features.store import feature_file
 
-    train_file = feature_file(DatasetPaths(root, config.dataset), "train", config.train.feature_id)
+    paths = DatasetPaths(root, config.dataset)
+    train_file = feature_file(paths, split_for(paths, "train"), config.train.feature_id)
     with h5py.File(train_file, "r") as f:
         has_strong = bool(f.attrs["has_strong"])
     for spec in specs:
@@ -282,7 +284,8 @@ def _check_same_study(run_dir: Path, config: CompareConfig) -> None:
 def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:
     from audiobench.features.store import feature_file
 
-    with h5py.File(feature_file(DatasetPaths(root, config.dataset), "train", config.train.feature_id), "r") as f:
+    paths = DatasetPaths(root, config.dataset)
+    with h5py.File(feature_file(paths, split_for(paths, "train"), config.train.feature_id), "r") as f:
         classes = [{"mid": str(m), "name": str(n)} for m, n in zip(f.attrs["class_mids"], f.attrs["class_names"])]
     payload: dict[str, Any] = {
         "dataset": config.dataset, "variants": list(config.variants), "trials": config.trials, "classes": classes,
@@ -299,8 +302,9 @@ def _strong_file(root: Path, config: CompareConfig) -> Path | None:
     """The first of test, val, train whose features carry strong labels (for durations and Fig. 5)."""
     from audiobench.features.store import feature_file
 
-    for split in ("test", "val", "train"):
-        path = feature_file(DatasetPaths(root, config.dataset), split, config.train.feature_id)
+    paths = DatasetPaths(root, config.dataset)
+    for role in ("test", "val", "train"):
+        path = feature_file(paths, split_for(paths, role), config.train.feature_id)
         with h5py.File(path, "r") as f:
             if bool(f.attrs["has_strong"]):
                 return path
@@ -311,7 +315,8 @@ def write_class_durations(run_dir: Path, root: Path, config: CompareConfig) -> N
     """Mean event duration per class, from the training split's strong labels (Fig. 4's x axis)."""
     from audiobench.features.store import feature_file
 
-    path = feature_file(DatasetPaths(root, config.dataset), "train", config.train.feature_id)
+    paths = DatasetPaths(root, config.dataset)
+    path = feature_file(paths, split_for(paths, "train"), config.train.feature_id)
     with h5py.File(path, "r") as f:
         if not bool(f.attrs["has_strong"]):
             return

@@ -1,6 +1,7 @@
 """The three feature splits a training run reads, opened and checked once.
 
-``train`` yields fixed-length items (padded with silence or cropped at random, seeded by the run's seed and
+They are the splits that play the roles ``train``, ``val`` and ``test`` (``audiobench.data.roles``: as the
+dataset's manifest says, else the splits of those names). ``train`` yields fixed-length items (padded with silence or cropped at random, seeded by the run's seed and
 the epoch); ``val`` and ``test`` yield true-length items (their ``lengths`` let inference batch equal
 lengths together).
 """
@@ -16,9 +17,10 @@ from audiobench.core.records import ClassInfo
 from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths
+from audiobench.data.roles import split_for
 from audiobench.models.net import SEGMENT_FRAMES
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the roles; ``Splits.files`` maps each to its split's file
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +44,8 @@ class Splits:
 
 def open_splits(paths: DatasetPaths, *, feature_id: str | None, frames: int, seed: int) -> Splits:
     """Open train/val/test of a dataset's feature set; refuse splits whose classes differ or that are empty."""
-    files = {split: feature_file(paths, split, feature_id) for split in SPLITS}
+    names = {role: split_for(paths, role) for role in SPLITS}
+    files = {role: feature_file(paths, names[role], feature_id) for role in SPLITS}
     train = LogmelDataset(files["train"], frames=frames, crop="random", seed=seed)
     val = LogmelDataset(files["val"], frames=None)
     test = LogmelDataset(files["test"], frames=None)
@@ -99,7 +102,8 @@ def check_splits(splits: Splits, *, dataset: str) -> Splits:
 
 def training_frames(paths: DatasetPaths, *, feature_id: str | None, frames: int | None) -> int:
     """The training input length of a dataset's training split (see :func:`resolve_frames`)."""
-    return resolve_frames(summarize_split(feature_file(paths, "train", feature_id)).longest, frames)
+    return resolve_frames(summarize_split(feature_file(paths, split_for(paths, "train"), feature_id)).longest,
+                          frames)
 
 
 def resolve_frames(longest: int, frames: int | None) -> int:

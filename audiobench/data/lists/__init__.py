@@ -1,6 +1,7 @@
 """Parsers for the published list formats, by the name a manifest gives them.
 
-Each clip parser takes ``(path, *, classes, split)`` and returns ``audiobench.core.records.Clip`` records; each
+Each clip parser takes ``(path, *, classes, split, source)`` and returns ``audiobench.core.records.Clip``
+records whose recording IDs ``source`` (``audiobench.data.sources``, default ``youtube``) has checked; each
 class parser takes ``(path)`` and returns ``ClassInfo`` records. A line that does not parse is an
 ``InputFormatError`` naming the file and line; no row is ever dropped silently.
 
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiobench.core.records import ClassInfo, Clip
+from audiobench.core.records import DEFAULT_SOURCE, ClassInfo, Clip
 from audiobench.core.errors import AudiobenchError
 from audiobench.data.lists.audioset import parse_audioset_segments, parse_class_labels_indices, read_audioset_header
 from audiobench.data.lists.dcase2017 import (
@@ -71,9 +72,10 @@ def class_format(name: str) -> ClassParser:
         raise AudiobenchError(f"unknown class-list format {name!r} (known: {', '.join(CLASS_FORMATS)})") from None
 
 
-def parse_clips(path: Path, format_name: str, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
-    """Parse ``path`` with the named format: one ``Clip`` per listed segment."""
-    return clip_format(format_name).parse(Path(path), classes=classes, split=split)
+def parse_clips(path: Path, format_name: str, *, classes: Sequence[ClassInfo], split: str,
+                source: str = DEFAULT_SOURCE) -> list[Clip]:
+    """Parse ``path`` with the named format: one ``Clip`` per listed segment, its recording in ``source``."""
+    return clip_format(format_name).parse(Path(path), classes=classes, split=split, source=source)
 
 
 def parse_classes(path: Path, format_name: str) -> list[ClassInfo]:

@@ -11,9 +11,10 @@ import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.core.records import DEFAULT_SOURCE, ClassInfo, Clip, Event
 from audiobench.core.errors import AudiobenchError, InputFormatError
-from audiobench.core.layout import clip_id_for, validate_ytid
+from audiobench.core.layout import clip_id_for
+from audiobench.data.sources import validate_source_id
 
 # Strong-label times are compared with DCASE's to the millisecond; eusipco19 writes float-repr
 # artefacts such as 6.428999999999999, so every onset and offset is rounded to this many decimals.
@@ -125,16 +126,18 @@ class ClassMap:
         return tuple(sorted(indices))
 
 
-def make_clip(path: Path, line: int, *, split: str, ytid: str, start: float, end: float,
-              weak: tuple[int, ...], events: tuple[Event, ...] | None = None) -> Clip:
-    """A ``Clip`` whose YouTube ID and segment were checked before the ID becomes part of any name."""
+def make_clip(path: Path, line: int, *, split: str, source_id: str, start: float, end: float,
+              weak: tuple[int, ...], events: tuple[Event, ...] | None = None,
+              source: str = DEFAULT_SOURCE) -> Clip:
+    """A ``Clip`` whose recording ID (checked by its source) and segment were checked before the ID becomes
+    part of any name."""
     try:
-        validate_ytid(ytid, where=where(path, line))
+        validate_source_id(source, source_id, where=where(path, line))
     except AudiobenchError as exc:
         raise InputFormatError(str(exc)) from None
     if not start < end:
         raise format_error(path, line, f"segment start {start:g} is not before its end {end:g}")
-    return Clip(clip_id_for(ytid, start, end), split, ytid, start, end, weak, events)
+    return Clip(clip_id_for(source_id, start, end), split, source_id, start, end, weak, events, source)
 
 
 class UniqueClips:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from audiobench.core.records import ClassInfo, Clip
+from audiobench.core.records import DEFAULT_SOURCE, ClassInfo, Clip
 from audiobench.core.errors import InputFormatError
 from audiobench.data.lists._common import ClassMap, UniqueClips, csv_fields, format_error, make_clip, numbered_lines, seconds
 
@@ -34,11 +34,12 @@ def read_audioset_header(path: Path) -> dict[str, int]:
     return counts
 
 
-def parse_audioset_segments(path: Path, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
+def parse_audioset_segments(path: Path, *, classes: Sequence[ClassInfo], split: str,
+                            source: str = DEFAULT_SOURCE) -> list[Clip]:
     """Clips of an AudioSet segment CSV, weak labels only, in file order.
 
     >>> parse_audioset_segments(Path("eval_segments.csv"), classes=classes, split="test")[0]  # doctest: +SKIP
-    Clip(clip_id='--4gqARaEJE_0_10000', split='test', ytid='--4gqARaEJE', start=0.0, end=10.0, weak=(...))
+    Clip(clip_id='--4gqARaEJE_0_10000', split='test', source_id='--4gqARaEJE', start=0.0, end=10.0, weak=(...), ...)
     """
     path = Path(path)
     class_map = ClassMap(classes)
@@ -52,7 +53,7 @@ def parse_audioset_segments(path: Path, *, classes: Sequence[ClassInfo], split: 
         in_header = False
         ytid, start, end, labels = csv_fields(path, line, text, skipinitialspace=True, count=4)
         found.add(line, make_clip(
-            path, line, split=split, ytid=ytid.strip(),
+            path, line, split=split, source=source, source_id=ytid.strip(),
             start=seconds(path, line, start, what="start"), end=seconds(path, line, end, what="end"),
             weak=class_map.mids(path, line, labels),
         ))
@@ -65,7 +66,7 @@ def _check_header_counts(path: Path, clips: list[Clip]) -> None:
     declared = read_audioset_header(path)
     actual = {
         "num_segs": len(clips),
-        "num_ytids": len({c.ytid for c in clips}),
+        "num_ytids": len({c.source_id for c in clips}),
         "num_positive_labels": sum(len(c.weak) for c in clips),
         "num_unique_labels": len({w for c in clips for w in c.weak}),
     }

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.core.records import DEFAULT_SOURCE, ClassInfo, Clip, Event
 from audiobench.data.lists._common import (
     ClassMap, UniqueClips, check_event, csv_fields, format_error, make_clip, numbered_lines, seconds, split_wav_name,
 )
@@ -62,7 +62,8 @@ def _groundtruth(path: Path, classes: Sequence[ClassInfo], *, strong: bool) -> d
     return files
 
 
-def parse_dcase2017_strong(path: Path, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
+def parse_dcase2017_strong(path: Path, *, classes: Sequence[ClassInfo], split: str,
+                           source: str = DEFAULT_SOURCE) -> list[Clip]:
     """Clips of a strong ground-truth file, one per wav file, events sorted by time.
 
     >>> parse_dcase2017_strong(Path("groundtruth_strong_label_testing_set.csv"),
@@ -71,22 +72,26 @@ def parse_dcase2017_strong(path: Path, *, classes: Sequence[ClassInfo], split: s
     """
     path = Path(path)
     return [
-        make_clip(path, f.line, split=split, ytid=f.ytid, start=f.start, end=f.end, weak=tuple(sorted(f.weak)),
+        make_clip(path, f.line, split=split, source=source, source_id=f.ytid, start=f.start, end=f.end,
+                  weak=tuple(sorted(f.weak)),
                   events=tuple(sorted(f.events, key=lambda e: (e.onset, e.offset, e.class_index))))
         for f in _groundtruth(path, classes, strong=True).values()
     ]
 
 
-def parse_dcase2017_weak(path: Path, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
+def parse_dcase2017_weak(path: Path, *, classes: Sequence[ClassInfo], split: str,
+                         source: str = DEFAULT_SOURCE) -> list[Clip]:
     """Clips of a weak ground-truth file (one row per file and label), one clip per wav file."""
     path = Path(path)
     return [
-        make_clip(path, f.line, split=split, ytid=f.ytid, start=f.start, end=f.end, weak=tuple(sorted(f.weak)))
+        make_clip(path, f.line, split=split, source=source, source_id=f.ytid, start=f.start, end=f.end,
+                  weak=tuple(sorted(f.weak)))
         for f in _groundtruth(path, classes, strong=False).values()
     ]
 
 
-def parse_dcase2017_segments(path: Path, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
+def parse_dcase2017_segments(path: Path, *, classes: Sequence[ClassInfo], split: str,
+                             source: str = DEFAULT_SOURCE) -> list[Clip]:
     """Clips of ``testing_set.csv`` / ``training_set.csv``, labels from the MID column, in file order."""
     path = Path(path)
     class_map = ClassMap(classes)
@@ -94,7 +99,7 @@ def parse_dcase2017_segments(path: Path, *, classes: Sequence[ClassInfo], split:
     for line, text in numbered_lines(path):
         ytid, start, end, _names, mids = csv_fields(path, line, text, count=5)
         found.add(line, make_clip(
-            path, line, split=split, ytid=ytid,
+            path, line, split=split, source=source, source_id=ytid,
             start=seconds(path, line, start, what="start"), end=seconds(path, line, end, what="end"),
             weak=class_map.mids(path, line, mids),
         ))

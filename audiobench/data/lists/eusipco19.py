@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audiobench.core.records import ClassInfo, Clip, Event
+from audiobench.core.records import DEFAULT_SOURCE, ClassInfo, Clip, Event
 from audiobench.data.lists._common import (
     ClassMap, UniqueClips, check_event, csv_fields, format_error, make_clip, numbered_lines, seconds, split_wav_name,
 )
@@ -50,14 +50,15 @@ def _rows(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
         yield line, fields[1:]
 
 
-def parse_eusipco19_weak(path: Path, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
+def parse_eusipco19_weak(path: Path, *, classes: Sequence[ClassInfo], split: str,
+                         source: str = DEFAULT_SOURCE) -> list[Clip]:
     """Clips of ``test_set.csv`` or ``validation_set.csv``, weak labels only, in file order."""
     path = Path(path)
     class_map = ClassMap(classes)
     found = UniqueClips(path)
     for line, (ytid, start, end, labels) in _rows(path, _WEAK_HEADER):
         found.add(line, make_clip(
-            path, line, split=split, ytid=ytid,
+            path, line, split=split, source=source, source_id=ytid,
             start=seconds(path, line, start, what="start"), end=seconds(path, line, end, what="end"),
             weak=class_map.mids(path, line, labels.replace('"', "")),
         ))
@@ -74,7 +75,8 @@ class _Recording:
     events: list[Event] = field(default_factory=list)
 
 
-def parse_eusipco19_strong(path: Path, *, classes: Sequence[ClassInfo], split: str) -> list[Clip]:
+def parse_eusipco19_strong(path: Path, *, classes: Sequence[ClassInfo], split: str,
+                           source: str = DEFAULT_SOURCE) -> list[Clip]:
     """Clips of ``train_strong_labels.csv``: one per recording, weak = classes present, events sorted by time.
 
     The file has one row per (recording, label); rows of one recording need not be adjacent. A
@@ -94,8 +96,8 @@ def parse_eusipco19_strong(path: Path, *, classes: Sequence[ClassInfo], split: s
             rec.events.append(Event(cls, *check_event(path, line, onset, offset, duration=end - start,
                                                       row=f"{name} {mid}")))
     return [
-        make_clip(path, rec.line, split=split, ytid=rec.ytid, start=rec.start, end=rec.end,
-                  weak=tuple(sorted(rec.label_lines)),
+        make_clip(path, rec.line, split=split, source=source, source_id=rec.ytid, start=rec.start,
+                  end=rec.end, weak=tuple(sorted(rec.label_lines)),
                   events=tuple(sorted(rec.events, key=lambda e: (e.onset, e.offset, e.class_index))))
         for rec in recordings.values()
     ]

@@ -1,4 +1,4 @@
-"""Download one segment of one recording with yt-dlp, and say precisely how it ended.
+"""The ``youtube`` source: its ID rule, and downloading one segment of one recording with yt-dlp.
 
 yt-dlp does the work: format selection (best audio), the section cut (``download_ranges`` with
 ``force_keyframes_at_cuts``, which makes ffmpeg cut at the exact times), and the FLAC conversion
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import socket
 import sys
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from audiobench.data.decode import ffmpeg_exe
 from audiobench.core.errors import AudiobenchError
 
 YOUTUBE_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
+_YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 
 Outcome = Literal["ok", "unavailable", "failed", "refused", "network"]
 
@@ -40,6 +41,14 @@ _REFUSED = ("not a bot", "sign in to confirm", "too many requests", "rate-limit"
 # name so that the other yt-dlp handlers, which raise the stdlib's errors below, need nothing more.
 _NO_CONNECTION = ("NewConnectionError", "NameResolutionError", "ConnectTimeoutError")
 _NO_ROUTE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.ECONNREFUSED)
+
+
+def validate_youtube_id(ytid: str, *, where: str = "") -> str:
+    """Refuse anything but an 11-character YouTube ID before it becomes part of a path or URL."""
+    if not isinstance(ytid, str) or not _YTID.match(ytid):
+        prefix = f"{where}: " if where else ""
+        raise AudiobenchError(f"{prefix}invalid YouTube ID {ytid!r} (expected 11 characters of A-Z a-z 0-9 _ -)")
+    return ytid
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,8 @@ def ffmpeg_dir(ffmpeg: str | None = None) -> str:
     yt-dlp checks for ffmpeg on PATH before a section download (its ``ffmpeg_location`` option is not
     consulted there), and it needs the program to be called ``ffmpeg``; the wheel's binary is not.
     """
+    from audiobench.data.decode import ffmpeg_exe  # numpy and soundfile: not needed to check an ID
+
     target = ffmpeg or ffmpeg_exe()
     folder = Path(tempfile.mkdtemp(prefix="audiobench-ffmpeg-"))
     (folder / "ffmpeg").symlink_to(Path(target).resolve())
