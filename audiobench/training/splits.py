@@ -15,7 +15,7 @@ from audiobench.core.records import ClassInfo
 from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths
-from audiobench.models.net import SEGMENT_FRAMES
+from audiobench.models.shape import SEGMENT_FRAMES
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from audiobench import __version__, transfer
+from audiobench import __version__
+from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError
@@ -39,10 +40,12 @@ from audiobench.training.inference import Predictions, predict
 from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
 from audiobench.training.metrics import APResult, chance_map, mean_average_precision
-from audiobench.models.net import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
+from audiobench.models.net import Net, Output, build_net, init_prior_bias, use_fast_layout
 from audiobench.core.progress import progress
 from audiobench.training.splits import Splits, open_splits, training_frames
-from audiobench.models.variants import Variant, VariantSpec, require_strong, variant_spec
+from audiobench.models.shape import segments_for
+from audiobench.models.variants import VariantSpec, require_strong
+from audiobench.training.options import TrainConfig
 
 METRICS = "metrics.json"
 RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and no METRICS did not finish
@@ -50,45 +53,6 @@ RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and 
 # L8-a); part of a study's id, so that compare never pairs trials of two recipes.
 TRAINING_RECIPE = 2
 CURVE = "training-curve.png"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a run; stored in full in ``metrics.json`` and ``model.json``."""
-
-    dataset: str
-    variant: Variant
-    seed: int = 0
-    epochs: int = 50
-    lr: float = 1e-4  # 1e-4 for SL-DCASE-17, 1e-3 for AudioSet (the paper)
-    batch_size: int = 32
-    alpha: float = 1.0
-    beta: float = 1.0
-    width: float = 1.0
-    frames: int | None = None  # training input length; None: the training split's longest clip (resolved by run)
-    init: str | None = None  # None, "vggish:PATH" or "run:PATH"
-    freeze: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    patience: int | None = None
-    feature_id: str | None = None  # None: the VGGish float32 recipe (audiobench.features.vggish.feature_id())
-    workers: int = 0  # DataLoader worker processes for the training split
-
-    def check(self) -> VariantSpec:
-        """Validate the options once, at the boundary; returns the variant's spec."""
-        spec = variant_spec(self.variant)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise AudiobenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise AudiobenchError(f"--lr must be positive, got {self.lr}")
-        if self.frames is not None and self.frames < 16:
-            raise AudiobenchError(f"--frames must be at least 16 (one segment), got {self.frames}")
-        if self.patience is not None and self.patience < 1:
-            raise AudiobenchError(f"--patience must be at least 1, got {self.patience}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise AudiobenchError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        return spec
 
 
 @dataclass(frozen=True)
@@ -216,24 +180,21 @@ def new_run_dir(root: Path, config: TrainConfig) -> Path:
     return run_dir
 
 
-def train(dataset: str, *, variant: Variant, root: str | os.PathLike[str] | None = None, seed: int = 0,
-          epochs: int = 50, lr: float = 1e-4, batch_size: int = 32, alpha: float = 1.0, beta: float = 1.0,
-          width: float = 1.0, frames: int | None = None, init: str | None = None, freeze: int = 0,
-          device: str = "auto", bf16: bool = False, patience: int | None = None, feature_id: str | None = None,
-          workers: int = 0, out: str | os.PathLike[str] | None = None, quiet: bool = False) -> TrainResult:
+def train(dataset: str, *, variant: str, root: str | os.PathLike[str] | None = None,
+          out: str | os.PathLike[str] | None = None, quiet: bool = False, **options: Any) -> TrainResult:
     """Train one variant on ``<root>/<dataset>/features/<feature-id>/{train,val,test}.h5``.
 
+    ``options``: ``seed`` and any field of :class:`audiobench.training.options.TrainOptions` (``epochs``,
+    ``lr``, ``width``, ...; their defaults and meaning are there and in ``audiobench train --help``).
     ``seed`` fixes the data order, the crops and the initial weights (same seed + same device: the same
     numbers). ``frames``: the training input length, by default the longest training clip; a shorter one
-    crops clips (a one-line notice says so). ``init``: ``vggish:PATH`` or ``run:PATH`` (transfer); ``freeze``: the first K of L1–L7 are kept
-    fixed. ``out``: the run folder (default ``<root>/runs/<run-id>``); it must not hold a
-    finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
+    crops clips (a one-line notice says so). ``out``: the run folder (default ``<root>/runs/<run-id>``); it
+    must not hold a finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
     """
-    config = TrainConfig(dataset, variant, seed, epochs, lr, batch_size, alpha, beta, width, frames, init,
-                         freeze, device, bf16, patience, feature_id, workers)
+    config = TrainConfig(dataset, variant, **options)
     config.check()
     paths = DatasetPaths(resolve_root(root), dataset)
-    config = replace(config, frames=training_frames(paths, feature_id=feature_id, frames=frames))
+    config = replace(config, frames=training_frames(paths, feature_id=config.feature_id, frames=config.frames))
     return run(config, root=root, out=out, quiet=quiet)
 
 
