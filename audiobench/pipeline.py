@@ -340,6 +340,8 @@ def _check_table(table: Any, stage: str, label: str, pipeline_name: object) -> l
 
 def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[str]:
     """Checks of one well-typed key's value: names of weights and variants, shards; keys a stage needs."""
+    from audiobench.models.variants import variant_spec
+
     problems = []
     if stage == "weights" and "names" not in bad:
         from audiobench.models.weights import KNOWN
@@ -351,16 +353,12 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
 
         problems += _problem("shard", lambda: parse_shard(table["shard"]))
     if stage == "compare" and "variants" not in bad:
-        from audiobench.models.variants import variant_spec
-
         if not table.get("variants"):
             problems.append("variants: missing, e.g. variants = [\"noatt-weak\", \"att-self\"]")
         problems += [p for v in table.get("variants", []) for p in _problem("variants", lambda: variant_spec(v))]
     if stage == "train" and "variant" not in table:
         problems.append("variant: missing, e.g. variant = \"att-self\"")
     elif stage == "train" and "variant" not in bad:
-        from audiobench.models.variants import variant_spec
-
         problems += _problem("variant", lambda: variant_spec(table["variant"]))
     return problems
 
