@@ -194,15 +194,12 @@ def _run_train(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Ca
 
 
 def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.study.compare import CompareConfig, compare
-    from audiobench.training.train import TrainConfig
+    from audiobench.study.compare import compare
 
     options = dict(o)
     name = options.pop("name", p.name)
-    study = {k: options.pop(k) for k in ("variants", "trials", "baseline", "examples") if k in options}
     place = {k: options.pop(k) for k in ("jobs", "backend", "scheduler", "out") if k in options}
-    variants = tuple(study.pop("variants"))
-    config = CompareConfig(TrainConfig(p.dataset, variants[0], **options), variants=variants, **study)
+    config = compare_config(p.dataset, options)
     out = Path(place.pop("out", f"runs/{name}"))
     result = compare(config, root=root, out=out if out.is_absolute() else root / out, quiet=quiet, **place)
     if result.report is not None:
@@ -231,8 +228,8 @@ _RUNNERS: dict[str, Callable[[Pipeline, dict[str, Any], Path, bool, Callable[[st
 
 
 # -- checks at load time: every table and key, all problems at once -------------------------------------------
-_AT_LEAST = {"jobs": 1, "trials": 1, "examples": 0, "retries": 0, "max_refusals": 1, "limit": 0, "shard_size": 1,
-             "workers": 0, "freeze": 0}
+# (the training options' bounds are their fields', checked by TrainConfig.check)
+_AT_LEAST = {"jobs": 1, "trials": 1, "examples": 0, "retries": 0, "max_refusals": 1, "limit": 0, "shard_size": 1}
 
 
 def _schema(stage: str) -> dict[str, Any]:
@@ -247,16 +244,14 @@ def _schema(stage: str) -> dict[str, Any]:
         del keys["download"]
         return {**keys, "shard": str}  # "I/N", parsed as --shard is
     if stage in ("train", "compare"):
-        from audiobench.training.train import TrainConfig
+        from audiobench.training.options import TrainConfig, TrainOptions, option_fields
 
-        train = _field_types(TrainConfig)
-        del train["dataset"]
         if stage == "train":
-            return {**train, "out": str, "name": str}
+            return {**{f.name: hint for f, hint in option_fields(TrainConfig)}, "out": str, "name": str}
         from audiobench.study.compare import CompareConfig, compare
 
-        del train["variant"], train["seed"]  # per run: every variant, seed = trial
-        study = {k: v for k, v in _field_types(CompareConfig).items() if k != "train"}
+        train = {f.name: hint for f, hint in option_fields(TrainOptions)}  # variant and seed are per run
+        study = {k: v for k, v in _field_types(CompareConfig).items() if k not in ("dataset", "train")}
         place = {k: v for k, v in typing.get_type_hints(compare).items() if k in ("jobs", "backend", "scheduler")}
         return {**train, **study, **place, "out": str, "name": str}
     function = _stage_function(stage)
@@ -346,6 +341,8 @@ def _check_table(table: Any, stage: str, label: str, pipeline_name: object) -> l
 def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[str]:
     """Checks of one well-typed key's value: names of weights, variants and extractors, shards; keys a stage
     needs."""
+    from audiobench.models.variants import variant_spec
+
     problems = []
     if stage == "weights" and "names" not in bad:
         from audiobench.models.weights import KNOWN
@@ -357,8 +354,6 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
 
         problems += _problem("shard", lambda: parse_shard(table["shard"]))
     if stage == "compare" and "variants" not in bad:
-        from audiobench.models.variants import variant_spec
-
         if not table.get("variants"):
             problems.append("variants: missing, e.g. variants = [\"noatt-weak\", \"att-self\"]")
         problems += [p for v in table.get("variants", []) for p in _problem("variants", lambda: variant_spec(v))]
@@ -368,27 +363,36 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
         problems += _problem("features", lambda: get_extractor(table["features"]))
     if stage == "train" and "variant" not in table:
         problems.append("variant: missing, e.g. variant = \"att-self\"")
+    elif stage == "train" and "variant" not in bad:
+        problems += _problem("variant", lambda: variant_spec(table["variant"]))
     return problems
 
 
 def _options_problems(stage: str, table: Mapping[str, Any]) -> list[str]:
     """The checks of a stage's options together (ranges, the baseline among the variants), once all are typed."""
-    from audiobench.training.train import TrainConfig
+    from audiobench.training.options import TrainConfig
 
     if stage == "train" and "variant" in table:
         options = {k: v for k, v in table.items() if k not in ("out", "name")}
         return _problem("", lambda: TrainConfig("dataset", **options).check())
     if stage == "compare" and table.get("variants"):
-        from audiobench.study.compare import CompareConfig, check_options
+        from audiobench.study.compare import check_options
 
-        options = dict(table)
-        study = {k: options.pop(k) for k in ("trials", "baseline", "examples") if k in options}
-        variants = tuple(options.pop("variants"))
-        for key in ("jobs", "backend", "scheduler", "out", "name"):
-            options.pop(key, None)
-        return _problem("", lambda: check_options(
-            CompareConfig(TrainConfig("dataset", variants[0], **options), variants=variants, **study)))
+        options = {k: v for k, v in table.items() if k not in ("jobs", "backend", "scheduler", "out", "name")}
+        return _problem("", lambda: check_options(compare_config("dataset", options)))
     return []
+
+
+def compare_config(dataset: str, table: Mapping[str, Any]) -> Any:
+    """A ``[[compare]]`` table's study keys and training options (without where and how it runs) as a
+    :class:`~audiobench.study.compare.CompareConfig`."""
+    from audiobench.study.compare import CompareConfig
+    from audiobench.training.options import TrainOptions
+
+    options = dict(table)
+    study = {k: options.pop(k) for k in ("trials", "baseline", "examples") if k in options}
+    variants = tuple(options.pop("variants"))
+    return CompareConfig(dataset, variants, **study, train=TrainOptions(**options))
 
 
 def _problem(key: str, check: Callable[[], object]) -> list[str]:

@@ -29,8 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from audiobench.study.compare import CompareConfig, compare
-from audiobench.pipeline import load_pipeline
-from audiobench.training.train import TrainConfig
+from audiobench.pipeline import compare_config, load_pipeline
 
 LIMIT_S = 600.0
 MAX_OUTSIDE_SHARE = 0.05
@@ -43,9 +42,7 @@ def study(pipeline_path: Path) -> tuple[CompareConfig, int, dict]:
     options = tables.pop("compare")
     options.pop("name", None)
     jobs = options.pop("jobs", 1)
-    variants = tuple(options.pop("variants"))
-    study_keys = {k: options.pop(k) for k in ("trials", "baseline", "examples") if k in options}
-    config = CompareConfig(TrainConfig(pipeline.dataset, variants[0], **options), variants=variants, **study_keys)
+    config = compare_config(pipeline.dataset, options)
     return config, jobs, tables
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from audiobench.cli import cli
 from audiobench.study.compare import CompareConfig, compare
 from audiobench.core.errors import AudiobenchError
-from audiobench.training.train import TrainConfig
+from audiobench.training.options import TrainOptions
 from procs import alive, descendants, wait_until_gone
 from toydata import write_features
 
@@ -26,7 +26,7 @@ TINY = dict(width=0.0625, frames=96, batch_size=16, lr=3e-3, epochs=2)
 
 def _config(variants=("noatt-weak", "att-self"), trials=2, dataset="toy", **overrides) -> CompareConfig:
     options = {**TINY, **overrides}
-    return CompareConfig(TrainConfig(dataset, variants[0], **options), variants=tuple(variants), trials=trials)
+    return CompareConfig(dataset, tuple(variants), trials=trials, train=TrainOptions(**options))
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +180,9 @@ def test_study_ids_of_explicit_frames_are_those_of_earlier_versions():
     demo = tomllib.loads((Path(__file__).parents[1] / "pipelines" / "synth-demo.toml").read_text())["compare"][0]
     shared = {k: v for k, v in demo.items() if k not in ("name", "trials", "variants", "baseline", "jobs")}
     assert shared["frames"] == 298
-    config = CompareConfig(TrainConfig("synth-demo", demo["variants"][0], **shared), variants=tuple(demo["variants"]))
+    config = CompareConfig("synth-demo", tuple(demo["variants"]), train=TrainOptions(**shared))
     assert config.study_id() == "compare-synth-demo-70e458a8"
-    ten_seconds = CompareConfig(TrainConfig("synth", "noatt-weak", frames=998), variants=("noatt-weak", "att-self"))
+    ten_seconds = CompareConfig("synth", ("noatt-weak", "att-self"), train=TrainOptions(frames=998))
     assert ten_seconds.study_id() == "compare-synth-32efc609"
 
 

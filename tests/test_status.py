@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from audiobench.cli import cli
 from audiobench.study.compare import CompareConfig, compare
 from audiobench.features.vggish import feature_id
-from audiobench.training.train import TrainConfig, train
+from audiobench.training.options import TrainOptions
+from audiobench.training.train import train
 from toydata import write_features
 
 TINY = dict(width=0.0625, batch_size=16, lr=3e-3, epochs=1)
@@ -46,7 +47,7 @@ def root(tmp_path_factory) -> Path:
     train("toy", root=root, variant="att-self", out=runs / "done", quiet=True, **TINY)
     train("other", root=root, variant="noatt-weak", out=runs / "elsewhere", quiet=True, **TINY)
     assert _kill_mid_training(root, runs / "killed") != 0
-    config = CompareConfig(TrainConfig("toy", "noatt-weak", **TINY), variants=("noatt-weak", "att-self"), trials=2)
+    config = CompareConfig("toy", ("noatt-weak", "att-self"), trials=2, train=TrainOptions(**TINY))
     study = compare(config, root=root, out=runs / "study", quiet=True).run_dir
     (study / "trials" / "t01-att-self" / "metrics.json").unlink()  # what a kill during that trial leaves
     (runs / "garbage").mkdir()
@@ -85,7 +86,7 @@ def test_status_json_holds_coverage_features_and_runs(root):
 
 def test_a_study_resumed_to_the_end_is_finished(root, tmp_path):
     copy = shutil.copytree(root, tmp_path / "root")
-    compare(CompareConfig(TrainConfig("toy", "noatt-weak", **TINY), variants=("noatt-weak", "att-self"), trials=2),
+    compare(CompareConfig("toy", ("noatt-weak", "att-self"), trials=2, train=TrainOptions(**TINY)),
             root=copy, out=copy / "runs" / "study", quiet=True)  # trains the missing trial, rewrites the report
     result = CliRunner().invoke(cli, ["status", "toy", "--root", str(copy), "--json"])
     assert {r["id"]: (r["done"], r["finished"]) for r in json.loads(result.output)["runs"]}["study"] == (4, True)

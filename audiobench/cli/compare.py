@@ -41,11 +41,10 @@ def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs
           --init vggish:vggish-10086976.pth --device cuda
     """
     from audiobench.study.compare import CompareConfig, compare
-    from audiobench.training.train import TrainConfig
+    from audiobench.training.options import TrainOptions
 
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
-    base = TrainConfig(dataset, names[0] if names else "noatt-weak", **train_options)
-    config = CompareConfig(base, variants=names, trials=trials, baseline=baseline)
+    config = CompareConfig(dataset, names, trials=trials, baseline=baseline, train=TrainOptions(**train_options))
     result = compare(config, root=root, out=out, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet)
     for failure in result.failures:
         click.echo(f"failed: trial {failure.trial} {failure.variant}: {failure.error}", err=True)

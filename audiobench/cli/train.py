@@ -6,17 +6,12 @@ import json
 import click
 
 from audiobench.cli.options import json_option, quiet_option, root_option
-from audiobench.cli.train_options import training_options
-from audiobench.models.variants import VARIANTS
+from audiobench.cli.train_options import run_options
 
 
 @click.command("train")
 @click.argument("dataset")
-@click.option("--variant", type=click.Choice(VARIANTS), required=True,
-              help="Attention head or not, and which loss terms: see the variants table in docs/model.md.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Fixes data order, crops and initial weights; trial k of a comparison uses seed k.")
-@training_options
+@run_options
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder [default: ROOT/runs/train-DATASET-VARIANT-sSEED-TIME].")
 @root_option

@@ -1,42 +1,63 @@
-"""The training options shared by ``train`` and ``compare``: one definition, the same spelling in both."""
+"""The click options of ``train`` and ``compare``, generated from the fields of the training options.
+
+Each option's type, default, bounds and help text are those of its field in
+:mod:`audiobench.training.options`, so a new training option is one field there: both commands (and
+pipelines) take it, spelt ``--the-name``.
+"""
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Callable
+from dataclasses import MISSING
 from typing import Any
 
 import click
 
+from audiobench.models.variants import variant_names
+from audiobench.training.options import TrainConfig, TrainOptions, option_fields
+
 F = Callable[..., Any]
 
-_OPTIONS = [
-    click.option("--epochs", type=click.IntRange(min=1), default=50, show_default=True),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
-                 help="Adam learning rate (the paper: 1e-4 on SL-DCASE-17, 1e-3 on AudioSet)."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
-    click.option("--alpha", type=float, default=1.0, show_default=True, help="Weight α of the attention loss."),
-    click.option("--beta", type=float, default=1.0, show_default=True,
-                 help="Weight β of the self-supervised loss in att-strong-self."),
-    click.option("--width", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-                 help="Width multiplier on every channel count (1 = the paper's network)."),
-    click.option("--frames", type=click.IntRange(min=16), default=None,
-                 help="Training input length in frames [default: the longest training clip]; shorter "
-                      "clips are padded with silence, longer ones cropped at random."),
-    click.option("--init", default=None, metavar="vggish:PATH|run:PATH",
-                 help="Start L1–L6 from VGGish weights, or L1–L7 from an earlier run."),
-    click.option("--freeze", type=click.IntRange(min=0, max=7), default=0, show_default=True,
-                 help="Keep the first K conv layers (of L1–L7) fixed."),
-    click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda"),
-    click.option("--bf16", is_flag=True, help="bfloat16 autocast for the network (losses stay float32)."),
-    click.option("--patience", type=click.IntRange(min=1), default=None,
-                 help="Stop after N epochs without a better validation mAP."),
-    click.option("--feature-id", default=None, help="Which feature set under features/ (default: the only one)."),
-    click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="DataLoader worker processes for the training split."),
-]
+
+def _click_type(name: str, hint: Any, meta: typing.Mapping[str, Any]) -> Any:
+    """The click type of a field: its base type under its bounds (``int | None`` is an ``int`` left out)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if name == "variant":
+        return click.Choice(variant_names())
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if hint is int:
+        return click.IntRange(min=low, max=high) if low is not None or high is not None else int
+    if hint is float:
+        if meta.get("positive"):
+            return click.FloatRange(min=0, min_open=True)
+        return click.FloatRange(min=low, max=high) if low is not None or high is not None else float
+    return hint
 
 
-def training_options(func: F) -> F:
-    """Add every option of :class:`audiobench.training.train.TrainConfig` but the dataset, variant and seed."""
-    for option in reversed(_OPTIONS):
-        func = option(func)
-    return func
+def click_option(f: Any, hint: Any) -> Callable[[F], F]:
+    """One field as a click option: a flag for a bool, required without a default, default shown if any."""
+    meta = f.metadata
+    flag = f"--{f.name.replace('_', '-')}"
+    if hint is bool:
+        return click.option(flag, is_flag=True, default=f.default, help=meta["help"])
+    if f.default is MISSING:
+        return click.option(flag, type=_click_type(f.name, hint, meta), required=True, help=meta["help"],
+                            metavar=meta["metavar"])
+    return click.option(flag, type=_click_type(f.name, hint, meta), default=f.default,
+                        show_default=f.default is not None, help=meta["help"], metavar=meta["metavar"])
+
+
+def _options_of(cls: type) -> Callable[[F], F]:
+    def add(func: F) -> F:
+        for f, hint in reversed(option_fields(cls)):
+            func = click_option(f, hint)(func)
+        return func
+    return add
+
+
+# ``train``: the variant, the seed and every shared option; ``compare``: the shared options (variants and
+# seeds are the study's).
+run_options = _options_of(TrainConfig)
+training_options = _options_of(TrainOptions)

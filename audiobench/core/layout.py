@@ -10,12 +10,15 @@ import errno
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
 
 DEFAULT_ROOT = Path("audiobench-data")
+AUDIO_RATE = 16000  # Hz: every file under audio/ is mono at this rate (the VGGish front end's input rate)
 ROOT_ENV = "AUDIOBENCH_ROOT"
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -168,16 +171,48 @@ def weights_dir(root: Path) -> Path:
     return root / "weights"
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` (text is UTF-8) to a temporary name beside ``path``, then rename it into place.
+def fsync_path(path: Path, *, directory: bool = False) -> None:
+    """Flush a written file (or a directory entry after a rename) to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(tmp: Path, final: Path) -> None:
+    """fsync ``tmp``, rename it onto ``final`` (atomic), fsync the folder: all or nothing, even on power loss."""
+    fsync_path(tmp)
+    os.replace(tmp, final)
+    fsync_path(final.parent, directory=True)
+
+
+@contextmanager
+def atomic_path(path: Path, *, durable: bool = False) -> Iterator[Path]:
+    """A temporary name beside ``path`` for the block to write; renamed onto ``path`` when the block ends,
+    removed when it raises.
 
     A run killed at any moment leaves either the old file or the new one, never a half-written file that a
-    rerun would read (or refuse) as complete.
+    rerun would read (or refuse) as complete. ``durable``: also fsync the file and the folder entry
+    (:func:`replace_durably`), so that the new file survives a power loss too, at the cost of waiting for
+    the disk; for files that mark work done, not for records a rerun rewrites.
+
+    >>> with atomic_path(Path(folder) / "model.pt") as tmp:      # doctest: +SKIP
+    ...     torch.save(state, tmp)
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
+        yield tmp
+        if durable:
+            replace_durably(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes | str, *, durable: bool = False) -> None:
+    """Write ``data`` (text is UTF-8) to ``path`` through :func:`atomic_path`: the old file or the new one."""
+    with atomic_path(path, durable=durable) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)

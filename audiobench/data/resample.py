@@ -32,12 +32,11 @@ from audiobench.core.records import AudioRecord, ClipFailure, ClipStatus
 from audiobench.data.decode import ffmpeg_exe, read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
 from audiobench.data.index import sha256_file
-from audiobench.core.layout import (DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full, require_inside,
-                               resolve_root, validate_name, write_atomic)
+from audiobench.core.layout import (AUDIO_RATE, DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full,
+                                    require_inside, resolve_root, validate_name, write_atomic)
 from audiobench.data.ledger import Ledger
 from audiobench.core.parallel import Backend, map_unordered
 
-AUDIO_RATE = 16000  # Hz: the VGGish front end's input rate (docs/features.md)
 SHORT_TOLERANCE = 0.1  # seconds a decoded clip may fall short of its segment before it is marked short
 LONG_TOLERANCE = 1.0  # seconds a decoded clip may exceed its segment before it is cut (or refused)
 CHUNK = 16  # clips per parallel task: enough to amortise a task's overhead, small enough to balance

@@ -41,7 +41,7 @@ from audiobench.core.records import ClassInfo, Clip
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.base import Extractor, get_extractor
 from audiobench.features.vggish import feature_id as default_feature_id
-from audiobench.core.layout import DatasetPaths, disk_full_error, is_disk_full, validate_name
+from audiobench.core.layout import DatasetPaths, disk_full_error, is_disk_full, replace_durably, validate_name
 from audiobench.data.ledger import now
 
 STRING = h5py.string_dtype("utf-8")
@@ -92,22 +92,6 @@ def check_complete(path: Path) -> None:
     if not done:
         raise AudiobenchError(f"{path}: has no completion marker (not written by audiobench featurize?); "
                               "delete it and rerun `audiobench featurize`")
-
-
-def fsync_path(path: Path, *, directory: bool = False) -> None:
-    """Flush a written file (or a directory entry after a rename) to disk."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_durably(tmp: Path, final: Path) -> None:
-    """fsync ``tmp``, rename it onto ``final`` (atomic), fsync the folder: all or nothing, even on power loss."""
-    fsync_path(tmp)
-    os.replace(tmp, final)
-    fsync_path(final.parent, directory=True)
 
 
 # -- shards: one task's computed clips -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import write_atomic
+from audiobench.core.layout import atomic_path, write_atomic
 from audiobench.models.net import MEL_BANDS, Net
 
 CHECKPOINT = "model.pt"
@@ -51,9 +51,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def save_checkpoint(run_dir: Path, net: Net, meta: Mapping[str, Any]) -> Path:
     """Write ``model.pt`` (CPU state dict) and ``model.json`` (``net`` spec + ``meta``); returns model.pt."""
     weights = run_dir / CHECKPOINT
-    tmp = weights.with_name(weights.name + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
-    os.replace(tmp, weights)
+    with atomic_path(weights) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
     info = {**meta, "classes": net.spec.classes, "width": net.spec.width, "attention": net.spec.attention,
             "bands": net.spec.bands}
     write_atomic(run_dir / CHECKPOINT_META, json.dumps(info, indent=2, default=str))

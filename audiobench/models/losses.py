@@ -12,11 +12,14 @@ autocast region.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.models.net import SEGMENT_FRAMES, Output
+from audiobench.models.net import Output
+from audiobench.models.shape import SEGMENT_FRAMES
 from audiobench.models.variants import VariantSpec
 
 
@@ -87,34 +90,47 @@ def self_attention_bce(attention: torch.Tensor, xa: torch.Tensor, weak: torch.Te
 
 
 # -- a variant's loss: its terms, weighted (audiobench.models.variants says which) ---------------------------------
+def _pred(out: Output, weak: torch.Tensor, segments: torch.Tensor | None) -> torch.Tensor:
+    return clip_bce(out.clip, weak)
+
+
+def _segment(out: Output, weak: torch.Tensor, segments: torch.Tensor | None) -> torch.Tensor:
+    assert segments is not None  # loss_terms checks first (the term needs strong labels)
+    return segment_bce(out.xa, segments)
+
+
+def _att_strong(out: Output, weak: torch.Tensor, segments: torch.Tensor | None) -> torch.Tensor:
+    assert segments is not None and out.attention is not None  # register_variant and loss_terms check first
+    return attention_bce(out.attention, segments)
+
+
+def _att_self(out: Output, weak: torch.Tensor, segments: torch.Tensor | None) -> torch.Tensor:
+    assert out.attention is not None  # register_variant checks the pooling
+    return self_attention_bce(out.attention, out.xa, weak)
+
+
+TermFunction = Callable[[Output, torch.Tensor, torch.Tensor | None], torch.Tensor]
+# Each loss term of audiobench.models.variants.TERMS, as ``f(output, weak labels, segment labels or None)``.
+TERM_FUNCTIONS: dict[str, TermFunction] = {
+    "pred": _pred, "segment": _segment, "att_strong": _att_strong, "att_self": _att_self,
+}
+
+
 def loss_terms(spec: VariantSpec, out: Output, weak: torch.Tensor,
                segments: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Each of the variant's unweighted loss terms for one batch, by term name.
+    """Each of the variant's unweighted loss terms for one batch, by term name, in the spec's order.
 
     ``segments`` are the segment labels Y ``[B, C, T']`` (only needed by strong variants).
     """
-    values: dict[str, torch.Tensor] = {}
-    for term, _ in spec.terms:
-        if term == "pred":
-            values[term] = clip_bce(out.clip, weak)
-        elif term == "segment":
-            values[term] = segment_bce(out.xa, _need(segments, spec))
-        elif term == "att_strong":
-            values[term] = attention_bce(out.attention, _need(segments, spec))
-        else:
-            values[term] = self_attention_bce(out.attention, out.xa, weak)
-    return values
+    if spec.needs_strong and segments is None:
+        raise AudiobenchError(f"variant {spec.name} needs segment labels for every batch")
+    return {term: TERM_FUNCTIONS[term](out, weak, segments) for term, _ in spec.terms}
 
 
 def total_loss(spec: VariantSpec, values: dict[str, torch.Tensor], *, alpha: float,
                beta: float) -> torch.Tensor:
-    """The weighted sum of the terms from :func:`loss_terms`."""
-    scale = {"1": 1.0, "alpha": alpha, "beta": beta}
-    weighted = [scale[weight] * values[term] for term, weight in spec.terms]
+    """The weighted sum of the terms from :func:`loss_terms` (a weight names ``alpha``/``beta`` or is a number)."""
+    options = {"alpha": alpha, "beta": beta}
+    weighted = [(options[weight] if isinstance(weight, str) else float(weight)) * values[term]
+                for term, weight in spec.terms]
     return torch.stack(weighted).sum()
-
-
-def _need(segments: torch.Tensor | None, spec: VariantSpec) -> torch.Tensor:
-    if segments is None:
-        raise AudiobenchError(f"variant {spec.name} needs segment labels for every batch")
-    return segments

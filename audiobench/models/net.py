@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.models.shape import SEGMENT_FRAMES
 
 # VGGish's six 3x3 convolutions (torchvggish `features.{0,3,6,8,11,13}`), 2x2 max-pool after L1, L2, L4, L6.
 CONV_CHANNELS: tuple[int, ...] = (64, 128, 256, 256, 512, 512)
@@ -29,19 +30,12 @@ POOL_AFTER: frozenset[int] = frozenset({0, 1, 3, 5})
 EMBEDDING = 1024  # L7 channels: gives 6,613,775 / 7,153,950 parameters for 527 classes (docs/model.md)
 MEL_BANDS = 64  # the default input bands (VGGish's log-mel); a run records its own in model.json
 MIN_BANDS = 16  # four 2x2 max-pools halve the bands four times: at least one is left
-SEGMENT_FRAMES = 16  # frames per output segment: four 2x pools over time
-CONV_LAYERS = ("L1", "L2", "L3", "L4", "L5", "L6", "L7")  # what --freeze K counts
 ATTENTION_FLOOR = 1e-7  # Xb is clamped to [1e-7, 1] before normalising (docs/model.md, "Pooling")
 
 
 def scaled(channels: int, width: float) -> int:
     """A channel count under the width multiplier (at least 1)."""
     return max(1, int(round(channels * width)))
-
-
-def segments_for(frames: int) -> int:
-    """Number of output segments for an input of ``frames`` frames."""
-    return frames // SEGMENT_FRAMES
 
 
 class Output(NamedTuple):

@@ -14,7 +14,8 @@ import torch
 
 from audiobench.models.checkpoint import checkpoint_path, load_state_dict
 from audiobench.core.errors import AudiobenchError
-from audiobench.models.net import CONV_CHANNELS, CONV_LAYERS, Net
+from audiobench.models.net import CONV_CHANNELS, Net
+from audiobench.models.shape import CONV_LAYERS
 
 # torchvggish `features` indices of its six convolutions (ReLUs and pools sit between them).
 VGGISH_CONVS: tuple[int, ...] = (0, 3, 6, 8, 11, 13)

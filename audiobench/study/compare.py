@@ -34,43 +34,45 @@ from audiobench.core.locking import exclusive
 from audiobench.data.roles import split_for
 from audiobench.core.parallel import Backend, check_backend, map_unordered
 from audiobench.training.splits import training_frames
-from audiobench.training.train import METRICS, TRAINING_RECIPE, TrainConfig, TrainResult, read_result, run
-from audiobench.models.variants import VariantSpec, require_strong, variant_spec
+from audiobench.training.options import TrainConfig, TrainOptions
+from audiobench.training.train import METRICS, TRAINING_RECIPE, TrainResult, read_result, run
+from audiobench.models.variants import VariantSpec, fig4_pair, require_strong, variant_spec
 
 log = logging.getLogger(__name__)
 
 TRIALS_DIR = "trials"
 TRIAL_THREADS = 1  # torch CPU threads per trial, whatever --jobs is (use --jobs for more cores)
 ATTENTION_DIR = "attention"
-LABELS_USED = {"noatt-weak": "weak", "noatt-strong": "strong", "noatt-weak-strong": "weak + strong",
-               "att-unsup": "weak", "att-strong": "weak + strong (attention)", "att-self": "weak (self-supervised)",
-               "att-strong-self": "weak + strong + self"}
 
 
 @dataclass(frozen=True)
 class CompareConfig:
     """What defines a comparison; its hash names the run folder, so the same study resumes in place.
 
-    ``train`` holds the training options every variant shares (a :class:`TrainConfig` whose ``variant`` and
-    ``seed`` are set per run). ``trials`` is left out of the hash: asking for more trials later extends
-    the same study.
+    ``train`` holds the training options every run shares (each run adds its variant and, as seed, its
+    trial number). ``trials`` is left out of the hash: asking for more trials later extends the same study.
     """
 
-    train: TrainConfig
+    dataset: str
     variants: tuple[str, ...]
     trials: int = 20
     baseline: str | None = None
     examples: int = 3  # test clips whose attention matrices are drawn (Fig. 5)
+    train: TrainOptions = field(default_factory=TrainOptions)
 
-    @property
-    def dataset(self) -> str:
-        return self.train.dataset
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train", self.train.options())  # a TrainConfig given: only its options count
 
     def study_id(self) -> str:
-        shared = {k: v for k, v in asdict(self.train).items() if k not in ("variant", "seed", "workers")}
+        # The dataset and every option but the worker count, as earlier versions hashed them (ids stay valid).
+        shared = {"dataset": self.dataset, **{k: v for k, v in asdict(self.train).items() if k != "workers"}}
         key = json.dumps({"train": shared, "variants": list(self.variants), "recipe": TRAINING_RECIPE},
                          sort_keys=True)
         return f"compare-{self.dataset}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+    def run_config(self, variant: str, trial: int) -> TrainConfig:
+        """The :class:`TrainConfig` of one (trial, variant) run: seed ``trial``, the shared options."""
+        return TrainConfig(self.dataset, variant, trial, **asdict(self.train))
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,7 @@ def check_options(config: CompareConfig) -> list[VariantSpec]:
     specs = [variant_spec(v) for v in config.variants]
     if config.baseline is not None and config.baseline not in config.variants:
         raise AudiobenchError(f"--baseline {config.baseline!r} is not among --variants {','.join(config.variants)}")
-    for variant in config.variants:
-        replace(config.train, variant=variant).check()
+    config.train.check()
     return specs
 
 
@@ -136,8 +137,8 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
             scheduler: str | None = None, quiet: bool = False) -> CompareResult:
     """Train ``config.trials`` paired trials of every variant (resuming), then write the report.
 
-    >>> cfg = CompareConfig(TrainConfig("synth", "noatt-weak", epochs=5, width=0.125),   # doctest: +SKIP
-    ...                     variants=("noatt-weak", "att-self"), trials=20)
+    >>> cfg = CompareConfig("synth", ("noatt-weak", "att-self"), trials=20,            # doctest: +SKIP
+    ...                     train=TrainOptions(epochs=5, width=0.125))
     >>> compare(cfg, jobs=2).report                                                          # doctest: +SKIP
     """
     root_path = resolve_root(root)
@@ -167,8 +168,8 @@ def _run_study(config: CompareConfig, root_path: Path, run_dir: Path, *, jobs: i
             if damage != UNFINISHED:
                 log.warning("trial %d variant %s: %s, retraining", trial, variant, damage)
             shutil.rmtree(folder, ignore_errors=True)  # a run killed mid-way, or a damaged one: start it again
-            train_config = replace(config.train, variant=variant, seed=trial)
-            tasks.append(TrialTask(trial, variant, train_config, str(root_path), str(folder), TRIAL_THREADS))
+            tasks.append(TrialTask(trial, variant, config.run_config(variant, trial), str(root_path), str(folder),
+                                   TRIAL_THREADS))
     failures = []
     started = time.perf_counter()
     for outcome in map_unordered(run_trial, tasks, jobs=jobs, backend=backend, scheduler=scheduler,
@@ -290,11 +291,11 @@ def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:
     payload: dict[str, Any] = {
         "dataset": config.dataset, "variants": list(config.variants), "trials": config.trials, "classes": classes,
         "baseline": config.baseline or config.variants[0], "train": asdict(config.train),
-        "labels_used": {v: LABELS_USED.get(v, "") for v in config.variants}, "study_id": config.study_id(),
+        "labels_used": {v: variant_spec(v).labels for v in config.variants}, "study_id": config.study_id(),
     }
-    attention = [v for v in config.variants if variant_spec(v).attention]
-    if attention and payload["baseline"] != attention[-1]:
-        payload["fig4"] = {"variant": attention[-1], "over": payload["baseline"]}
+    pair = fig4_pair(config.variants, payload["baseline"])
+    if pair is not None:
+        payload["fig4"] = {"variant": pair[0], "over": pair[1]}
     write_atomic(run_dir / "config.json", json.dumps(payload, indent=2))
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-SEGMENT_FRAMES = 16  # one attention segment spans frames [16t, 16t+16) (four 2x2 poolings; docs/model.md)
+from audiobench.models.shape import SEGMENT_FRAMES  # attention segment t spans frames [16t, 16t+16)
+
 FRAME_SECONDS = 0.010  # the hop of examples saved without theirs (VGGish's: 160 samples at 16 kHz)
 DPI = 120
 MAX_NAMED_POINTS = 40  # Fig. 4 names every class up to this many; beyond, labels would hide the points

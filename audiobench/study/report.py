@@ -28,6 +28,7 @@ from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.study.figures import (load_attention, plot_ap_gain_vs_duration, plot_attention, plot_map_per_variant,
                                 plot_validation_curves)
 from audiobench.core.layout import write_atomic
+from audiobench.models.variants import fig4_pair
 
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
 DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
@@ -262,11 +263,14 @@ def _num(x: float | None, digits: int = 3) -> str:
 
 
 def _fig4_pair(run: Run) -> tuple[str, str, str]:
-    """Fig. 4's (variant, over, why-not): config ``fig4`` or the first attention variant over the baseline."""
+    """Fig. 4's (variant, over, why-not): config ``fig4``, else the variants' own choice
+    (:func:`audiobench.models.variants.fig4_pair`), else the first other variant over the baseline."""
     chosen = run.config.get("fig4") or {}
     others = [v for v in run.variants if v != run.baseline]
-    default = next((v for v in others if v.startswith("att")), others[0] if others else "")
-    variant, over = str(chosen.get("variant", default)), str(chosen.get("over", run.baseline))
+    default = fig4_pair(run.variants, run.baseline) or (others[0] if others else "", run.baseline)
+    if "variant" in chosen:  # a variant named without `over`: over the baseline
+        default = (str(chosen["variant"]), run.baseline)
+    variant, over = str(chosen.get("variant", default[0])), str(chosen.get("over", default[1]))
     if run.per_class is None:
         return variant, over, "skipped: no per_class.csv"
     if run.durations is None:

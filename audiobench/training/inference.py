@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from audiobench.features.dataset import LogmelDataset
-from audiobench.models.net import SEGMENT_FRAMES, Net
+from audiobench.models.net import Net
+from audiobench.models.shape import SEGMENT_FRAMES
 
 
 @dataclass(frozen=True)

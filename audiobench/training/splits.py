@@ -18,7 +18,7 @@ from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths
 from audiobench.data.roles import split_for
-from audiobench.models.net import SEGMENT_FRAMES
+from audiobench.models.shape import SEGMENT_FRAMES
 
 SPLITS = ("train", "val", "test")  # the roles; ``Splits.files`` maps each to its split's file
 log = logging.getLogger(__name__)

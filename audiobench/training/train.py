@@ -43,10 +43,12 @@ from audiobench.features.dataset import LogmelDataset
 from audiobench.features.store import summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
 from audiobench.training.metrics import APResult, chance_map, mean_average_precision
-from audiobench.models.net import Net, Output, build_net, init_prior_bias, segments_for, use_fast_layout
+from audiobench.models.net import Net, Output, build_net, init_prior_bias, use_fast_layout
 from audiobench.core.progress import progress
 from audiobench.training.splits import Splits, open_splits, splits_of, training_frames
-from audiobench.models.variants import Variant, VariantSpec, require_strong, variant_spec
+from audiobench.models.shape import segments_for
+from audiobench.models.variants import VariantSpec, require_strong
+from audiobench.training.options import TrainConfig
 
 METRICS = "metrics.json"
 RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and no METRICS did not finish
@@ -54,45 +56,6 @@ RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and 
 # L8-a); part of a study's id, so that compare never pairs trials of two recipes.
 TRAINING_RECIPE = 2
 CURVE = "training-curve.png"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a run; stored in full in ``metrics.json`` and ``model.json``."""
-
-    dataset: str
-    variant: Variant
-    seed: int = 0
-    epochs: int = 50
-    lr: float = 1e-4  # 1e-4 for SL-DCASE-17, 1e-3 for AudioSet (the paper)
-    batch_size: int = 32
-    alpha: float = 1.0
-    beta: float = 1.0
-    width: float = 1.0
-    frames: int | None = None  # training input length; None: the training split's longest clip (resolved by run)
-    init: str | None = None  # None, "vggish:PATH" or "run:PATH"
-    freeze: int = 0
-    device: str = "auto"
-    bf16: bool = False
-    patience: int | None = None
-    feature_id: str | None = None  # None: the VGGish float32 recipe (audiobench.features.vggish.feature_id())
-    workers: int = 0  # DataLoader worker processes for the training split
-
-    def check(self) -> VariantSpec:
-        """Validate the options once, at the boundary; returns the variant's spec."""
-        spec = variant_spec(self.variant)
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise AudiobenchError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise AudiobenchError(f"--lr must be positive, got {self.lr}")
-        if self.frames is not None and self.frames < 16:
-            raise AudiobenchError(f"--frames must be at least 16 (one segment), got {self.frames}")
-        if self.patience is not None and self.patience < 1:
-            raise AudiobenchError(f"--patience must be at least 1, got {self.patience}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise AudiobenchError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        return spec
 
 
 @dataclass(frozen=True)
@@ -220,19 +183,16 @@ def new_run_dir(root: Path, config: TrainConfig) -> Path:
     return run_dir
 
 
-def train(dataset: str | Mapping[str, LogmelDataset], *, variant: Variant,
-          root: str | os.PathLike[str] | None = None, seed: int = 0,
-          epochs: int = 50, lr: float = 1e-4, batch_size: int = 32, alpha: float = 1.0, beta: float = 1.0,
-          width: float = 1.0, frames: int | None = None, init: str | None = None, freeze: int = 0,
-          device: str = "auto", bf16: bool = False, patience: int | None = None, feature_id: str | None = None,
-          workers: int = 0, out: str | os.PathLike[str] | None = None, quiet: bool = False) -> TrainResult:
+def train(dataset: str | Mapping[str, LogmelDataset], *, variant: str, root: str | os.PathLike[str] | None = None,
+          out: str | os.PathLike[str] | None = None, quiet: bool = False, **options: Any) -> TrainResult:
     """Train one variant on ``<root>/<dataset>/features/<feature-id>/{train,val,test}.h5``.
 
+    ``options``: ``seed`` and any field of :class:`audiobench.training.options.TrainOptions` (``epochs``,
+    ``lr``, ``width``, ...; their defaults and meaning are there and in ``audiobench train --help``).
     ``seed`` fixes the data order, the crops and the initial weights (same seed + same device: the same
     numbers). ``frames``: the training input length, by default the longest training clip; a shorter one
-    crops clips (a one-line notice says so). ``init``: ``vggish:PATH`` or ``run:PATH`` (transfer); ``freeze``: the first K of L1–L7 are kept
-    fixed. ``out``: the run folder (default ``<root>/runs/<run-id>``); it must not hold a
-    finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
+    crops clips (a one-line notice says so). ``out``: the run folder (default ``<root>/runs/<run-id>``); it
+    must not hold a finished run. Returns the :class:`TrainResult`; everything is also in ``<run>/metrics.json``.
 
     ``dataset`` may also be open datasets, ``{"train": ..., "val": ..., "test": ...}`` of
     :class:`~audiobench.features.dataset.LogmelDataset` (e.g. from :func:`~audiobench.features.dataset.open_split`),
@@ -240,18 +200,16 @@ def train(dataset: str | Mapping[str, LogmelDataset], *, variant: Variant,
     ``frames=None`` is read as training by name reads it (the numbers are the same), one with a fixed length is
     used as it is. The run is named after the dataset the files were made from; ``feature_id`` is theirs.
     """
-    name = dataset if isinstance(dataset, str) else ""
-    config = TrainConfig(name, variant, seed, epochs, lr, batch_size, alpha, beta, width, frames, init,
-                         freeze, device, bf16, patience, feature_id, workers)
+    config = TrainConfig(dataset if isinstance(dataset, str) else "", variant, **options)
     config.check()
     if not isinstance(dataset, str):
-        splits = splits_of(dataset, frames=frames, seed=seed)
+        splits = splits_of(dataset, frames=config.frames, seed=config.seed)
         summary = summarize_split(splits.files["train"])
         name = validate_name(summary.dataset, what="dataset name", where=str(splits.files["train"]))
         config = replace(config, dataset=name, frames=splits.train.frames, feature_id=summary.feature_id)
         return run(config, root=root, out=out, quiet=quiet, splits=splits)
     paths = DatasetPaths(resolve_root(root), dataset)
-    config = replace(config, frames=training_frames(paths, feature_id=feature_id, frames=frames))
+    config = replace(config, frames=training_frames(paths, feature_id=config.feature_id, frames=config.frames))
     return run(config, root=root, out=out, quiet=quiet)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from audiobench.core.layout import DatasetPaths, resolve_root
+from audiobench.core.layout import AUDIO_RATE, DatasetPaths, resolve_root
 from audiobench.data.ledger import Ledger
 
 TIME_BINS = 10
@@ -42,7 +42,7 @@ def loudness_features(x: np.ndarray) -> np.ndarray:
     return np.concatenate([[overall], per_bin, np.sort(per_bin)])
 
 
-def spectral_features(x: np.ndarray, rate: int = 16000) -> np.ndarray:
+def spectral_features(x: np.ndarray, rate: int = AUDIO_RATE) -> np.ndarray:
     """Mean over frames of the log power in 32 log-spaced bands from 60 Hz to Nyquist."""
     usable = x.size - x.size % FRAME
     frames = x[:usable].astype(np.float32).reshape(-1, FRAME) * _WINDOW  # back-to-back frames: cheap, enough

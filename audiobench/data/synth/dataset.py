@@ -18,10 +18,10 @@ from pathlib import Path
 
 from audiobench.core.records import AudioRecord, ClassInfo
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
+from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
 from audiobench.data.ledger import Ledger
 from audiobench.core.parallel import map_unordered
-from audiobench.data.resample import AUDIO_RATE, audio_relpath, encode_flac, remove_stale_temporaries
+from audiobench.data.resample import audio_relpath, encode_flac, remove_stale_temporaries
 from audiobench.data.synth.scene import SPLITS, ClipPlan, plan_clip, render_clip
 from audiobench.data.synth.targets import TARGETS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-SR = 16000  # Hz; the rate of every file under audio/ (the VGGish front end's input rate)
+from audiobench.core.layout import AUDIO_RATE as SR  # Hz; the rate of every file under audio/
 NYQUIST = SR / 2
 TWO_PI = 2.0 * np.pi
 
