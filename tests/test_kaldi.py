@@ -26,7 +26,7 @@ from audiobench.features.base import get_extractor
 from audiobench.features.dataset import LogmelDataset
 from audiobench.features.kaldi import KaldiFbank, KaldiFbankParams, fbank, mel_banks
 from audiobench.study.compare import CompareConfig, compare
-from audiobench.training.train import TrainConfig
+from audiobench.training.options import TrainOptions
 
 lhotse_layers = pytest.importorskip("lhotse.features.kaldi.layers", reason="lhotse is in the test extra")
 
@@ -198,9 +198,9 @@ def test_featurize_kaldi_fbank_then_compare_on_it(tmp_path):
 
     # compare through its function (the command is this plus option parsing): one attention example keeps the
     # report's Fig. 5 (128 bands, the features' own hop) in the run and the test short.
-    config = CompareConfig(TrainConfig("synth", "noatt-weak", epochs=1, width=0.0625, batch_size=4, device="cpu",
-                                       feature_id=summary["feature_id"]),
-                           variants=("noatt-weak", "att-self"), trials=1, examples=1)
+    config = CompareConfig("synth", ("noatt-weak", "att-self"), trials=1, examples=1,
+                           train=TrainOptions(epochs=1, width=0.0625, batch_size=4, device="cpu",
+                                              feature_id=summary["feature_id"]))
     result = compare(config, root=tmp_path, out=tmp_path / "study", quiet=True)
     study = result.run_dir
     assert result.failures == [] and result.finished == 2 and (study / "report.md").is_file()
