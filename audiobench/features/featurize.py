@@ -126,6 +126,7 @@ class ShardOutcome:
     split: str
     shard: Path | None  # None when no clip of the task could be featurized
     failures: tuple[ClipFailure, ...]
+    index: ShardIndex | None = None  # what the shard holds, as written (the main process need not open it)
 
 
 def featurize_clip(path: Path, *, samples: int | None = None, params: FeatureParams = DEFAULT_PARAMS,
@@ -160,9 +161,9 @@ def compute_shard(task: ShardTask) -> ShardOutcome:
             failures.append(ClipFailure(clip_id, str(exc)))
     if not ids:
         return ShardOutcome(task.split, None, tuple(failures))
-    write_shard(task.shard, ids, mels, feature_id=task.feature_id, dtype=task.dtype, audio_sha256=hashes,
-                padding=task.params.padding_value)
-    return ShardOutcome(task.split, task.shard, tuple(failures))
+    index = write_shard(task.shard, ids, mels, feature_id=task.feature_id, dtype=task.dtype, audio_sha256=hashes,
+                        padding=task.params.padding_value)
+    return ShardOutcome(task.split, task.shard, tuple(failures), index)
 
 
 def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend: Backend = "loky",
@@ -292,7 +293,10 @@ def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHead
     path = split_path(feature_dir, split)
     _delete(path.with_name(path.name + ".tmp"), feature_dir)  # a killed run's unfinished file
     existing = read_existing(path, header)
-    hashes = _hash_audio(dataset_dir, audio, jobs=jobs)
+    # Hashes tell changed audio from the rows of a split file, and reusable shards from stale ones: a split with
+    # neither (its first run) needs none before its workers hash what they decode.
+    needs_hashes = existing is not None or any(shard_dir(feature_dir, split).glob("shard-*.h5"))
+    hashes = _hash_audio(dataset_dir, audio, jobs=jobs) if needs_hashes else {}
     recorded = dict(zip(existing.clip_ids, existing.audio_sha256)) if existing else {}
     # A row is recomputed when its audio file is there and is not the one it was computed from (rows of a file
     # written before hashes were recorded have none, so they are recomputed once). A row whose audio file is
@@ -384,12 +388,10 @@ class _Assembler:
         self.outstanding -= 1
         self.failures.update((f.clip_id, f) for f in outcome.failures)
         if outcome.shard is not None:
-            index = read_shard_index(outcome.shard, feature_id=self.plan.header.feature_id,
-                                     dtype=self.plan.header.dtype)
-            if index is None:
-                raise AudiobenchError(f"{outcome.shard}: a worker reported it written but it cannot be read "
+            if outcome.index is None or not outcome.shard.is_file():
+                raise AudiobenchError(f"{outcome.shard}: a worker reported it written but it is not there "
                                       "(is the storage root shared with every Dask worker?)")
-            self.ready[outcome.shard] = index
+            self.ready[outcome.shard] = outcome.index
         self.drain()
 
     def drain(self) -> None:

@@ -177,9 +177,9 @@ class ShardIndex:
 
 
 def write_shard(path: Path, clip_ids: Sequence[str], logmels: Sequence[np.ndarray], *, feature_id: str,
-                dtype: str, audio_sha256: Sequence[str], padding: float) -> None:
+                dtype: str, audio_sha256: Sequence[str], padding: float) -> ShardIndex:
     """Write computed clips as one shard: ``clip_id``, ``length``, ``audio_sha256``, ``logmel``
-    ``[n, width, 64]`` (rows padded with ``padding`` to the longest clip, ``width``) and its CRC-32.
+    ``[n, width, 64]`` (rows padded with ``padding`` to the longest clip, ``width``) and its CRC-32; its index.
 
     Written as ``*.tmp`` and renamed, so a shard under its final name was written to the end. A full disk is
     one :class:`~audiobench.core.layout.DiskFullError` (the unfinished file removed), not an HDF5 traceback.
@@ -196,8 +196,9 @@ def write_shard(path: Path, clip_ids: Sequence[str], logmels: Sequence[np.ndarra
         f.create_dataset("logmel", data=data)
         f.attrs["feature_id"] = feature_id
         f.attrs["dtype"] = dtype
-        f.attrs["crc32"] = zlib.crc32(data)
+        f.attrs["crc32"] = crc = zlib.crc32(data)
         f.attrs[COMPLETE] = True
+    return ShardIndex(path, tuple(clip_ids), lengths.astype(np.int64), data.shape, crc, tuple(audio_sha256))
 
 
 @contextmanager
@@ -393,6 +394,7 @@ class SplitWriter:
         self._shapes: dict[str, tuple[int, int, int]] = {}
         self._durable: set[str] = set()  # shards that a committed split file maps already: on disk for good
         self._syncs: dict[str, Future[None]] = {}
+        self._names: dict[Path, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         self.tmp.unlink(missing_ok=True)
         self._file = h5py.File(self.tmp, "w")
@@ -495,10 +497,9 @@ class SplitWriter:
         ids = [c.clip_id for c in clips]
         path = self.shards / shard_name(ids, hashes)
         self.shards.mkdir(parents=True, exist_ok=True)
-        write_shard(path, ids, logmels, feature_id=self.header.feature_id, dtype=self.header.dtype,
-                    audio_sha256=hashes, padding=self.padding)
-        shape = (len(clips), max(m.shape[0] for m in logmels), logmels[0].shape[1])
-        self.link(clips, [ShardRow(path, i, m.shape[0], sha, shape) for i, (m, sha) in enumerate(zip(logmels, hashes))])
+        index = write_shard(path, ids, logmels, feature_id=self.header.feature_id, dtype=self.header.dtype,
+                            audio_sha256=hashes, padding=self.padding)
+        self.link(clips, [index.row(cid) for cid in ids])
 
     def link(self, clips: Sequence[Clip], rows: Sequence[ShardRow]) -> None:
         """Add clips (with their labels from the ledger) whose features lie in finished shards, in order.
@@ -541,9 +542,11 @@ class SplitWriter:
 
     def _name(self, shard: Path) -> str:
         """A shard's name as the file records it: relative to the file's folder, so the folder can move."""
-        name = Path(os.path.relpath(shard, self.path.parent)).as_posix()
-        if name.startswith("../"):
-            raise AudiobenchError(f"{shard}: a shard outside {self.path.parent} cannot hold rows of {self.path}")
+        name = self._names.get(shard)
+        if name is None:
+            name = self._names[shard] = Path(os.path.relpath(shard, self.path.parent)).as_posix()
+            if name.startswith("../"):
+                raise AudiobenchError(f"{shard}: a shard outside {self.path.parent} cannot hold rows of {self.path}")
         return name
 
     def _sync(self, name: str) -> None:
