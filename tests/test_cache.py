@@ -5,6 +5,8 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from audiobench import __version__
-from audiobench.features.store import feature_file
+from audiobench.data.inventory import feature_sets
+from audiobench.features.store import SplitHeader, feature_file, read_existing, summarize_split
 from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.featurize import featurize
@@ -46,7 +49,9 @@ def test_split_file_layout_and_attributes(toy):
     with h5py.File(path, "r") as f:
         n, t_max = 6, max(DEFAULT_PARAMS.num_frames(a.samples) for a in audio.values())
         assert f["logmel"].shape == (n, t_max, 64) and f["logmel"].dtype == np.float32
-        assert f["logmel"].chunks == (1, t_max, 64)
+        assert f["logmel"].is_virtual and f["logmel"].fillvalue == PAD  # rows in shards, padding as fill
+        for source in f["logmel"].virtual_sources():  # named relative to the split file: the folder can move
+            assert source.file_name.startswith("shards/train/shard-") and source.dset_name == "logmel"
         assert f["strong"].shape == (n, t_max, 3) and f["strong"].dtype == np.uint8
         assert f["weak"].dtype == np.uint8 and f["length"].dtype == np.int32
         assert list(f["clip_id"].asstr()[()]) == [c.clip_id for c in clips]  # sorted by clip id
@@ -220,3 +225,58 @@ def test_dataset_refuses_bad_arguments(toy):
     broken.write_bytes(b"nope")
     with pytest.raises(AudiobenchError, match="not a readable HDF5 feature file"):
         LogmelDataset(broken)
+
+
+def test_a_feature_folder_moved_whole_reads_the_same_and_a_split_file_alone_is_refused(toy, tmp_path):
+    items = [LogmelDataset(feature_file(toy, "train"), in_memory=False)[i]["logmel"] for i in range(6)]
+    moved = DatasetPaths(tmp_path / "elsewhere", "toy")
+    shutil.copytree(toy.dir, moved.dir)
+    data = LogmelDataset(feature_file(moved, "train"), in_memory=False)
+    assert all(torch.equal(data[i]["logmel"], items[i]) for i in range(6))
+    alone = tmp_path / "alone" / "train.h5"
+    alone.parent.mkdir()
+    shutil.copyfile(feature_file(toy, "train"), alone)
+    with pytest.raises(AudiobenchError, match=r"alone/shards/train/shard-.*\.h5, which is missing"):
+        LogmelDataset(alone)
+
+
+RELEASE_0_1 = Path(__file__).parent / "data" / "release-0.1"
+
+
+def test_split_files_of_release_0_1_are_read_as_they_are(tmp_path):
+    shutil.copytree(RELEASE_0_1 / "synth", tmp_path / "synth")
+    paths = DatasetPaths(tmp_path, "synth")
+    for split, n in (("train", 4), ("val", 2), ("test", 2)):
+        path = feature_file(paths, split)
+        assert path.parent.name == feature_id()  # the same recipe, the same feature id
+        summary = summarize_split(path)
+        assert (summary.split, summary.clips, summary.dtype, summary.longest) == (split, n, "float32", 198)
+        with h5py.File(path, "r") as f:
+            logmel, lengths, attrs = f["logmel"][()], f["length"][()], dict(f.attrs)
+            assert not f["logmel"].is_virtual
+        header = SplitHeader("synth", split, tuple(LogmelDataset(path).classes), bool(attrs["has_strong"]), feature_id(),
+                             "float32")
+        existing = read_existing(path, header)
+        assert len(existing.clip_ids) == n and existing.audio_sha256 == ("",) * n and not existing.shards
+        data = LogmelDataset(path, frames=None)
+        for i in range(n):
+            assert np.array_equal(data[i]["logmel"].numpy(), logmel[i, :lengths[i]])
+    assert [(row.split, row.clips) for row in feature_sets(paths)] == [("train", 4), ("val", 2), ("test", 2)]
+
+
+def test_featurize_recomputes_release_0_1_files_to_the_same_bytes(tmp_path):
+    shutil.copytree(RELEASE_0_1 / "synth", tmp_path / "synth")
+    paths = DatasetPaths(tmp_path, "synth")
+    old = {}
+    for split in ("train", "val", "test"):
+        with h5py.File(feature_file(paths, split), "r") as f:
+            old[split] = {name: f[name][()] for name in ("logmel", "clip_id", "length", "weak", "start", "end")}
+    result = featurize("synth", root=tmp_path, quiet=True)  # no audio hashes recorded: every row computed again
+    assert result.feature_id == feature_id()
+    assert [(s.split, s.clips, s.updated, s.present) for s in result.splits] == \
+        [("train", 4, 4, 0), ("val", 2, 2, 0), ("test", 2, 2, 0)]
+    for split in ("train", "val", "test"):
+        with h5py.File(feature_file(paths, split), "r") as f:
+            assert f["logmel"].is_virtual
+            for name, values in old[split].items():
+                assert f[name].dtype == values.dtype and np.array_equal(f[name][()], values), (split, name)

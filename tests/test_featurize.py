@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from audiobench.features.store import feature_file
+from audiobench.features.store import feature_file, shard_files
 from audiobench.cli import cli
 from audiobench.core.records import AudioRecord, ClassInfo, Clip, Event
 from audiobench.core.errors import AudiobenchError
@@ -96,6 +97,13 @@ def assert_same_files(a: Path, b: Path) -> None:
     assert attrs_a == attrs_b
 
 
+def assert_only_mapped_shards(folder: Path) -> None:
+    """The shard folder holds exactly the shards that the finished split files map: nothing superseded or left."""
+    on_disk = {p for p in (folder / "shards").rglob("*") if p.is_file()}
+    assert on_disk == set().union(*(shard_files(p) for p in folder.glob("*.h5")))
+    assert not list(folder.rglob("*.tmp"))
+
+
 def rows(path: Path) -> list[str]:
     with h5py.File(path, "r") as f:
         return list(f["clip_id"].asstr()[()])
@@ -114,7 +122,7 @@ def test_featurize_writes_every_split_and_a_rerun_adds_nothing(tmp_path):
     assert [(s.clips, s.added, s.present) for s in again.splits] == [(6, 0, 6), (4, 0, 4)]
     after = h5_contents(train)
     assert before[1] == after[1] and all(np.array_equal(before[0][k], after[0][k]) for k in before[0])
-    assert not (train.parent / "shards").exists() and not list(train.parent.glob("*.tmp"))
+    assert_only_mapped_shards(train.parent)
 
 
 def test_rerun_adds_only_new_clips_after_the_existing_rows(tmp_path):
@@ -210,7 +218,9 @@ def test_unusable_shards_are_ignored_and_removed(tmp_path):
         f.attrs["feature_id"] = "vggish-logmel-00000000"
         f.attrs["complete"] = True
     result = featurize("toy", root=tmp_path, quiet=True)
-    assert result.splits[0].added == 2 and not shards.exists()
+    assert result.splits[0].added == 2
+    assert_only_mapped_shards(shards.parent.parent)
+    assert sorted(p.name for p in shards.iterdir()) == sorted(p.name for p in shard_files(feature_file(paths, "train")))
 
 
 def test_errors_name_the_problem(tmp_path):
@@ -302,7 +312,8 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, moment):
         [("train", 40), ("val", 20)]
     for split in ("train", "val"):
         assert_same_files(feature_file(killed, split), feature_file(DatasetPaths(clean_root, "toy"), split))
-    assert sorted(p.name for p in folder.iterdir()) == [".lock", "train.h5", "val.h5"]
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "shards", "train.h5", "val.h5"]
+    assert_only_mapped_shards(folder)
 
 
 @pytest.mark.slow
@@ -392,6 +403,78 @@ def test_a_changed_audio_file_is_featurized_again(tmp_path):
     assert (again.added, again.updated, again.present) == (0, 0, 3)
 
 
+def test_a_rerun_leaves_written_features_alone_and_deletes_superseded_shards(tmp_path):
+    paths = make_dataset(tmp_path, n_train=4, n_val=0, with_audio=3)
+    featurize("toy", root=tmp_path, quiet=True, shard_size=1)  # one shard per clip
+    train = feature_file(paths, "train")
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in shard_files(train)}
+    clips = toy_clips(4, 0)
+    with Ledger(paths.ledger) as ledger:
+        write_audio(paths, ledger, clips[3], RATE + 160)  # a new clip
+        write_audio(paths, ledger, clips[1], ledger.audio()[clips[1].clip_id].samples, seed=9)  # a changed one
+    result = featurize("toy", root=tmp_path, quiet=True, shard_size=1).splits[0]
+    assert (result.clips, result.added, result.updated, result.present) == (4, 1, 1, 2)
+    after = shard_files(train)
+    kept = [p for p in before if p in after]
+    assert len(kept) == 2 and all((p.stat().st_ino, p.stat().st_mtime_ns) == before[p] for p in kept)
+    assert len(after) == 4 and len(set(before) - after) == 1  # the changed clip's old shard is gone
+    assert_only_mapped_shards(train.parent)
+    with Ledger(paths.ledger) as ledger:
+        audio = ledger.audio(split="train")
+    with h5py.File(train, "r") as f:
+        assert list(f["clip_id"].asstr()[()]) == [clips[0].clip_id, clips[2].clip_id,
+                                                  *sorted([clips[1].clip_id, clips[3].clip_id])]
+        for i, cid in enumerate(f["clip_id"].asstr()[()]):
+            x, rate = sf.read(paths.dir / audio[cid].path, dtype="float32")
+            n = int(f["length"][i])
+            assert np.array_equal(f["logmel"][i, :n], logmel(x, rate))
+            assert np.all(f["logmel"][i, n:] == np.float32(np.log(0.01)))
+
+
+def test_a_lost_shard_is_named_by_readers_and_recomputed_by_featurize(tmp_path):
+    paths = make_dataset(tmp_path, n_train=4, n_val=0)
+    featurize("toy", root=tmp_path, quiet=True, shard_size=2)
+    train = feature_file(paths, "train")
+    expected = h5_contents(train)[0]
+    lost = sorted(shard_files(train))[0]
+    lost.unlink()
+    with pytest.raises(AudiobenchError, match=re.escape(f"lie in {lost}, which is missing")):
+        feature_file(paths, "train")
+    result = featurize("toy", root=tmp_path, quiet=True).splits[0]
+    assert (result.clips, result.updated, result.present) == (4, 2, 2)
+    again = h5_contents(train)[0]
+    order = np.argsort(again["clip_id"])  # the recomputed rows moved after the kept ones
+    assert np.array_equal(again["clip_id"][order], expected["clip_id"])
+    assert np.array_equal(again["logmel"][order], expected["logmel"])
+    assert_only_mapped_shards(train.parent)
+
+
+def test_a_file_that_stores_its_own_features_moves_them_into_a_shard_once(tmp_path):
+    paths = make_dataset(tmp_path, n_train=3, n_val=0, with_audio=3)
+    featurize("toy", root=tmp_path, quiet=True)
+    train = feature_file(paths, "train")
+    with h5py.File(train, "a") as f:  # as the previous version wrote it: logmel inside the split file
+        data = f["logmel"][()]
+        del f["logmel"]
+        f.create_dataset("logmel", data=data, chunks=(1,) + data.shape[1:], fillvalue=np.float32(np.log(0.01)))
+    shutil.rmtree(train.parent / "shards")
+    assert featurize("toy", root=tmp_path, quiet=True).splits[0].present == 3  # nothing to add: left as it is
+    with h5py.File(train, "r") as f:
+        assert not f["logmel"].is_virtual
+    extra = toy_clips(4, 0)[3]
+    with Ledger(paths.ledger) as ledger:
+        ledger.add_clips([extra])
+        write_audio(paths, ledger, extra, 2 * RATE)  # longer than the others: T_max grows
+    result = featurize("toy", root=tmp_path, quiet=True).splits[0]
+    assert (result.clips, result.added, result.present) == (4, 1, 3)
+    with h5py.File(train, "r") as f:
+        assert f["logmel"].is_virtual and f["logmel"].shape[1] > data.shape[1]
+        assert np.array_equal(f["logmel"][:3, :data.shape[1]], data)
+        assert np.all(f["logmel"][:3, data.shape[1]:] == np.float32(np.log(0.01)))
+    assert len(shard_files(train)) == 2  # the three moved rows, and the new clip's
+    assert_only_mapped_shards(train.parent)
+
+
 def test_a_file_written_without_audio_hashes_is_recomputed_once(tmp_path):
     paths = make_dataset(tmp_path / "old", n_train=3, n_val=2)
     shutil.copytree(paths.dir, tmp_path / "fresh" / "toy")
@@ -463,7 +546,7 @@ def test_a_full_disk_is_one_line_and_a_rerun_finishes(tmp_path, monkeypatch, whe
         monkeypatch.setattr(h5py.Group, "create_dataset",
                             lambda self, name, *a, **k: _no_space() if name == "logmel" else real(self, name, *a, **k))
     else:  # every shard is written, the split file is not
-        monkeypatch.setattr("audiobench.features.store.SplitWriter.append", _no_space)
+        monkeypatch.setattr("audiobench.features.store.SplitWriter.link", _no_space)
     out = CliRunner().invoke(cli, ["featurize", "toy", "--root", str(paths.root), "--quiet"])
     assert out.exit_code == 2, out.output
     assert out.output.count("\n") == 1 and "Traceback" not in out.output

@@ -2,10 +2,11 @@
 (docs/features.md).
 
 Work is cut into shards of clips. A worker (a local process, a thread, or a Dask worker) decodes and
-featurizes its shard's clips and writes them to one small shard file, atomically. The main process reads
-finished shards in clip-id order and streams their rows into ``<split>.h5.tmp``, after the rows of the
+featurizes its shard's clips and writes them to one shard file, atomically: that is where their features
+stay. The main process takes finished shards in clip-id order and maps their rows into ``<split>.h5.tmp``
+(labels, and an HDF5 virtual dataset over the shards: no feature is read or copied), after the rows of the
 existing ``<split>.h5`` if there is one; once every shard of the split is in, the file gets its completion
-marker and is renamed onto ``<split>.h5``, and only then are the shards deleted. So:
+marker and is renamed onto ``<split>.h5``, and only then are the shards no row maps any more deleted. So:
 
 * a rerun adds only clips not yet in the file (existing rows first, then the new clips sorted by clip id),
   and recomputes a clip whose ``audio/`` file is no longer the one its row was computed from (each row keeps
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audiobench.features.store import (ExistingSplit, ShardIndex, SplitHeader, SplitWriter, feature_file, read_existing,
-                              read_shard_index, shard_dir, shard_name, split_path, write_shard)
+from audiobench.features.store import (ExistingSplit, ShardIndex, ShardRow, SplitHeader, SplitWriter, feature_file,
+                                       read_existing, read_shard_index, shard_dir, shard_name, split_path, write_shard)
 from audiobench.core.records import AudioRecord, Clip, ClipFailure
 from audiobench.data.decode import read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
@@ -44,7 +45,6 @@ __all__ = ["ClipFailure", "FeaturizeResult", "SplitResult", "feature_file", "fea
 
 MAX_SHARD_CLIPS = 32  # clips per task at most: little is lost to a kill, and workers stay balanced
 MIN_SHARD_CLIPS = 2  # the last tasks: one file per clip would cost more than it balances
-_ROWS_PER_WRITE = 32  # rows the main process gathers before one write into the split file
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,7 @@ class ShardOutcome:
     split: str
     shard: Path | None  # None when no clip of the task could be featurized
     failures: tuple[ClipFailure, ...]
+    index: ShardIndex | None = None  # what the shard holds, as written (the main process need not open it)
 
 
 def featurize_clip(path: Path, *, samples: int | None = None, extractor: Extractor | None = None,
@@ -162,8 +163,9 @@ def compute_shard(task: ShardTask) -> ShardOutcome:
             failures.append(ClipFailure(clip_id, str(exc)))
     if not ids:
         return ShardOutcome(task.split, None, tuple(failures))
-    write_shard(task.shard, ids, mels, feature_id=task.feature_id, dtype=task.dtype, audio_sha256=hashes)
-    return ShardOutcome(task.split, task.shard, tuple(failures))
+    index = write_shard(task.shard, ids, mels, feature_id=task.feature_id, dtype=task.dtype, audio_sha256=hashes,
+                        padding=task.extractor.padding_value)
+    return ShardOutcome(task.split, task.shard, tuple(failures), index)
 
 
 def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend: Backend = "loky",
@@ -282,11 +284,13 @@ class _SplitPlan:
         return len(self.existing.clip_ids) - len(self.stale) if self.existing else 0
 
     def bytes_needed(self) -> int:
-        """About what this run writes for the split: the new split file (features, frame targets) and shards."""
+        """About what this run writes for the split: the new split file (frame targets) and shards."""
         frame = self.header.extractor.dims * np.dtype(self.header.dtype).itemsize
         split_file = (self.kept() + len(self.pending)) * self.t_max * (
-            frame + (len(self.header.classes) if self.header.has_strong else 0))
+            len(self.header.classes) if self.header.has_strong else 0)
         shards = sum(frame * self.header.extractor.num_frames(self.audio[cid].samples) for cid in self.pending)
+        if self.existing and not self.existing.shapes:  # a file storing its own features: kept rows move out once
+            shards += self.kept() * self.existing.t_max * frame
         return split_file + shards
 
 
@@ -297,12 +301,16 @@ def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHead
     path = split_path(feature_dir, split)
     _delete(path.with_name(path.name + ".tmp"), feature_dir)  # a killed run's unfinished file
     existing = read_existing(path, header)
-    hashes = _hash_audio(dataset_dir, audio, jobs=jobs)
+    # Hashes tell changed audio from the rows of a split file, and reusable shards from stale ones: a split with
+    # neither (its first run) needs none before its workers hash what they decode.
+    needs_hashes = existing is not None or any(shard_dir(feature_dir, split).glob("shard-*.h5"))
+    hashes = _hash_audio(dataset_dir, audio, jobs=jobs) if needs_hashes else {}
     recorded = dict(zip(existing.clip_ids, existing.audio_sha256)) if existing else {}
     # A row is recomputed when its audio file is there and is not the one it was computed from (rows of a file
     # written before hashes were recorded have none, so they are recomputed once). A row whose audio file is
     # gone keeps its features: there is nothing to compute them from.
     stale = frozenset(cid for cid, sha in recorded.items() if cid in hashes and hashes[cid] != sha)
+    stale |= existing.lost if existing else frozenset()  # rows whose shard file is gone: computed again
     pending = sorted(cid for cid in audio if cid not in recorded or cid in stale)
     frames = {cid: header.extractor.num_frames(audio[cid].samples) for cid in pending}
     if existing and stale:  # the file shrinks back when a changed clip was the longest
@@ -314,7 +322,10 @@ def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHead
     if plan.shards.is_dir():
         for tmp in plan.shards.glob("*.tmp"):
             _delete(tmp, plan.shards.parent)
+        live = existing.shards if existing else frozenset()
         for shard in sorted(plan.shards.glob("shard-*.h5")):
+            if shard in live:  # holds rows of the split file: nothing pending is in it
+                continue
             index = read_shard_index(shard, feature_id=header.feature_id, dtype=header.dtype)
             if index is None or not index.intact():
                 continue
@@ -359,7 +370,7 @@ def _assign_tasks(plans: Sequence[_SplitPlan], dataset_dir: Path, *, jobs: int, 
         while a < len(todo):
             size = shard_size or min(MAX_SHARD_CLIPS, max(MIN_SHARD_CLIPS, math.ceil(left / (4 * max(jobs, 1)))))
             ids = todo[a:a + size]
-            shard = plan.shards / shard_name(ids)
+            shard = plan.shards / shard_name(ids, [plan.audio_sha256.get(cid, "") for cid in ids])
             clips = tuple((cid, plan.audio[cid].path, plan.audio[cid].samples) for cid in ids)
             plan.tasks.append(ShardTask(plan.split, dataset_dir, shard, clips, plan.header.feature_id,
                                         plan.header.dtype, plan.header.extractor))
@@ -369,7 +380,7 @@ def _assign_tasks(plans: Sequence[_SplitPlan], dataset_dir: Path, *, jobs: int, 
 
 
 class _Assembler:
-    """Main-process side of one split: streams finished shards into the split file in clip-id order."""
+    """Main-process side of one split: maps the rows of finished shards into the split file in clip-id order."""
 
     def __init__(self, plan: _SplitPlan) -> None:
         self.plan = plan
@@ -380,62 +391,38 @@ class _Assembler:
         self.writer: SplitWriter | None = None
         self.added = 0
         self.updated = 0
-        self._loaded: Path | None = None  # the shard whose features are in _buffer
-        self._buffer: np.ndarray | None = None
-        self._where: dict[str, tuple[int, int]] = {}
 
     def receive(self, outcome: ShardOutcome) -> None:
         self.outstanding -= 1
         self.failures.update((f.clip_id, f) for f in outcome.failures)
         if outcome.shard is not None:
-            index = read_shard_index(outcome.shard, feature_id=self.plan.header.feature_id,
-                                     dtype=self.plan.header.dtype)
-            if index is None:
-                raise AudiobenchError(f"{outcome.shard}: a worker reported it written but it cannot be read "
+            if outcome.index is None or not outcome.shard.is_file():
+                raise AudiobenchError(f"{outcome.shard}: a worker reported it written but it is not there "
                                       "(is the storage root shared with every Dask worker?)")
-            self.ready[outcome.shard] = index
+            self.ready[outcome.shard] = outcome.index
         self.drain()
 
     def drain(self) -> None:
         """Write every pending clip, in order, up to the first whose shard is not finished yet."""
         pending = self.plan.pending
         clips: list[Clip] = []
-        mels: list[np.ndarray] = []
-        hashes: list[str] = []
+        rows: list[ShardRow] = []
         while self.position < len(pending):
             cid = pending[self.position]
             if cid not in self.failures:
                 index = self.ready.get(self.plan.shard_of[cid])
                 if index is None:
                     break
-                if index.path != self._loaded or len(clips) == _ROWS_PER_WRITE:
-                    self._write(clips, mels, hashes)  # before the shard buffer is refilled: mels are views into it
-                    clips, mels, hashes = [], [], []
                 clips.append(self.plan.clips[cid])
-                mels.append(self._frames(index, cid))
-                hashes.append(index.audio_sha256[index.clip_ids.index(cid)])
+                rows.append(index.row(cid))
             self.position += 1
-        self._write(clips, mels, hashes)
+        self._write(clips, rows)
 
-    def _frames(self, index: ShardIndex, clip_id: str) -> np.ndarray:
-        """A clip's rows, a view into one reused buffer holding its shard (no fresh 8 MB array per shard)."""
-        if self._loaded != index.path:
-            total = int(index.lengths.sum())
-            if self._buffer is None or self._buffer.shape[0] < total:
-                dims = self.plan.header.extractor.dims
-                self._buffer = np.empty((max(total, MAX_SHARD_CLIPS * self.plan.t_max), dims),
-                                        dtype=self.plan.header.dtype)
-            index.read_logmel(out=self._buffer[:total])
-            self._where = {cid: (int(o), int(n)) for cid, o, n in zip(index.clip_ids, index.offsets, index.lengths)}
-            self._loaded = index.path
-        offset, n = self._where[clip_id]
-        return self._buffer[offset:offset + n]
-
-    def _write(self, clips: list[Clip], mels: list[np.ndarray], hashes: list[str]) -> None:
+    def _write(self, clips: list[Clip], rows: list[ShardRow]) -> None:
         if not clips:
             return
         writer = self._open()
-        writer.append(clips, mels, hashes)
+        writer.link(clips, rows)
         updated = sum(1 for c in clips if c.clip_id in self.plan.stale)
         self.updated += updated
         self.added += len(clips) - updated
@@ -451,23 +438,26 @@ class _Assembler:
         return self.writer
 
     def finish(self) -> SplitResult:
-        """Commit the split file, then delete its shards; the split's result."""
+        """Commit the split file, then delete the shards it does not map; the split's result."""
         plan = self.plan
         if self.outstanding or self.position != len(plan.pending):
             raise RuntimeError(f"split {plan.split}: {self.outstanding} tasks outstanding, "
                                f"{len(plan.pending) - self.position} clips unwritten")
         path = plan.path if plan.existing else None
+        used = plan.existing.shards if plan.existing else frozenset()
         if plan.stale:
             self._open()  # even when no recomputed row arrived: the changed clips' old rows must go
         if self.writer is not None:
             path = self.writer.commit()
+            used = self.writer.shard_files
             self.writer = None
-        self._loaded = self._buffer = None
         feature_dir = plan.path.parent
-        if plan.shards.is_dir():  # every usable row is now in the split file: the shards are spent
+        if plan.shards.is_dir():  # what no row maps any more: superseded, unused, or a killed run's
             for shard in plan.shards.iterdir():
-                _delete(shard, feature_dir / "shards")
-            require_inside(plan.shards, feature_dir).rmdir()
+                if shard not in used:
+                    _delete(shard, feature_dir / "shards")
+            if not any(plan.shards.iterdir()):
+                require_inside(plan.shards, feature_dir).rmdir()
         if plan.shards.parent.is_dir() and not any(plan.shards.parent.iterdir()):
             require_inside(plan.shards.parent, feature_dir).rmdir()
         present = plan.kept()
