@@ -8,6 +8,17 @@ import pytest
 from audiobench.testing.reference import unpack_reference
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The nets of the tests are tiny: one thread is faster than two, and immune to a busy shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def reference_dir(tmp_path_factory) -> Path:
     """The published lists (eusipco19, AudioSet, DCASE 2017 task 4), byte-exact, laid out as an index mirror.

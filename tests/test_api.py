@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import audiobench
 from audiobench.core.errors import AudiobenchError
@@ -52,13 +51,7 @@ def test_every_public_name_is_listed_and_resolves():
         exec("from audiobench import trian")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The nets here are tiny: one thread is faster than two, and immune to a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,7 @@ def release_copy(root: Path, *, features: bool) -> DatasetPaths:
     return DatasetPaths(root, "synth")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_the_builtin_extractors_are_registered_and_an_unknown_name_is_refused():

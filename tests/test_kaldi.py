@@ -35,12 +35,7 @@ FLOOR = math.log(2.0 ** -23)  # log(float32 eps): bands without energy
 RELEASE = Path(__file__).parent / "data" / "release-0.1" / "synth"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _signal(kind: str) -> np.ndarray:

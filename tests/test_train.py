@@ -29,13 +29,7 @@ from toydata import CLASSES, FRAMES, write_features
 TINY = dict(width=0.0625, frames=FRAMES, batch_size=16, lr=3e-3, quiet=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The nets here are tiny: one thread is faster than two, and immune to a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

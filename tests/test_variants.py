@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.models.checkpoint import load_model
@@ -25,12 +24,7 @@ TOY = VariantSpec("tenth-self", "attention", (("pred", 1.0), ("att_self", 0.1)),
 TINY = dict(width=0.0625, frames=FRAMES, batch_size=16, lr=3e-3, epochs=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets: one thread is faster, and immune to a busy machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
