@@ -9,6 +9,7 @@ from audiobench.cli.options import (backend_options, jobs_option, json_option, q
                                      stops_workers_on_signals)
 from audiobench.features.base import DEFAULT_EXTRACTOR, DTYPES, extractors
 from audiobench.core.layout import resolve_root
+from audiobench.core.errors import AudiobenchError
 
 
 @click.command("featurize")
@@ -47,7 +48,6 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(result.summary())
-    if result.empty:
-        click.echo(f"error: no clip of {dataset} could be featurized (all {len(result.failures)} failed); "
-                   "rerun `audiobench resample` for them, then this", err=True)
-        click.get_current_context().exit(2)
+    if result.empty:  # after the summary, so the failures are listed first
+        raise AudiobenchError(f"no clip of {dataset} could be featurized (all {len(result.failures)} failed); "
+                              "rerun `audiobench resample` for them, then this")

@@ -8,6 +8,7 @@ import click
 
 from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
                                      stops_workers_on_signals)
+from audiobench.core.errors import AudiobenchError
 
 
 @click.command("resample")
@@ -38,7 +39,6 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
                                "failures": [asdict(r) for r in result.failed]}, indent=2))
     else:
         click.echo(result.summary())
-    if result.empty:
-        click.echo(f"error: no clip of {dataset} could be converted (all {result.counts['failed']} failed); "
-                   "fix or re-fetch them, then rerun", err=True)
-        click.get_current_context().exit(2)
+    if result.empty:  # after the summary, so the failures are listed first
+        raise AudiobenchError(f"no clip of {dataset} could be converted (all {result.counts['failed']} failed); "
+                              "fix or re-fetch them, then rerun")
