@@ -70,6 +70,20 @@ def test_status_survives_reopen_and_adding_again_keeps_it(tmp_path):
         assert db.execute("SELECT count(*) FROM clips WHERE status = 'ok'").fetchone() == (1,)
 
 
+def test_an_ok_clip_keeps_where_its_audio_came_from(tmp_path):
+    ledger = _ledger(tmp_path)
+    first, second = "-9mHz0OsKKw_30000_40000", "-ANxUxvGASw_30000_40000"
+    ledger.mark(first, "ok", path="raw/a.flac", origin={"via": "yt-dlp", "codec": "opus", "sample_rate": 48000})
+    ledger.mark(second, "failed", error="HTTP 500")
+    assert ledger.origins() == {first: {"codec": "opus", "sample_rate": 48000, "via": "yt-dlp"}}
+    ledger.mark(first, "ok", attempts=0, origin={"via": "import", "format": "panns-hdf5"})  # replaced, not merged
+    ledger.mark(first, "ok", attempts=0)  # a mark without an origin keeps the recorded one
+    ledger.close()
+    with Ledger(tmp_path / "ledger.sqlite") as again:
+        assert again.origins(split="train") == {first: {"via": "import", "format": "panns-hdf5"}}
+        assert again.origins(split="test") == {}
+
+
 def test_coverage_counts_per_split_and_class(tmp_path):
     ledger = _ledger(tmp_path)
     ledger.mark("-9mHz0OsKKw_30000_40000", "ok")

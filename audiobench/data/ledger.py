@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS clips (
     path TEXT,
     created TEXT NOT NULL,
     updated TEXT NOT NULL,
-    source TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}'
+    source TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}',
+    origin TEXT
 );
 CREATE INDEX IF NOT EXISTS clips_split_status ON clips (split, status);
 CREATE TABLE IF NOT EXISTS weak (clip_id TEXT NOT NULL REFERENCES clips(clip_id), class_idx INTEGER NOT NULL,
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS audio (
 _RENAMED_COLUMNS = (("clips", "ytid", "source_id"),)
 # Columns added since the first ledgers were written: (table, column, type), added to an older file on open.
 _ADDED_COLUMNS = (("audio", "source_bytes", "INTEGER"), ("audio", "source_sha256", "TEXT"),
-                  ("clips", "source", f"TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}'"))
+                  ("clips", "source", f"TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}'"), ("clips", "origin", "TEXT"))
 
 _CLIP_COLUMNS = ("clip_id", "split", "source_id", "start", "end", "status", "attempts", "last_error", "bytes",
                  "sha256", "duration", "path", "updated", "source")
@@ -213,8 +214,13 @@ class Ledger:
         return added
 
     def mark(self, clip_id: str, status: str, *, error: str | None = None, attempts: int = 1,
-             **fields: object) -> None:
-        """Set a clip's status (and any of bytes, sha256, duration, path), adding ``attempts`` tries."""
+             origin: dict[str, object] | None = None, **fields: object) -> None:
+        """Set a clip's status (and any of bytes, sha256, duration, path), adding ``attempts`` tries.
+
+        ``origin`` records, in the same transaction, where an ``ok`` clip's audio came from (a JSON object:
+        ``{"via": "yt-dlp", "codec": ...}`` for a download, ``{"via": "import", "format": ...}`` for a copy);
+        it replaces the clip's earlier origin and is read back by :meth:`origins`.
+        """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         allowed = {"bytes", "sha256", "duration", "path"}
@@ -224,10 +230,20 @@ class Ledger:
         sets = ["status = ?", "last_error = ?", "updated = ?", "attempts = attempts + ?"]
         sets += [f"{k} = ?" for k in fields]
         params: list[object] = [status, error, now(), attempts, *fields.values()]
+        if origin is not None:
+            sets.append("origin = ?")
+            params.append(json.dumps(origin, sort_keys=True))
         with self._transaction() as db:
             cur = db.execute(f"UPDATE clips SET {', '.join(sets)} WHERE clip_id = ?", (*params, clip_id))
             if cur.rowcount == 0:
                 raise AudiobenchError(f"{self.path}: no clip {clip_id!r} in the ledger")
+
+    def origins(self, *, split: str | None = None) -> dict[str, dict[str, object]]:
+        """clip id -> the origin recorded when it became ``ok`` (clips without one are left out)."""
+        where, params = self._filter(split=split, status=None)
+        where = (where + " AND" if where else " WHERE") + " origin IS NOT NULL"
+        return {cid: json.loads(text)
+                for cid, text in self._query(f"SELECT clip_id, origin FROM clips{where} ORDER BY clip_id", params)}
 
     def statuses(self, *, split: str | None = None, status: str | Sequence[str] | None = None) -> list[ClipStatus]:
         """Ledger rows, ordered by split then clip id."""
