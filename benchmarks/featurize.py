@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import h5py
-import joblib
 import numpy as np
 import soundfile as sf
 
+from audiobench.core.parallel import map_unordered
 from audiobench.features.store import feature_file
 from audiobench.core.records import AudioRecord, ClassInfo, Clip, Event
 from audiobench.features.dataset import LogmelDataset
@@ -103,8 +103,12 @@ def _decode(path: Path) -> int:
 
 
 def decode_only(files: list[Path], jobs: int) -> None:
-    """Decoding alone, the floor of any featurizer: soundfile in ``jobs`` joblib (loky) processes."""
-    joblib.Parallel(n_jobs=jobs)(joblib.delayed(_decode)(p) for p in files)
+    """Decoding alone, the floor of any featurizer: soundfile in ``jobs`` joblib (loky) processes.
+
+    Through the same joblib configuration as featurize, so both use the same warm worker processes: loky
+    replaces its workers whenever the configuration changes, and alternating two would time start-ups.
+    """
+    list(map_unordered(_decode, files, jobs=jobs, quiet=True))
 
 
 def read_dataset(path: Path, order: np.ndarray) -> None:
