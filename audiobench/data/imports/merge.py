@@ -24,8 +24,6 @@ lie inside the source's ``raw/`` folder (links leading out are refused). Resampl
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import sqlite3
 import tempfile
@@ -34,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import (DatasetPaths, atomic_path, clip_id_for, ensure_writable_dir, resolve_root,
-                                    validate_name)
+from audiobench.core.layout import DatasetPaths, clip_id_for, ensure_writable_dir, resolve_root, validate_name
 from audiobench.core.progress import progress
 from audiobench.core.records import ClipStatus
+from audiobench.data.imports.copying import CopyMismatch, copy_checked
 from audiobench.data.ledger import Ledger
 
 # Statuses ranked: the higher wins when rows of several roots disagree and none is a usable ``ok``.
@@ -45,7 +43,6 @@ _RANK = {"pending": 0, "failed": 1, "unavailable": 2}
 # Meta written by registration that must agree between roots: the same lists, divided the same way.
 _SAME_LISTS = ("dataset", "splits", "roles", "partition", "index")
 _RAW_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -211,19 +208,9 @@ def _copy_raw(src: _SourceRow, paths: DatasetPaths) -> str:
         raise AudiobenchError(f"{where}: raw file {row.path!r} has no plain audio extension; not read")
     relative = Path("raw") / row.split / f"{row.clip_id}{suffix}"
     target = paths.dir / relative
-    ensure_writable_dir(target.parent)
-    digest, size = hashlib.sha256(), 0
     try:
-        with open(file, "rb") as f, atomic_path(target) as tmp, open(tmp, "wb") as out:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-            if (size, digest.hexdigest()) != (row.bytes, row.sha256):
-                raise AudiobenchError(f"{where}: raw file {row.path} does not match its ledger record "
-                                      f"({size} bytes, sha256 {digest.hexdigest()[:12]}…); not copied")
-    except OSError as exc:
-        raise AudiobenchError(f"{where}: cannot copy {row.path} ({exc.strerror or exc})") from None
+        copy_checked(file, target, sha256=row.sha256, size=row.bytes)
+    except CopyMismatch as exc:
+        raise AudiobenchError(f"{where}: raw file {row.path} does not match its ledger record ({exc}); "
+                              "not copied") from None
     return str(relative)
