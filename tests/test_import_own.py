@@ -174,3 +174,23 @@ def test_a_link_that_leads_out_of_the_folder_is_refused(own, tmp_path):
         f.write("link.wav,dog\n")
     with pytest.raises(AudiobenchError, match="labels.csv line 26: file 'link.wav' leads outside"):
         import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=tmp_path / "root", quiet=True)
+
+
+@pytest.mark.slow  # about 15 s: resample, featurize and four tiny trainings
+def test_an_imported_fold_rotation_resamples_featurizes_and_compares(own, tmp_path, one_torch_thread):
+    from audiobench.data.resample import resample
+    from audiobench.features.featurize import featurize
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.training.options import TrainOptions
+
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
+                    quiet=True)
+    dataset = fold_dataset("pets", 2)
+    assert resample(dataset, root=root, quiet=True).counts["failed"] == 0
+    featurize(dataset, root=root, quiet=True)
+    config = CompareConfig(dataset, ("noatt-weak", "att-self"), trials=2,
+                           train=TrainOptions(width=0.0625, batch_size=8, lr=3e-3, epochs=2))
+    result = compare(config, root=root, out=tmp_path / "study", quiet=True)
+    assert result.failures == [] and result.finished == 4
+    assert "att-self" in (result.run_dir / "report.md").read_text()
