@@ -194,3 +194,13 @@ def test_an_imported_fold_rotation_resamples_featurizes_and_compares(own, tmp_pa
     result = compare(config, root=root, out=tmp_path / "study", quiet=True)
     assert result.failures == [] and result.finished == 4
     assert "att-self" in (result.run_dir / "report.md").read_text()
+
+
+def test_rotations_hard_link_the_raw_files_of_the_folds(own, tmp_path):
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    with Ledger(root / "pets" / "ledger.sqlite") as base, Ledger(root / "pets-fold1" / "ledger.sqlite") as rotation:
+        first = {r.source_id: root / "pets" / r.path for r in base.statuses()}
+        for row in rotation.statuses():
+            assert (root / "pets-fold1" / row.path).stat().st_ino == first[row.source_id].stat().st_ino
+            assert row.sha256 == hashlib.sha256(first[row.source_id].read_bytes()).hexdigest()

@@ -23,13 +23,15 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from audiobench.core.errors import AudiobenchError, InputFormatError
-from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, validate_name, write_atomic
+from audiobench.core.layout import (DatasetPaths, atomic_path, ensure_writable_dir, resolve_root, validate_name,
+                                    write_atomic)
 from audiobench.core.parallel import map_unordered
 from audiobench.core.progress import progress
 from audiobench.data.decode import DecodeError, read_audio
@@ -135,7 +137,7 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
             rotation = _Plan([replace(f, split=_role(fold_of[f.source_id], k, folds)) for f in plan.files],
                              plan.classes)
             _make(DatasetPaths(root_path, fold_dataset(name, k)), folder, rotation, folds=None, seed=seed,
-                  strong=strong is not None, result=result, quiet=quiet)
+                  strong=strong is not None, result=result, quiet=quiet, base=DatasetPaths(root_path, name))
             result.rotations.append(fold_dataset(name, k))
     return result
 
@@ -153,12 +155,12 @@ def _role(fold: int, k: int, folds: int) -> str:
 
 
 def _make(paths: DatasetPaths, folder: Path, plan: _Plan, *, folds: int | None, seed: int, strong: bool,
-          result: OwnDataResult, quiet: bool) -> dict[str, int]:
+          result: OwnDataResult, quiet: bool, base: DatasetPaths | None = None) -> dict[str, int]:
     """Lists, manifest, ledger and raw files of one dataset; returns clips per split."""
     lists = _lists(plan, folds)
     _write(paths, _manifest(paths.name, folder, plan, lists, folds=folds, seed=seed, strong=strong), lists)
     registration = register_dataset(paths.dir / OWN_MANIFEST, root=paths.root)
-    _copy_files(paths, folder, plan.files, result, quiet=quiet)
+    _copy_files(paths, folder, plan.files, result, quiet=quiet, base=base)
     return dict(registration.listed)
 
 
@@ -361,9 +363,17 @@ def _write(paths: DatasetPaths, manifest: str, lists: dict[str, str]) -> None:
 
 
 def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], result: OwnDataResult, *,
-                quiet: bool) -> None:
-    """Copy each file into ``raw/`` and mark its clip ok, with its origin; files already there are skipped."""
+                quiet: bool, base: DatasetPaths | None = None) -> None:
+    """Copy each file into ``raw/`` and mark its clip ok, with its origin; files already there are skipped.
+
+    ``base``: the dataset whose folds a rotation takes; its raw files, already copied and checked, are
+    hard-linked where the file system allows (a rotation then costs no disk space for raw files).
+    """
     by_id = {f.source_id: f for f in files}
+    linked: dict[str, Path] = {}
+    if base is not None:
+        with Ledger(base.ledger) as ledger:
+            linked = {r.source_id: base.dir / r.path for r in ledger.statuses(status="ok") if r.path}
     with Ledger(paths.ledger) as ledger:
         rows = ledger.statuses()
         for row in progress(rows, desc="import", quiet=quiet, unit="clip"):
@@ -373,8 +383,12 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], resul
                 continue
             suffix = PurePosixPath(f.relative).suffix.lower()
             relative = Path("raw") / row.split / f"{row.clip_id}{suffix if _SUFFIX.match(suffix) else ''}"
+            if row.source_id in linked and _link(linked[row.source_id], paths.dir / relative):
+                size = (paths.dir / relative).stat().st_size
+            else:
+                size = None
             try:
-                size = copy_checked(folder / f.relative, paths.dir / relative, sha256=f.sha256)
+                size = size or copy_checked(folder / f.relative, paths.dir / relative, sha256=f.sha256)
             except CopyMismatch:
                 raise AudiobenchError(f"{folder / f.relative}: changed while it was imported; run the import "
                                       "again") from None
@@ -382,5 +396,16 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], resul
                         path=str(relative), origin={"via": "import", "format": "folder", "copy": str(folder),
                                                     "member": f.relative, "sha256": f.sha256})
             result.copied += 1
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` at ``target`` (by way of a temporary name); False where links are not possible."""
+    ensure_writable_dir(target.parent)
+    try:
+        with atomic_path(target) as tmp:
+            os.link(source, tmp)
+    except OSError:
+        return False
+    return True
 
 
