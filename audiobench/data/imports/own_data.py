@@ -41,6 +41,7 @@ from audiobench.data.lists._common import csv_fields, format_error, numbered_lin
 from audiobench.data.lists.local import HEADER
 from audiobench.data.manifests import OWN_MANIFEST
 from audiobench.data.register import register_dataset
+from audiobench.data.roles import ROLES
 from audiobench.data.sources import LOCAL
 from audiobench.data.sources.local import local_id_for
 
@@ -308,7 +309,8 @@ def _lists(plan: _Plan, folds: int | None) -> dict[str, str]:
     for f in plan.files:
         groups.setdefault(FOLDS_FILE if folds else f"{f.split}.csv", []).append(f)
     texts = {}
-    for file, members in groups.items():
+    order = {f"{role}.csv": i for i, role in enumerate(ROLES)}  # train, val, test first; then as they came
+    for file, members in sorted(groups.items(), key=lambda item: order.get(item[0], len(order))):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(HEADER)
