@@ -93,7 +93,8 @@ def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = No
         if folder.resolve() == paths.dir.resolve():
             raise AudiobenchError(f"merge: {folder} is the target itself")
         if not (folder / "ledger.sqlite").is_file():
-            raise AudiobenchError(f"merge: no dataset {dataset!r} under {folder.parent} (no {folder / 'ledger.sqlite'})")
+            raise AudiobenchError(f"merge: no dataset {dataset!r} under {folder.parent} "
+                                  f"(no {folder / 'ledger.sqlite'})")
     ensure_writable_dir(paths.dir)
     result = MergeResult(dataset, paths.root, tuple(Path(s) for s in sources))
     with tempfile.TemporaryDirectory(prefix="audiobench-merge-") as tmp, Ledger(paths.ledger) as target:

@@ -11,6 +11,11 @@ The import writes what a published dataset has, so every later stage treats it a
   copied into ``raw/<split>/<clip_id><ext>`` (temporary name, then rename) and marked ``ok`` with its origin
   ``{"via": "import", "format": "folder", "copy": DIR, "member": <path in DIR>, "sha256": ...}``.
 
+With folds, each ``k`` also gets a *rotation*, the dataset ``<NAME>-fold<k>``: fold ``k`` is its ``test`` split,
+the next fold (cyclically) its ``val`` split and the other folds its ``train`` split, so ``compare`` runs on each
+fold as test in turn without knowing about folds (training reads one feature file per role). A rotation
+hard-links the raw files of ``<NAME>`` where the file system allows.
+
 Each file is one clip, its segment the whole file (``0`` to its duration). Its recording ID is made from its
 path in the folder (``audiobench.data.sources.local``); a path that leaves the folder (``..``, an absolute path,
 a link pointing out) is an error. Every error in a table is one line naming the table and the line; nothing is
@@ -129,8 +134,8 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
     for k in range(1, (folds or 0) + 1):  # names checked before anything is written
         validate_name(fold_dataset(name, k), where=f"--folds {folds}")
     result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(plan.classes), {}, folds=folds)
-    result.splits = _make(DatasetPaths(root_path, name), folder, plan, folds=folds, seed=seed, strong=strong is not None,
-                          result=result, quiet=quiet)
+    result.splits = _make(DatasetPaths(root_path, name), folder, plan, folds=folds, seed=seed,
+                          strong=strong is not None, result=result, quiet=quiet)
     if folds:
         with Ledger(DatasetPaths(root_path, name).ledger) as ledger:
             fold_of = {row.source_id: int(row.split[len("fold"):]) for row in ledger.statuses()}
@@ -330,7 +335,7 @@ def _manifest(name: str, folder: Path, plan: _Plan, lists: dict[str, str], *, fo
     lines = [f"# Written by `audiobench import {name} {folder}`: a folder of your own audio.",
              f"name = {_toml(name)}",
              f"description = {_toml(f'{len(plan.files)} files of {folder}')}",
-             "", "[source]", 'kind = "local"', "", "[classes]", "inline = ["]
+             "", "[source]", f"kind = {_toml(LOCAL)}", "", "[classes]", "inline = ["]
     lines += [f"  {{ mid = {_toml(c)}, name = {_toml(c)} }}," for c in plan.classes]
     lines += ["]"]
     for file, text in lists.items():

@@ -89,6 +89,7 @@ def parse_classes(path: Path, format_name: str) -> list[ClassInfo]:
 __all__ = [
     "CLASS_FORMATS", "CLIP_FORMATS", "ClipFormat", "class_format", "clip_format", "parse_audioset_segments",
     "parse_class_labels_indices", "parse_classes", "parse_clips", "parse_dcase2017_segments",
-    "parse_dcase2017_strong", "parse_dcase2017_weak", "parse_eusipco19_strong", "parse_eusipco19_weak", "parse_local_clips",
+    "parse_dcase2017_strong", "parse_dcase2017_weak", "parse_eusipco19_strong", "parse_eusipco19_weak",
+    "parse_local_clips",
     "parse_sound_event_list", "read_audioset_header",
 ]

@@ -42,7 +42,8 @@ def parse_local_clips(path: Path, *, classes: Sequence[ClassInfo], split: str,
             raw_events = json.loads(events_text)
             assert isinstance(raw_events, list) and all(isinstance(e, list) and len(e) == 3 for e in raw_events)
         except (ValueError, AssertionError):
-            raise format_error(path, line, f"events {events_text!r} are not a JSON list of [onset, offset, mid]") from None
+            raise format_error(path, line,
+                               f"events {events_text!r} are not a JSON list of [onset, offset, mid]") from None
         events = []
         for onset, offset, mid in raw_events:
             if not isinstance(onset, (int, float)) or not isinstance(offset, (int, float)) or not isinstance(mid, str):
