@@ -184,3 +184,16 @@ def test_roots_with_other_lists_are_refused(fetched, tmp_path):
         merge_roots("tiny", [source], root=tmp_path / "target", quiet=True)
     with pytest.raises(AudiobenchError, match="no dataset 'tiny' under"):
         merge_roots("tiny", [tmp_path / "nothing"], root=tmp_path / "target", quiet=True)
+
+
+def test_what_a_killed_merge_leaves_is_finished_by_the_rerun(fetched, tmp_path):
+    """A kill -9 can leave a temporary copy, or a copied file whose row was not yet written: neither counts."""
+    merge_roots("tiny", [fetched["shard0"]], root=tmp_path, quiet=True)
+    with sqlite3.connect(fetched["shard1"] / "tiny" / "ledger.sqlite") as db:
+        split, clip, path = db.execute("SELECT split, clip_id, path FROM clips WHERE status = 'ok' LIMIT 1").fetchone()
+    raw = tmp_path / "tiny" / "raw" / split
+    (raw / f".{clip}.flac.4242.tmp").write_bytes(b"half a file")
+    (tmp_path / "tiny" / path).write_bytes((fetched["shard1"] / "tiny" / path).read_bytes())  # copied, not marked
+    merge_roots("tiny", [fetched["shard1"]], root=tmp_path, quiet=True)
+    assert _dump(tmp_path) == _dump(fetched["full"])
+    assert not list((tmp_path / "tiny" / "raw").rglob("*.tmp"))

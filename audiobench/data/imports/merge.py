@@ -35,7 +35,7 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, clip_id_for, ensure_writable_dir, resolve_root, validate_name
 from audiobench.core.progress import progress
 from audiobench.core.records import ClipStatus
-from audiobench.data.imports.copying import CopyMismatch, copy_checked
+from audiobench.data.imports.copying import CopyMismatch, copy_checked, raw_writer
 from audiobench.data.ledger import Ledger
 
 # Statuses ranked: the higher wins when rows of several roots disagree and none is a usable ``ok``.
@@ -109,8 +109,10 @@ def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = No
                 for row in statuses:
                     rows.setdefault(row.clip_id, []).append(_SourceRow(folder, row, origins.get(row.clip_id)))
         origins = target.origins()
-        for current in progress(target.statuses(), desc="merge", quiet=quiet, unit="clip"):
-            _merge_clip(target, paths, current, origins.get(current.clip_id), rows.get(current.clip_id, []), result)
+        with raw_writer(paths, what="merge or import"):
+            for current in progress(target.statuses(), desc="merge", quiet=quiet, unit="clip"):
+                _merge_clip(target, paths, current, origins.get(current.clip_id), rows.get(current.clip_id, []),
+                            result)
     return result
 
 

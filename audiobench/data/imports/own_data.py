@@ -40,7 +40,7 @@ from audiobench.core.layout import (DatasetPaths, atomic_path, ensure_writable_d
 from audiobench.core.parallel import map_unordered
 from audiobench.core.progress import progress
 from audiobench.data.decode import DecodeError, read_audio
-from audiobench.data.imports.copying import CopyMismatch, copy_checked
+from audiobench.data.imports.copying import CopyMismatch, copy_checked, raw_writer
 from audiobench.data.ledger import Ledger
 from audiobench.data.lists._common import csv_fields, format_error, numbered_lines, seconds
 from audiobench.data.lists.local import HEADER
@@ -381,7 +381,7 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], resul
     if base is not None:
         with Ledger(base.ledger) as ledger:
             linked = {r.source_id: base.dir / r.path for r in ledger.statuses(status="ok") if r.path}
-    with Ledger(paths.ledger) as ledger:
+    with Ledger(paths.ledger) as ledger, raw_writer(paths, what="merge or import"):
         rows = ledger.statuses()
         for row in progress(rows, desc="import", quiet=quiet, unit="clip"):
             f = by_id[row.source_id]
