@@ -65,7 +65,7 @@ class OwnDataResult:
     manifest: Path
     classes: tuple[str, ...]
     splits: dict[str, int]  # split -> clips
-    copied: int = 0
+    copied: int = 0  # files copied into NAME's raw/ (its rotations link them: not counted again)
     already: int = 0  # files already imported, unchanged
     folds: int | None = None
     rotations: list[str] = field(default_factory=list)  # with folds: the datasets NAME-fold1 .. NAME-foldK
@@ -134,8 +134,8 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
     for k in range(1, (folds or 0) + 1):  # names checked before anything is written
         validate_name(fold_dataset(name, k), where=f"--folds {folds}")
     result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(plan.classes), {}, folds=folds)
-    result.splits = _make(DatasetPaths(root_path, name), folder, plan, folds=folds, seed=seed,
-                          strong=strong is not None, result=result, quiet=quiet)
+    result.splits, result.copied, result.already = _make(DatasetPaths(root_path, name), folder, plan, folds=folds,
+                                                         seed=seed, strong=strong is not None, quiet=quiet)
     if folds:
         with Ledger(DatasetPaths(root_path, name).ledger) as ledger:
             fold_of = {row.source_id: int(row.split[len("fold"):]) for row in ledger.statuses()}
@@ -143,7 +143,7 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
             rotation = _Plan([replace(f, split=_role(fold_of[f.source_id], k, folds)) for f in plan.files],
                              plan.classes)
             _make(DatasetPaths(root_path, fold_dataset(name, k)), folder, rotation, folds=None, seed=seed,
-                  strong=strong is not None, result=result, quiet=quiet, base=DatasetPaths(root_path, name))
+                  strong=strong is not None, quiet=quiet, base=DatasetPaths(root_path, name))
             result.rotations.append(fold_dataset(name, k))
     return result
 
@@ -161,13 +161,17 @@ def _role(fold: int, k: int, folds: int) -> str:
 
 
 def _make(paths: DatasetPaths, folder: Path, plan: _Plan, *, folds: int | None, seed: int, strong: bool,
-          result: OwnDataResult, quiet: bool, base: DatasetPaths | None = None) -> dict[str, int]:
-    """Lists, manifest, ledger and raw files of one dataset; returns clips per split."""
+          quiet: bool, base: DatasetPaths | None = None) -> tuple[dict[str, int], int, int]:
+    """Lists, manifest, ledger and raw files of one dataset (a rotation of ``base``'s folds, if given);
+    returns its clips per split, files copied and files already there."""
     lists = _lists(plan, folds)
-    _write(paths, _manifest(paths.name, folder, plan, lists, folds=folds, seed=seed, strong=strong), lists)
+    made_by = f"audiobench import {base.name if base else paths.name} {folder}"
+    what = f"rotation {paths.name} of the folds of {base.name}" if base else "a folder of your own audio"
+    manifest = _manifest(paths.name, plan, lists, folds=folds, seed=seed, strong=strong,
+                         comment=f"Written by `{made_by}`: {what}.", description=f"{len(plan.files)} files of {folder}")
+    _write(paths, manifest, lists)
     registration = register_dataset(paths.dir / OWN_MANIFEST, root=paths.root)
-    _copy_files(paths, folder, plan.files, result, quiet=quiet, base=base)
-    return dict(registration.listed)
+    return (dict(registration.listed), *_copy_files(paths, folder, plan.files, quiet=quiet, base=base))
 
 
 # -- the tables ---------------------------------------------------------------------------------------------
@@ -330,11 +334,9 @@ def _toml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def _manifest(name: str, folder: Path, plan: _Plan, lists: dict[str, str], *, folds: int | None, seed: int,
-              strong: bool) -> str:
-    lines = [f"# Written by `audiobench import {name} {folder}`: a folder of your own audio.",
-             f"name = {_toml(name)}",
-             f"description = {_toml(f'{len(plan.files)} files of {folder}')}",
+def _manifest(name: str, plan: _Plan, lists: dict[str, str], *, folds: int | None, seed: int, strong: bool,
+              comment: str, description: str) -> str:
+    lines = [f"# {comment}", f"name = {_toml(name)}", f"description = {_toml(description)}",
              "", "[source]", f"kind = {_toml(LOCAL)}", "", "[classes]", "inline = ["]
     lines += [f"  {{ mid = {_toml(c)}, name = {_toml(c)} }}," for c in plan.classes]
     lines += ["]"]
@@ -369,14 +371,16 @@ def _write(paths: DatasetPaths, manifest: str, lists: dict[str, str]) -> None:
     write_atomic(target, manifest, durable=True)
 
 
-def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], result: OwnDataResult, *,
-                quiet: bool, base: DatasetPaths | None = None) -> None:
+def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], *, quiet: bool,
+                base: DatasetPaths | None = None) -> tuple[int, int]:
     """Copy each file into ``raw/`` and mark its clip ok, with its origin; files already there are skipped.
+    Returns (files copied, files already there).
 
     ``base``: the dataset whose folds a rotation takes; its raw files, already copied and checked, are
     hard-linked where the file system allows (a rotation then costs no disk space for raw files).
     """
     by_id = {f.source_id: f for f in files}
+    copied = already = 0
     linked: dict[str, Path] = {}
     if base is not None:
         with Ledger(base.ledger) as ledger:
@@ -386,7 +390,7 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], resul
         for row in progress(rows, desc="import", quiet=quiet, unit="clip"):
             f = by_id[row.source_id]
             if row.status == "ok" and row.sha256 == f.sha256 and row.path and (paths.dir / row.path).is_file():
-                result.already += 1
+                already += 1
                 continue
             suffix = PurePosixPath(f.relative).suffix.lower()
             relative = Path("raw") / row.split / f"{row.clip_id}{suffix if _SUFFIX.match(suffix) else ''}"
@@ -402,7 +406,8 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], resul
             ledger.mark(row.clip_id, "ok", attempts=0, bytes=size, sha256=f.sha256, duration=f.duration,
                         path=str(relative), origin={"via": "import", "format": "folder", "copy": str(folder),
                                                     "member": f.relative, "sha256": f.sha256})
-            result.copied += 1
+            copied += 1
+    return copied, already
 
 
 def _link(source: Path, target: Path) -> bool:
