@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,41 @@ def test_rotations_hard_link_the_raw_files_of_the_folds(own, tmp_path):
         for row in rotation.statuses():
             assert (root / "pets-fold1" / row.path).stat().st_ino == first[row.source_id].stat().st_ino
             assert row.sha256 == hashlib.sha256(first[row.source_id].read_bytes()).hexdigest()
+
+
+def test_a_killed_import_is_finished_by_the_rerun_and_the_manifest_registers_by_name(own, tmp_path):
+    from audiobench.data.register import register_dataset
+
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        row = ledger.statuses()[0]
+    with sqlite3.connect(root / "pets" / "ledger.sqlite") as db:  # as a kill before the mark leaves it
+        db.execute("UPDATE clips SET status = 'pending', path = NULL, origin = NULL WHERE clip_id = ?", (row.clip_id,))
+    (root / "pets" / row.path).unlink()
+    (root / "pets" / "raw" / row.split / f".{row.clip_id}.wav.999.tmp").write_bytes(b"half")
+    again = import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    assert again.copied == 1 and again.already == 23
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        assert {r.status for r in ledger.statuses()} == {"ok"} and row.clip_id in ledger.origins()
+    assert not list((root / "pets" / "raw").rglob("*.tmp"))
+    assert register_dataset("pets", root=root).added == 0  # the manifest under the root, found by name
+    (root / "pets" / "index" / "clips.csv").write_text("id,start,end,labels,events\n")
+    with pytest.raises(AudiobenchError, match=r"clips.csv: missing, or its sha256 is no longer .* `audiobench import"):
+        register_dataset("pets", root=root)
+
+
+@pytest.mark.parametrize("bad", ["../a", "a/b", ".a", "", "a..b", "a b", "x" * 129])
+def test_a_local_recording_id_that_could_leave_its_folder_is_refused(bad):
+    from audiobench.data.sources import validate_source_id
+
+    with pytest.raises(AudiobenchError, match="invalid local recording ID"):
+        validate_source_id("local", bad, where="list line 2")
+
+
+def test_local_ids_are_made_safe_from_any_path():
+    from audiobench.data.sources.local import local_id_for
+
+    assert local_id_for("dogs/bark 01.wav") == "dogs--bark_01"
+    assert local_id_for("..hidden/x.wav") == "x_.hidden--x"
+    assert local_id_for("Ünïcode/ß.flac") == "x_n_code--_"
