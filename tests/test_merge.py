@@ -163,13 +163,17 @@ def test_a_hostile_source_ledger_cannot_make_us_read_outside_its_raw_folder(fetc
     assert not any(p.read_bytes() == b"secret" for p in (tmp_path / "target").rglob("*") if p.is_file())
 
 
-def test_a_clip_id_that_is_not_its_segment_is_refused_before_anything_is_merged(fetched, tmp_path):
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("clip_id", "../../x", "does not match its recording"),
+    ("split", "../../x", "invalid split name '../../x'"),
+])
+def test_a_clip_id_or_split_that_could_be_a_path_is_refused_before_anything_is_merged(fetched, tmp_path, column,
+                                                                                      value, message):
     source = tmp_path / "source"
     merge_roots("tiny", [fetched["full"]], root=source, quiet=True)
     with sqlite3.connect(source / "tiny" / "ledger.sqlite") as db:
-        db.execute("UPDATE clips SET clip_id = '../../x' WHERE rowid = 1")
-        db.execute("PRAGMA foreign_keys = OFF")
-    with pytest.raises(AudiobenchError, match="does not match its recording"):
+        db.execute(f"UPDATE clips SET {column} = ? WHERE rowid = 1", (value,))
+    with pytest.raises(AudiobenchError, match=message):
         merge_roots("tiny", [source], root=tmp_path / "target", quiet=True)
     assert not (tmp_path / "target" / "tiny" / "raw").exists()
 
@@ -197,3 +201,14 @@ def test_what_a_killed_merge_leaves_is_finished_by_the_rerun(fetched, tmp_path):
     merge_roots("tiny", [fetched["shard1"]], root=tmp_path, quiet=True)
     assert _dump(tmp_path) == _dump(fetched["full"])
     assert not list((tmp_path / "tiny" / "raw").rglob("*.tmp"))
+
+
+def test_a_target_registered_from_the_same_lists_first_takes_the_merge(fetched, tmp_path):
+    """`audiobench import DATASET ROOT... --format audiobench` registers the lists as fetch does, then merges."""
+    from audiobench.data.register import register_dataset
+
+    manifest, mirror = _manifest(tmp_path / "lists")
+    register_dataset(manifest, root=tmp_path / "target", mirror=mirror)
+    result = merge_roots("tiny", [fetched["shard1"], fetched["shard0"]], root=tmp_path / "target", quiet=True)
+    assert result.copied == 6 and not result.problems
+    assert _dump(tmp_path / "target")["clips"] == _dump(fetched["full"])["clips"]

@@ -157,7 +157,9 @@ def _register_lists(target: Ledger, src: Ledger, folder: Path) -> None:
 
 
 def _check_row(row: ClipStatus, folder: Path) -> None:
-    """A source row's clip ID must be the one its recording and segment name (it becomes a file name)."""
+    """A source row's clip ID must be the one its recording and segment name, its split a plain name (both
+    become part of a path)."""
+    validate_name(row.split, what="split name", where=f"{folder / 'ledger.sqlite'}: clip {row.clip_id}")
     if row.clip_id != clip_id_for(row.source_id, row.start, row.end):
         raise AudiobenchError(f"{folder / 'ledger.sqlite'}: clip {row.clip_id!r} does not match its recording "
                               f"{row.source_id!r} and segment {row.start:g}-{row.end:g} s; nothing was merged")
@@ -172,7 +174,7 @@ def _merge_clip(target: Ledger, paths: DatasetPaths, current: ClipStatus, origin
         if src.row.status != "ok":
             continue
         try:
-            relative = _copy_raw(src, paths)
+            relative = _copy_raw(src, paths, split=current.split)
         except AudiobenchError as exc:
             result.problems.append(str(exc))
             continue
@@ -195,9 +197,9 @@ def _attempts(current: ClipStatus, found: list[_SourceRow]) -> int:
     return max([current.attempts, *(s.row.attempts for s in found)])
 
 
-def _copy_raw(src: _SourceRow, paths: DatasetPaths) -> str:
-    """Copy an ok clip's raw file into the target's ``raw/<split>/``, checked against the source's row;
-    returns its path relative to the dataset folder."""
+def _copy_raw(src: _SourceRow, paths: DatasetPaths, *, split: str) -> str:
+    """Copy an ok clip's raw file into the target's ``raw/<split>/`` (the split the target holds it in),
+    checked against the source's row; returns its path relative to the dataset folder."""
     row = src.row
     where = f"{src.root / 'ledger.sqlite'}: clip {row.clip_id}"
     if not row.path or not row.sha256 or row.bytes is None:
@@ -209,7 +211,7 @@ def _copy_raw(src: _SourceRow, paths: DatasetPaths) -> str:
     suffix = Path(row.path).suffix.lower()
     if not _RAW_SUFFIX.match(suffix):
         raise AudiobenchError(f"{where}: raw file {row.path!r} has no plain audio extension; not read")
-    relative = Path("raw") / row.split / f"{row.clip_id}{suffix}"
+    relative = Path("raw") / split / f"{row.clip_id}{suffix}"
     target = paths.dir / relative
     try:
         copy_checked(file, target, sha256=row.sha256, size=row.bytes)
