@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from audiobench.core.errors import AudiobenchError
@@ -212,3 +213,58 @@ def test_a_target_registered_from_the_same_lists_first_takes_the_merge(fetched, 
     result = merge_roots("tiny", [fetched["shard1"], fetched["shard0"]], root=tmp_path / "target", quiet=True)
     assert result.copied == 6 and not result.problems
     assert _dump(tmp_path / "target")["clips"] == _dump(fetched["full"])["clips"]
+
+
+@pytest.mark.slow
+def test_a_merge_killed_mid_run_leaves_nothing_half_merged(tmp_path):
+    """kill -9 while files are being copied; the rerun gives the ledger a merge without a kill gives."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from audiobench.data.register import register_dataset
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    ids = [f"id{i:09d}" for i in range(120)]
+    (lists / "tiny.csv").write_text("".join(f'{y}, 0.000, 2.000, "/m/a"\n' for y in ids))
+    manifest = lists / "tiny.toml"
+    manifest.write_text(_manifest(tmp_path / "m")[0].read_text().replace(
+        hashlib.sha256((tmp_path / "m" / "mirror" / "tiny.csv").read_bytes()).hexdigest(),
+        hashlib.sha256((lists / "tiny.csv").read_bytes()).hexdigest()))
+    source = tmp_path / "source"
+    register_dataset(manifest, root=source, mirror=lists)
+    rng = np.random.default_rng(0)
+    with Ledger(source / "tiny" / "ledger.sqlite") as ledger:
+        for row in ledger.statuses():
+            data = rng.bytes(400_000)
+            relative = f"raw/{row.split}/{row.clip_id}.flac"
+            (source / "tiny" / relative).parent.mkdir(parents=True, exist_ok=True)
+            (source / "tiny" / relative).write_bytes(data)
+            ledger.mark(row.clip_id, "ok", path=relative, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                        duration=2.0, origin={"via": "yt-dlp"})
+    target = tmp_path / "target"
+    code = (f"from pathlib import Path; from audiobench.data.imports.merge import merge_roots; "
+            f"merge_roots('tiny', [Path({str(source)!r})], root=Path({str(target)!r}), quiet=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((target / "tiny" / "raw").rglob("*.flac"))) < 10:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Ledger(target / "tiny" / "ledger.sqlite") as ledger:
+        done = len(ledger.statuses(status="ok"))
+        for row in ledger.statuses(status="ok"):  # whatever counts as merged is whole
+            assert hashlib.sha256((target / "tiny" / row.path).read_bytes()).hexdigest() == row.sha256
+    assert done < 120, "the kill should land mid-run"
+    result = merge_roots("tiny", [source], root=target, quiet=True)
+    assert result.copied == 120 - done and result.already == done
+    cols = ", ".join(f'"{c}"' for c in COMPARED)
+    rows = []
+    for root in (source, target):
+        with sqlite3.connect(root / "tiny" / "ledger.sqlite") as db:
+            rows.append(db.execute(f"SELECT {cols} FROM clips ORDER BY clip_id").fetchall())
+    assert rows[0] == rows[1]
+    assert not list((target / "tiny" / "raw").rglob("*.tmp"))
