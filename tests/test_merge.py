@@ -98,6 +98,8 @@ def test_two_shards_merged_equal_one_root_that_fetched_everything(fetched, tmp_p
 
     assert result.copied == 6 and result.updated == 2 and not result.problems, result.summary()
     assert _dump(tmp_path) == full
+    assert (tmp_path / "tiny" / "index" / "tiny.csv").read_bytes() == (fetched["full"] / "tiny" / "index" /
+                                                                      "tiny.csv").read_bytes()
     with Ledger(tmp_path / "tiny" / "ledger.sqlite") as ledger:
         for row in ledger.statuses(status="ok"):
             data = (tmp_path / "tiny" / row.path).read_bytes()
@@ -268,3 +270,19 @@ def test_a_merge_killed_mid_run_leaves_nothing_half_merged(tmp_path):
             rows.append(db.execute(f"SELECT {cols} FROM clips ORDER BY clip_id").fetchall())
     assert rows[0] == rows[1]
     assert not list((target / "tiny" / "raw").rglob("*.tmp"))
+
+
+def test_a_dataset_imported_from_a_folder_merges_with_its_manifest_and_the_source_is_not_written(tmp_path):
+    from test_import_own import make_folder
+
+    from audiobench.data.imports.own_data import import_own_data
+    from audiobench.data.manifests import load_manifest
+
+    own = make_folder(tmp_path / "mine")
+    import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=tmp_path / "a", quiet=True)
+    before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "a" / "pets").iterdir() if p.is_file())
+    result = merge_roots("pets", [tmp_path / "a"], root=tmp_path / "b", quiet=True)
+    assert result.copied == 24
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "a" / "pets").iterdir() if p.is_file()) == before
+    assert load_manifest("pets", root=tmp_path / "b").source == "local"
+    assert (tmp_path / "b" / "pets" / "index" / "clips.csv").is_file()

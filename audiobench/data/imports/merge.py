@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, clip_id_for, ensure_writable_dir, resolve_root, validate_name
+from audiobench.core.layout import (DatasetPaths, clip_id_for, ensure_writable_dir, resolve_root, validate_name,
+                                    write_atomic)
 from audiobench.core.progress import progress
 from audiobench.core.records import ClipStatus
 from audiobench.data.imports.copying import CopyMismatch, copy_checked, raw_writer
 from audiobench.data.ledger import Ledger
+from audiobench.data.manifests import OWN_MANIFEST
 
 # Statuses ranked: the higher wins when rows of several roots disagree and none is a usable ``ok``.
 _RANK = {"pending": 0, "failed": 1, "unavailable": 2}
@@ -105,6 +107,7 @@ def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = No
                 for row in statuses:
                     _check_row(row, folder)
                 _register_lists(target, src, folder)
+                _copy_lists(folder, paths, src.meta().get("index"))
                 origins = src.origins()
                 for row in statuses:
                     rows.setdefault(row.clip_id, []).append(_SourceRow(folder, row, origins.get(row.clip_id)))
@@ -117,9 +120,14 @@ def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = No
 
 
 def _snapshot(ledger: Path, copy: Path) -> Path:
-    """A consistent copy of a source ledger (committed WAL content included), read without writing to it."""
+    """A consistent copy of a source ledger (committed WAL content included), read without writing to it.
+
+    A ledger without a ``-wal`` file is opened immutable (SQLite then creates no ``-wal``/``-shm`` beside it);
+    one with a ``-wal`` (its writer was killed, or still runs) read-only, which needs those files.
+    """
+    mode = "mode=ro" if ledger.with_name(ledger.name + "-wal").exists() else "immutable=1"
     try:
-        src = sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True)
+        src = sqlite3.connect(f"{ledger.resolve().as_uri()}?{mode}", uri=True)
         try:
             with sqlite3.connect(copy) as out:
                 src.backup(out)
@@ -154,6 +162,23 @@ def _register_lists(target: Ledger, src: Ledger, folder: Path) -> None:
         target.add_clips(clips)
     if not mine.get("dataset"):  # last: a merge killed before this point registers again on the rerun
         target.set_meta(**meta)
+
+
+def _copy_lists(folder: Path, paths: DatasetPaths, index: object) -> None:
+    """The verified list files the target lacks (checked against the sha256 the source registered), and the
+    manifest of a dataset imported from a folder of one's own: so the merged root registers offline too."""
+    if isinstance(index, dict):
+        for name, sha256 in index.items():
+            validate_name(name, what="index file name", where=str(folder / "ledger.sqlite"))
+            source, target = folder / "index" / name, paths.index / name
+            if not target.exists() and source.is_file() and isinstance(sha256, str):
+                try:
+                    copy_checked(source, target, sha256=sha256)
+                except CopyMismatch:
+                    pass  # a changed copy is not copied; registering the target fetches the file again
+    manifest = folder / OWN_MANIFEST
+    if manifest.is_file() and not (paths.dir / OWN_MANIFEST).exists():
+        write_atomic(paths.dir / OWN_MANIFEST, manifest.read_bytes())
 
 
 def _check_row(row: ClipStatus, folder: Path) -> None:
