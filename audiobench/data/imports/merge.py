@@ -3,7 +3,9 @@
 Each source is another storage root holding ``<dataset>/ledger.sqlite`` and its ``raw/`` files. The merge
 takes the lists from the source ledger (its classes, splits, clips with their labels, and the facts
 registration wrote: the list files' sha256, splits, roles, partition); a target that already has the dataset
-must hold the very same lists, else nothing is merged (clips of other lists would mix silently).
+must hold the very same lists, else nothing is merged (clips of other lists would mix silently). The list
+files themselves (``index/``, checked against the sha256 registered) and the ``manifest.toml`` of a dataset
+imported from a folder of one's own are copied where the target lacks them.
 
 Per clip, the rows of the target and of every source combine so that a rerun changes nothing:
 
