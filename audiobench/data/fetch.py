@@ -106,7 +106,7 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
     >>> fetch("sl-dcase17", root="data", options=FetchOptions(split="test", limit=10))   # doctest: +SKIP
     """
     options = options or FetchOptions()
-    manifest = load_manifest(dataset)
+    manifest = load_manifest(dataset, root=root)
     require_fetchable(manifest.source, what=f"dataset {manifest.name!r} ({manifest.path})")
     check_source_template(options.source_template)  # before any work, so the message comes first
     require_javascript_runtime(options.source_template)

@@ -56,7 +56,7 @@ def register_dataset(dataset: str | os.PathLike[str], *, root: str | os.PathLike
     >>> register_dataset("sl-dcase17", root="data", mirror="/tmp/lists").listed   # doctest: +SKIP
     {'train': 1591, 'val': 1638, 'test': 626}
     """
-    manifest = load_manifest(dataset)
+    manifest = load_manifest(dataset, root=root)
     paths = DatasetPaths(resolve_root(root), manifest.name)
     index_files = fetch_index(manifest, paths, mirror=mirror)
     listed = list_dataset(manifest, paths.index)
