@@ -53,7 +53,7 @@ def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
     assert "noatt-weak" in report and "att-self" in report and "±" in report
     results = json.loads((result.run_dir / "results.json").read_text())
     assert results["config"]["baseline"] == "noatt-weak"
-    for figure in ("map_per_variant.png", "validation_curves.png", "ap_gain_vs_duration.png"):
+    for figure in ("map_per_variant.png", "validation_curves.png", "ap_gain_per_class.png"):
         assert (result.run_dir / figure).stat().st_size > 10_000
     epochs = pd.read_csv(result.run_dir / "epochs.csv")
     assert list(epochs.columns) == ["trial", "variant", "epoch", "loss", "val_map"]

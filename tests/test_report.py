@@ -87,8 +87,8 @@ def test_report_writes_table_tests_figures_and_results(tmp_path: Path) -> None:
     assert float(row[2]) < float(row[1]) < float(row[3])
     assert "| 0.0 | 0.0078 | exact | 0.0234 * | +1.00 |" in text
     assert "classes never positive in the test split (no AP, not averaged in): Train" in text
-    for png in ("map_per_variant.png", "validation_curves.png", "ap_gain_vs_duration.png",
-                "attention_clipA_att-self.png"):
+    for png in ("map_per_variant.png", "validation_curves.png", "ap_gain_per_class.png",
+                "attention_abcdefghijk_30000_40000.png"):
         assert f"]({png})" in text
         image = mpimg.imread(run / png)
         assert image.ndim == 3 and image.shape[0] >= 300 and image.shape[1] >= 500
@@ -114,7 +114,7 @@ def test_report_writes_table_tests_figures_and_results(tmp_path: Path) -> None:
     assert results["machine"]["cpu_count"] >= 1
     assert results["config"]["train"] == {"epochs": 5, "lr": 1e-3, "width": 0.25}
     assert [f["file"] for f in results["figures"]] == ["map_per_variant.png", "validation_curves.png",
-                                                       "ap_gain_vs_duration.png", "attention_clipA_att-self.png"]
+                                                       "ap_gain_per_class.png", "attention_abcdefghijk_30000_40000.png"]
 
 
 def test_one_trial_still_writes_the_table_and_says_why_there_is_no_test(tmp_path: Path) -> None:
@@ -123,8 +123,9 @@ def test_one_trial_still_writes_the_table_and_says_why_there_is_no_test(tmp_path
     assert f"| noatt-weak | weak | {MAPS[0, 0]:.3f} ± – | {MAPS[0, 0]:.3f} | 1 |" in text
     assert "| att-self | weak (self) | 0.640 ± – | 0.640 | 1 | 0.630 | n/a |" in text
     assert "1 paired trial: the test needs at least 2 trials" in text
-    assert "skipped: no class_durations.csv" in text and "no attention/ folder" in text
-    assert not (run / "ap_gain_vs_duration.png").exists()
+    assert "no attention/ folder" in text
+    # Fig. 4 needs no durations (balanced AudioSet has none): classes ordered by gain, no interval from 1 trial
+    assert (run / "ap_gain_per_class.png").exists()
     results = json.loads((run / "results.json").read_text())
     assert all(t["p"] is None and t["p_holm"] is None for t in results["tests"])
     assert results["variants"][0]["test_map"]["std"] is None  # NaN is written as null
@@ -147,13 +148,13 @@ def test_rerender_removes_figures_whose_inputs_are_gone(tmp_path: Path) -> None:
     for npz in (run / "attention").iterdir():
         npz.unlink()
     render_report(run)
-    assert sorted(p.name for p in run.glob("*.png")) == ["map_per_variant.png"]
+    assert sorted(p.name for p in run.glob("*.png")) == ["ap_gain_per_class.png", "map_per_variant.png"]
 
 
 def test_fig4_pair_comes_from_config(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", attention=False, fig4={"variant": "att-unsup", "over": "noatt-weak"})
     results_text = render_report(run).read_text()
-    assert "![AP gain of att-unsup over noatt-weak" in results_text
+    assert "![class-wise AP gain of att-unsup over noatt-weak" in results_text
 
 
 def test_baseline_pairs_only(tmp_path: Path) -> None:
@@ -187,7 +188,7 @@ def test_a_broken_attention_file_is_skipped_with_a_note(tmp_path: Path) -> None:
     np.savez(run / "attention" / "bad.npz", logmel=np.zeros((10, 64)))
     text = render_report(run).read_text()
     assert "attention bad (Fig. 5): skipped: bad.npz lacks attention, strong, class_names" in text
-    assert (run / "attention_clipA_att-self.png").exists()
+    assert (run / "attention_abcdefghijk_30000_40000.png").exists()
 
 
 def test_cli_report_rerenders_and_prints_the_table(tmp_path: Path) -> None:
