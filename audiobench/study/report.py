@@ -66,8 +66,8 @@ def render_report(run_dir: Path, *, seed: int = stats.SEED, paper_table: str | N
         run = replace(run, config={**run.config, "paper_table": paper_table})
     results = summarise(run, seed=seed)
     results["figures"] = draw_figures(run, results)
-    results["exports"] = write_exports(run.dir, _clean(results))
-    results = _clean(results)  # report.md is rendered from exactly what results.json holds
+    results["exports"] = write_exports(run.dir, json_safe(results))
+    results = json_safe(results)  # report.md is rendered from exactly what results.json holds
     write_atomic(run.dir / "results.json", json.dumps(results, indent=2) + "\n")
     path = run.dir / "report.md"
     write_atomic(path, markdown(results))
@@ -457,12 +457,12 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
