@@ -69,6 +69,7 @@ class Drawn:
 
     path: Path
     data: dict[str, Any]
+    figure: Figure | None = None  # the drawn figure, for a caller that measures its artists
 
 
 def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Path, *, chance: float | None = None,
@@ -107,7 +108,7 @@ def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Pa
         ax.legend(loc="lower right", fontsize=8)
     fig.savefig(path)
     chance_lines = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
-    return Drawn(path, {"chance": chance_lines[0] if chance_lines else None, "brackets": drawn})
+    return Drawn(path, {"chance": chance_lines[0] if chance_lines else None, "brackets": drawn}, fig)
 
 
 def _brackets(ax: Any, variants: list[str], columns: list[np.ndarray],
@@ -174,7 +175,7 @@ def plot_class_gain(gain: pd.DataFrame, *, variant: str, over: str, path: Path, 
         ranked = gain.sort_values("gain", ascending=False, kind="stable")
         shown = pd.concat([ranked.head(TOP_BOTTOM), ranked.tail(TOP_BOTTOM)])
     by_duration = "mean_duration" in shown and shown["mean_duration"].notna().all() and total <= MAX_NAMED_POINTS
-    shown = shown.sort_values("mean_duration" if by_duration else "gain", ascending=not by_duration, kind="stable")
+    shown = shown.sort_values("mean_duration" if by_duration else "gain", kind="stable")
     shown = shown.iloc[::-1] if by_duration else shown  # barh draws the first row at the bottom
     names = [f"{n} ({d:.2g} s)" if by_duration else str(n)
              for n, d in zip(shown["name"], shown["mean_duration"] if by_duration else shown["name"])]
@@ -199,7 +200,7 @@ def plot_class_gain(gain: pd.DataFrame, *, variant: str, over: str, path: Path, 
     fig.savefig(path)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     return Drawn(path, {"labels": labels, "gain": values, "low": low, "high": high, "title": ax.get_title(),
-                        "classes": total})
+                        "classes": total}, fig)
 
 
 def plot_clip_variants(clips: Sequence[Attention], path: Path, *, trial: int | None = None) -> Drawn:
@@ -263,4 +264,4 @@ def plot_clip_variants(clips: Sequence[Attention], path: Path, *, trial: int | N
     fig.savefig(path)
     return Drawn(path, {"variants": [c.variant for c in clips], "clims": [im.get_clim() for im in images],
                         "rows": names, "greyed": [n for n, g in zip(names, absent) if g],
-                        "title": fig.get_suptitle()})
+                        "title": fig.get_suptitle()}, fig)
