@@ -57,8 +57,11 @@ def header_lines(facts: dict[str, Any]) -> list[str]:
     lines = [f"- dataset: `{facts.get('dataset') or 'unnamed'}`" + (f", {classes} classes" if classes else "")]
     if facts.get("clips"):
         lines.append("- clips per split: " + ", ".join(f"{s} {n}" for s, n in facts["clips"].items()))
-    if facts.get("eval_on"):
-        lines.append(f"- evaluated on: {facts['eval_on']}")
+    if facts.get("eval_on"):  # the clip list the test was restricted to (a path, or what compare recorded of it)
+        shown = facts["eval_on"]
+        if isinstance(shown, dict):
+            shown = ", ".join(f"{k} {v}" for k, v in shown.items())
+        lines.append(f"- test restricted to the clips of: {shown}")
     if facts.get("chance") is not None:
         lines.append(f"- chance level (test mAP of a constant predictor, the mean class prior): "
                      f"{facts['chance']:.3f}")
