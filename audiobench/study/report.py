@@ -1,8 +1,12 @@
-"""``audiobench report RUN_DIR``: ``report.md``, its figures and ``results.json`` from a comparison's saved results.
+"""``audiobench report RUN_DIR``: ``report.md``, its figures, exported tables and ``results.json`` from a
+comparison's saved results.
 
 Reads only what the trial runner wrote under ``runs/<id>/`` (``trials.csv``, ``per_class.csv``,
-``config.json``, optional ``epochs.csv``, ``class_durations.csv`` and ``attention/*.npz``; the contract is in
-``docs/compare.md``), so a report can be re-rendered any time without training anything.
+``config.json``, optional ``epochs.csv``, ``class_durations.csv``, ``attention/*.npz`` and the runs'
+``trials/*/metrics.json``; the contract is in ``docs/compare.md``), so a report can be re-rendered any time
+without training anything. The header's facts come from :mod:`~audiobench.study.provenance`, the sentences
+and warnings from :mod:`~audiobench.study.findings`, the CSV/LaTeX files from :mod:`~audiobench.study.exports`,
+the paper's values from :mod:`~audiobench.study.paper`.
 
 >>> render_report(Path("audiobench-data/runs/demo"))      # doctest: +SKIP
 PosixPath('audiobench-data/runs/demo/report.md')
