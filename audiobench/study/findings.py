@@ -86,7 +86,7 @@ def sentence(test: dict[str, Any], metric: str | None = "map") -> str:
 
 def summary(results: dict[str, Any]) -> list[str]:
     """The sentences of every tested pair, significant ones first, then a line saying what the tests were."""
-    tests = [t for t in results["tests"]]
+    tests = list(results["tests"])
     significant = [t for t in tests if t.get("p_holm") is not None and t["p_holm"] < ALPHA]
     rest = [t for t in tests if t not in significant]
     metric = results.get("metric")
@@ -127,6 +127,14 @@ def warnings(results: dict[str, Any]) -> list[str]:
             found.append(f"{v['variant']} finished {done} of {n} trials (the others failed or did not run); "
                          f"its tests use only the trials both variants finished.")
     return found
+
+
+def checks_passed(results: dict[str, Any]) -> str:
+    """What :func:`warnings` checked, said when none of them fired."""
+    training = "the best epoch came before the last in most runs" if (results.get("training") or {}).get("runs") \
+        else "no run's last epoch is known (no epochs.csv or --epochs), so training length was not checked"
+    return (f"{training}, there were at least {MIN_TRIALS} trials, every interval agrees with its test, every "
+            "variant finished every trial")
 
 
 def _p(p: float | None) -> str:
