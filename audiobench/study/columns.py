@@ -1,4 +1,4 @@
-"""Several studies as one table, a column per study: ``audiobench report ONE_STEP TWO_STEP --columns one-step,two-step``.
+"""Several studies as one table, a column per study: ``audiobench report A B --columns one-step,two-step``.
 
 The paper's Table I is two studies of the same six variants (one-step and two-step transfer). Here each
 study keeps its own folder and report; this table puts their test mAPs side by side, the paper's values

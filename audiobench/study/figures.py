@@ -101,7 +101,8 @@ def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Pa
     ax.set_xticks(x, list(variants), rotation=20 if len(variants) > 4 else 0)
     ax.set_xlabel("variant")
     ax.set_ylabel(label)
-    ax.set_title(f"{label[0].upper() + label[1:]} per variant over {wide.shape[0]} trial{'s' if wide.shape[0] != 1 else ''}"
+    n = wide.shape[0]
+    ax.set_title(f"{label[0].upper() + label[1:]} per variant over {n} trial{'s' if n != 1 else ''}"
                  + ("; brackets: Holm-significant pairs" if drawn else ""))
     ax.grid(axis="y", alpha=0.3)
     if any(c.size for c in columns) or chance is not None:

@@ -112,15 +112,22 @@ def warnings(results: dict[str, Any]) -> list[str]:
         found.append(f"only {n} trial{'s' if n != 1 else ''}: bootstrap intervals over so few trials are too "
                      f"narrow, and the smallest two-sided Wilcoxon p possible with {n} trials is "
                      f"2/2^{n} = {min_exact_p(n):.3g}; run at least {MIN_TRIALS} trials.")
+    disagree = []
     for t in results["tests"]:
         if t.get("p") is None or t.get("ci_low") is None or t.get("ci_high") is None:
             continue
         excludes = t["ci_low"] > 0 or t["ci_high"] < 0
         if excludes != (t["p"] < ALPHA):
             ci = f"{t['ci_low']:+.3f} to {t['ci_high']:+.3f}"
-            found.append(f"{t['a']} vs {t['b']}: the 95% bootstrap interval ({ci}) "
-                         f"{'excludes' if excludes else 'includes'} zero but p = {_p(t['p'])} "
-                         f"(Holm {_p(t['p_holm'])}): the two disagree, so read this difference as uncertain.")
+            disagree.append(f"{t['a']} vs {t['b']}: the 95% bootstrap interval ({ci}) "
+                            f"{'excludes' if excludes else 'includes'} zero but p = {_p(t['p'])} "
+                            f"(Holm {_p(t['p_holm'])}): the two disagree, so read this difference as uncertain.")
+    if disagree and 0 < n and min_exact_p(n) >= ALPHA:  # every pair disagrees by construction: say it once
+        found.append(f"{len(disagree)} pair{'s' if len(disagree) != 1 else ''} have a 95% bootstrap interval that "
+                     f"excludes zero, but with {n} trials no p can fall below {ALPHA}: those intervals are not "
+                     f"evidence of a difference.")
+    else:
+        found += disagree
     for v in results["variants"]:
         done = v.get("test_map", {}).get("n")
         if done is not None and 0 < done < n:

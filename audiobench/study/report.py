@@ -196,10 +196,15 @@ def draw_figures(run: Run, results: dict[str, Any]) -> list[dict[str, Any]]:
             gain = gain.merge(run.durations[["class_index", "mean_duration"]], on="class_index", how="left")
         how = sorted(set(gain["interval"]) - {""}) if len(gain) else []
         interval = {"trials": "paired bootstrap over trials", "clips": "bootstrap over test clips"}
-        figures.append(_figure(title, plot_class_gain(gain, variant=variant, over=over,
-                                                      path=run.dir / "ap_gain_per_class.png",
-                                                      interval="; ".join(interval[h] for h in how)))
-                       if len(gain) else _figure(title, None, "no class has the APs of both variants"))
+        if not len(gain):
+            figures.append(_figure(title, None, "no class has the APs of both variants"))
+        else:
+            drawn = plot_class_gain(gain, variant=variant, over=over, path=run.dir / "ap_gain_per_class.png",
+                                    interval="; ".join(interval[h] for h in how))
+            if len(drawn.data["labels"]) < drawn.data["classes"]:
+                shown, total = len(drawn.data["labels"]) // 2, drawn.data["classes"]
+                title += f": the {shown} largest and {shown} smallest of {total} classes"
+            figures.append(_figure(title, drawn))
     figures += _attention_figures(run)
     return figures
 
