@@ -192,6 +192,10 @@ def plot_class_gain(gain: pd.DataFrame, *, variant: str, over: str, path: Path, 
                     ecolor="0.45", elinewidth=1.0, capsize=2, zorder=2)
     ax.scatter(values, y, c=np.where(values >= 0, "tab:green", "tab:red"), s=26, zorder=3)
     ax.set_yticks(y, names, fontsize=8 if len(shown) <= 20 else 7)
+    if len(shown) < total:  # the gap between the smallest and the largest gains
+        ax.axhline(TOP_BOTTOM - 0.5, color="0.5", linestyle=":", linewidth=1.0)
+        ax.text(0.01, TOP_BOTTOM - 0.5, f"{total - len(shown)} classes not shown", transform=ax.get_yaxis_transform(),
+                fontsize=7, color="0.4", va="center", backgroundcolor="white")
     ax.set_ylim(-0.7, len(shown) - 0.3)
     ax.set_xlabel(f"AP gain: {variant} − {over}" + (f" ({interval})" if interval else ""))
     which = (f"the {TOP_BOTTOM} largest and {TOP_BOTTOM} smallest of {total} classes" if len(shown) < total
