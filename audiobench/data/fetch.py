@@ -34,6 +34,7 @@ from audiobench.core.records import ClipFailure, ClipStatus
 from audiobench.data.coverage import ALL, CoverageRow, coverage
 from audiobench.data.decode import DecodeError, read_audio
 from audiobench.data.sources.youtube import (
+    NO_FORMATS,
     YOUTUBE_TEMPLATE,
     DownloadSettings,
     SegmentRequest,
@@ -278,9 +279,11 @@ class _Run:
             self.watch.reset()
         elif result.outcome == "broken":
             self.broken = result
-            since = self.ledger.meta().get("last_good_probe") or self.started
-            reopened = self.ledger.reopen_unavailable(
-                str(since), note=f"put back: the probe failed too ({result.error})")
+            note = f"put back: the probe failed too ({result.error})"
+            reopened = self.ledger.reopen_unavailable(self.started, note=note)
+            last_good = self.ledger.meta().get("last_good_probe")
+            if last_good:  # earlier runs: only what a broken setup also says (a 404 stays a 404)
+                reopened += self.ledger.reopen_unavailable(str(last_good), note=note, matching=NO_FORMATS)
             self.reopened = len(reopened)
             for clip_id in self.unavailable_here.intersection(reopened):
                 self.counts["unavailable"] -= 1

@@ -304,14 +304,19 @@ class Ledger:
             out.setdefault((split, idx), dict.fromkeys(STATUSES, 0))[status] = n
         return out
 
-    def reopen_unavailable(self, since: str, *, note: str) -> list[str]:
-        """Put every clip marked ``unavailable`` at or after ``since`` (a :func:`now` stamp) back to ``pending``.
+    def reopen_unavailable(self, since: str, *, note: str, matching: Sequence[str] = ()) -> list[str]:
+        """Put the clips marked ``unavailable`` at or after ``since`` (a :func:`now` stamp) back to ``pending``;
+        with ``matching``, only those whose error contains one of these phrases (case-insensitive).
 
         Their attempt counts stay; ``note`` replaces the error, saying why. Returns the clip ids, in order.
         """
+        sql = "SELECT clip_id FROM clips WHERE status = 'unavailable' AND updated >= ?"
+        params: list[object] = [since]
+        if matching:
+            sql += " AND (" + " OR ".join("lower(last_error) LIKE ?" for _ in matching) + ")"
+            params += [f"%{phrase.lower()}%" for phrase in matching]
         with self._transaction() as db:
-            ids = [cid for (cid,) in db.execute(
-                "SELECT clip_id FROM clips WHERE status = 'unavailable' AND updated >= ? ORDER BY clip_id", (since,))]
+            ids = [cid for (cid,) in db.execute(sql + " ORDER BY clip_id", params)]
             db.executemany("UPDATE clips SET status = 'pending', last_error = ?, updated = ? WHERE clip_id = ?",
                            [(note, now(), cid) for cid in ids])
         return ids

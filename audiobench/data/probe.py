@@ -5,7 +5,8 @@ PO token, a guest session over its hourly cap, an old yt-dlp), yt-dlp answers "N
 every video, gone or not. A probe clip tells the two apart: it is fetched before the first download of a run,
 and again whenever the share of ``unavailable`` among the last :data:`WINDOW` outcomes rises over
 :data:`UNAVAILABLE_SHARE`. A probe that fails stops the run; the clips marked ``unavailable`` since the last
-successful probe go back to ``pending``.
+successful probe go back to ``pending``: every one this run marked, and those of earlier runs whose error is
+one a broken setup also gives ("No video formats found", ...; an HTTP 404 stays).
 
 Default probe: up to three clips this root already has ``ok`` (most recent first), then :data:`PROBE_IDS`,
 recordings taken from the dataset's own lists (for another dataset: its first listed clips); the probe fails

@@ -40,7 +40,7 @@ _PERMANENT = (
 )
 # Phrases that a gone video and a broken setup (no JavaScript runtime, no PO token, an old yt-dlp) share: never
 # permanent on their own (see :mod:`audiobench.data.probe`).
-_NO_FORMATS = ("no video formats found", "requested format is not available")
+NO_FORMATS = ("no video formats found", "requested format is not available")
 # Phrases meaning "slow down or authenticate": retrying at once makes it worse.
 _REFUSED = ("not a bot", "sign in to confirm", "too many requests", "rate-limit", "rate limit")
 # urllib3's exceptions for a connection that never opened (yt-dlp's requests handler raises them); matched by
@@ -293,7 +293,7 @@ def classify_error(exc: BaseException) -> tuple[Outcome, str]:
         return "refused", message
     if status in (404, 410):
         return "unavailable", message
-    if any(p in lowered for p in _NO_FORMATS):
+    if any(p in lowered for p in NO_FORMATS):
         return "no_formats", message
     if any(p in lowered for p in _PERMANENT):
         return "unavailable", message
