@@ -237,8 +237,7 @@ def test_the_javascript_runtime_must_run(tmp_path):
     with pytest.raises(AudiobenchError) as err:
         check_javascript_runtime(str(broken))
     assert str(err.value) == (f"the JavaScript runtime {broken} failed `--version` (exit status 126: cannot "
-                              "execute binary file); reinstall it: pip install --force-reinstall deno "
-                              "(or pip install 'audiobench[youtube]')")
+                              "execute binary file); reinstall it: pip install --force-reinstall deno")
     with pytest.raises(AudiobenchError, match="does not run"):
         check_javascript_runtime(str(tmp_path / "missing"))
 

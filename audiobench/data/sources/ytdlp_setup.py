@@ -47,7 +47,7 @@ def age_warning(version: str, today: date | None = None) -> str | None:
 
 def check_javascript_runtime(deno: str, *, timeout: float = 20.0) -> str:
     """Run ``deno --version``; its first line, or a one-line error saying the runtime does not run."""
-    hint = "reinstall it: pip install --force-reinstall deno (or pip install 'audiobench[youtube]')"
+    hint = "reinstall it: pip install --force-reinstall deno"
     try:
         done = subprocess.run([deno, "--version"], capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
