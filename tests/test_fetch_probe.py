@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -83,6 +83,21 @@ def test_a_setup_that_gets_no_formats_stops_at_the_probe_and_leaves_every_clip_a
     assert after == meta  # and the last good probe is still the first run's
     assert len(_table(tmp_path, "attempts")) - attempts == len(asked)  # the probe's tries, nothing else
     assert set(asked).isdisjoint(ids[2:22])  # no listed clip was downloaded
+
+
+def test_probe_names_the_recording_to_try_and_a_gone_one_stops_the_run(tmp_path, media, reference_dir):
+    ids = _test_ids(tmp_path, reference_dir)
+    before = _table(tmp_path, "clips")
+    with MediaServer(media, {"dQw4w9WgXcQ": "410"}) as server:
+        result = _fetch(tmp_path, reference_dir, server, "--limit", "5", "--probe", "dQw4w9WgXcQ")
+        asked = list(server.asked)
+    assert result.exit_code == 3, result.output
+    assert "stopped: the probe clip dQw4w9WgXcQ could not be fetched either (" in result.output and "410" in result.output
+    assert asked == ["dQw4w9WgXcQ"] and _table(tmp_path, "clips") == before
+    assert [c for _, c in _table(tmp_path, "attempts")] == ["probe_dQw4w9WgXcQ"]
+    bad = _fetch(tmp_path, reference_dir, server, "--probe", "../etc/passwd")
+    assert bad.exit_code == 2 and bad.output == "error: --probe: invalid YouTube ID '../etc/passwd' (expected 11 characters of A-Z a-z 0-9 _ -)\n"
+    assert ids
 
 
 def test_no_formats_is_unavailable_only_after_a_probe_of_the_same_run_succeeded(tmp_path, media, reference_dir):
@@ -172,6 +187,8 @@ def test_max_per_hour_counts_starts_across_workers_and_restarts(tmp_path, media,
         assert len(started) == 10  # the probe and 9 clips: every download counts
         assert first.exit_code == 3 and first.counts == {"ok": 9, "unavailable": 0, "failed": 0, "pending": 11}
         assert "10 downloads started in the past hour (--max-per-hour 10" in first.message
+        next_start = datetime.fromtimestamp(started[0][0] + 3600, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        assert f"the next may start at {next_start}. 11 clips stay pending" in first.message
         assert 0 < clock.slept < 3600 and started[-1][0] - started[0][0] < 3600  # jittered pauses, within the hour
         gaps = [b[0] - a[0] for a, b in zip(started, started[1:])]
         assert len(set(round(g, 3) for g in gaps)) > 5  # not a fixed interval

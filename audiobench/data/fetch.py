@@ -291,6 +291,7 @@ class _Run:
             self.failures = [f for f in self.failures if f.clip_id not in reopened]
             self._stop("broken")
         elif result.outcome == "paced":
+            self.next_at = result.next_at
             self._stop("paced")
         elif result.outcome == "network":
             self._network(result.error)
@@ -351,10 +352,10 @@ class _Run:
         if self.reason == "broken" and self.broken is not None:
             message = broken_message(self.broken, self.reopened, counts["pending"])
         elif self.reason == "paced":
-            when = (datetime.fromtimestamp(self.next_at, timezone.utc).strftime("%H:%M UTC")
+            when = (datetime.fromtimestamp(self.next_at, timezone.utc).strftime("at %Y-%m-%d %H:%M UTC")
                     if self.next_at else "within the hour")
             message = (f"stopped: {options.max_per_hour} downloads started in the past hour (--max-per-hour "
-                       f"{options.max_per_hour}, counted over every run of this dataset); the next may start at "
+                       f"{options.max_per_hour}, counted over every run of this dataset); the next may start "
                        f"{when}. {counts['pending']} clips stay pending; rerun then.")
         elif self.reason == "network":
             message = (f"stopped early: {options.max_network_errors} downloads in a row could not connect to "

@@ -63,6 +63,8 @@ class Pacer:
         """Record a start of ``clip_id`` (None), or say why it may not start now."""
         cap = self.max_per_hour
         with self._lock:
+            if stop.is_set():  # stopped while this worker waited for the lock
+                return NotStarted(None)
             if cap:
                 recent = [t for t, _ in self.ledger.starts(since=self.clock.time() - HOUR)]
                 if len(recent) >= cap:  # spent: say so at once instead of pausing first

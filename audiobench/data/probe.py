@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,7 @@ from typing import Literal
 from audiobench.core.records import ClipStatus
 from audiobench.data.decode import DecodeError, read_audio
 from audiobench.data.ledger import Ledger, now
+from audiobench.data.pacing import NotStarted
 from audiobench.data.sources.youtube import (
     DownloadSettings,
     SegmentRequest,
@@ -52,6 +54,7 @@ class ProbeResult:
     outcome: ProbeOutcome  # broken: every candidate failed; refused / network / paced: nothing was judged
     source_id: str
     error: str | None = None
+    next_at: float | None = None  # paced: when a download may start again (epoch seconds)
 
 
 def probe_candidates(ledger: Ledger, dataset: str, explicit: str | None = None) -> list[ClipStatus]:
@@ -69,7 +72,7 @@ def probe_candidates(ledger: Ledger, dataset: str, explicit: str | None = None) 
 
 
 def run_probe(candidates: list[ClipStatus], workdir: Path, template: str, settings: DownloadSettings,
-              js_runtimes: dict[str, dict[str, str]], start: object) -> ProbeResult:
+              js_runtimes: dict[str, dict[str, str]], start: Callable[[str], NotStarted | None]) -> ProbeResult:
     """Fetch the candidates in turn until one decodes. ``start(clip_id)`` asks the pacer (None: go ahead).
 
     A refusal, a connection that never opened, or the pacer ends the probe undecided: those say nothing
@@ -77,8 +80,9 @@ def run_probe(candidates: list[ClipStatus], workdir: Path, template: str, settin
     """
     last = ProbeResult("broken", "", "no clip to probe")
     for row in candidates:
-        if start(row.clip_id) is not None:  # type: ignore[operator]
-            return ProbeResult("paced", row.source_id)
+        blocked = start(row.clip_id)
+        if blocked is not None:
+            return ProbeResult("paced", row.source_id, next_at=blocked.next_at)
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         request = SegmentRequest(row.clip_id, row.source_id, row.start, row.end,
