@@ -284,3 +284,16 @@ def test_plugins_yt_dlp_loads_are_named(plugin_dir):
     assert "AudiobenchNotePP" not in plugin_names()
     load_plugins(plugin_specs.value["postprocessor"])  # what yt-dlp does at start-up, where the plugin is installed
     assert "AudiobenchNotePP" in plugin_names()
+
+
+def test_a_pipeline_fetch_table_takes_the_new_options_in_the_command_line_syntax(tmp_path):
+    from audiobench.pipeline import load_pipeline
+
+    path = tmp_path / "p.toml"
+    path.write_text('dataset = "sl-dcase17"\n[fetch]\nmax_per_hour = 250\nprobe = "CU2MyVM_B48"\n'
+                    'extractor_args = ["youtube:player_client=default,web_safari"]\n')
+    (step,) = load_pipeline(path).steps
+    assert step.options["extractor_args"] == ["youtube:player_client=default,web_safari"]
+    path.write_text('dataset = "sl-dcase17"\n[fetch]\nextractor_args = "youtube:player_client=web"\n')
+    with pytest.raises(AudiobenchError, match="extractor_args"):
+        load_pipeline(path)
