@@ -358,8 +358,8 @@ class _Run:
                        f"{options.max_per_hour}, counted over every run of this dataset); the next may start "
                        f"{when}. {counts['pending']} clips stay pending; rerun then.")
         elif self.reason == "network":
-            message = (f"stopped early: {options.max_network_errors} downloads in a row could not connect to "
-                       f"{endpoint(source_url(options.source_template, self.rows[0].source_id), proxy=options.download.proxy)} "
+            host = endpoint(source_url(options.source_template, self.rows[0].source_id), proxy=options.download.proxy)
+            message = (f"stopped early: {options.max_network_errors} downloads in a row could not connect to {host} "
                        f"({self.last_network}). {counts['pending']} clips were left as they were; "
                        f"{_network_hint(options)}, then rerun.")
         elif self.reason == "refusals":
