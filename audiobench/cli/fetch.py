@@ -80,7 +80,7 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
     """
     from audiobench.data.coverage import coverage_table
     from audiobench.data.fetch import FetchOptions, fetch, parse_shard
-    from audiobench.data.sources.ytdlp_setup import parse_extractor_args
+    from audiobench.data.sources.ytdlp_setup import age_warning, parse_extractor_args, ytdlp_version
 
     options = FetchOptions(
         source_template=source_template, jobs=jobs, retries=retries, backoff=backoff, rate_limit=rate_limit,
@@ -89,6 +89,9 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
         download=DownloadSettings(socket_timeout=socket_timeout, proxy=proxy, cookies=cookies, sleep=sleep,
                                   ffmpeg=ffmpeg, extractor_args=parse_extractor_args(extractor_args)),
     )
+    warning = age_warning(ytdlp_version())
+    if warning:  # at start: a long run on an old yt-dlp is the likeliest to fail late
+        click.echo(warning, err=True)
     result = fetch(dataset, root=root, index_mirror=index_mirror, options=options, quiet=quiet)
     if as_json:
         click.echo(json.dumps({"attempted": result.summary.attempted, "counts": result.summary.counts,
@@ -105,7 +108,8 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
     click.echo(f"tried {result.summary.attempted}: {counts['ok']} ok, {counts['unavailable']} unavailable, "
                f"{counts['failed']} failed, {counts['pending']} left pending")
     for note in result.summary.notes:
-        click.echo(note, err=note.startswith("warning:"))
+        if not note.startswith("warning:"):  # printed at start
+            click.echo(note)
     if result.summary.message:
         click.echo(result.summary.message, err=True)
     click.get_current_context().exit(result.summary.exit_code)

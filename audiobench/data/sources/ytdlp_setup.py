@@ -87,12 +87,15 @@ def plugin_names() -> list[str]:
     yt-dlp loads plugins from the ``yt_dlp_plugins`` package (an installed plugin such as
     ``bgutil-ytdlp-pot-provider``, or a plugin folder) the first time a downloader is made; so does this.
     """
-    from yt_dlp.extractor.youtube.pot._registry import _pot_providers
     from yt_dlp.globals import all_plugins_loaded, plugin_ies, plugin_pps
     from yt_dlp.plugins import load_all_plugins
 
     if not all_plugins_loaded.value:
         load_all_plugins()
     names = set(plugin_ies.value) | set(plugin_pps.value)
+    try:  # PO-token providers register themselves here (yt-dlp 2025.05 and later)
+        from yt_dlp.extractor.youtube.pot._registry import _pot_providers
+    except ImportError:
+        return sorted(names)
     names |= {name for name, cls in _pot_providers.value.items() if not cls.__module__.startswith("yt_dlp.")}
     return sorted(names)
