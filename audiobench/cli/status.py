@@ -30,7 +30,7 @@ def command(dataset: str, root: str | None, per_class: bool, per_source: bool, q
     from audiobench.data.coverage import coverage, coverage_table
     from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
     from audiobench.data.ledger import Ledger
-    from audiobench.data.provenance import source_summary, source_table
+    from audiobench.data.origins import source_summary, source_table
 
     del quiet  # accepted like every command's: status draws no progress bar
     paths = DatasetPaths(resolve_root(root), dataset)
