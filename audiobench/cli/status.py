@@ -14,30 +14,41 @@ from audiobench.core.layout import DatasetPaths, resolve_root, runs_dir
 @click.argument("dataset")
 @root_option
 @click.option("--per-class/--no-per-class", default=True, show_default=True, help="One row per class too.")
+@click.option("--per-source", is_flag=True,
+              help="Also how many ok clips came per way in (yt-dlp, import), codec and sample rate.")
 @quiet_option
 @json_option
-def command(dataset: str, root: str | None, per_class: bool, quiet: bool, as_json: bool) -> None:
+def command(dataset: str, root: str | None, per_class: bool, per_source: bool, quiet: bool, as_json: bool) -> None:
     """Print per split and per class: listed, ok, unavailable, failed, pending; then the feature sets
     (clips and longest clip per split, dtype) and the runs and studies of the dataset, finished or not.
 
     \b
     Example:
       audiobench status synth --root audiobench-data
+      audiobench status sl-dcase17 --per-source --no-per-class
     """
     from audiobench.data.coverage import coverage, coverage_table
     from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
     from audiobench.data.ledger import Ledger
+    from audiobench.data.origins import source_summary, source_table
 
     del quiet  # accepted like every command's: status draws no progress bar
     paths = DatasetPaths(resolve_root(root), dataset)
     with Ledger(require_dataset(paths)) as ledger:
         rows = coverage(ledger, per_class=per_class)
+        sources = source_summary(ledger) if per_source else None
     features, runs = feature_sets(paths), runs_of(paths.root, dataset)
     if as_json:
-        click.echo(json.dumps({"coverage": [asdict(r) for r in rows], "features": [asdict(f) for f in features],
-                               "runs": [asdict(r) for r in runs]}, indent=2))
+        out = {"coverage": [asdict(r) for r in rows], "features": [asdict(f) for f in features],
+               "runs": [asdict(r) for r in runs]}
+        if sources is not None:
+            out["sources"] = [asdict(s) for s in sources]
+        click.echo(json.dumps(out, indent=2))
         return
     click.echo(coverage_table(rows))
+    if sources is not None:
+        click.echo("\nsources of the ok clips:")
+        click.echo(source_table(sources))
     click.echo(f"\nfeatures ({paths.features}):")
     click.echo(features_table(features, dataset=dataset))
     click.echo(f"\nruns ({runs_dir(paths.root)}):")
