@@ -152,7 +152,7 @@ def require_javascript_runtime(template: str) -> dict[str, dict[str, str]]:
     if deno is None:
         raise AudiobenchError(
             "downloading from YouTube needs a JavaScript runtime for yt-dlp: "
-            "pip install 'audiobench[youtube]' (installs deno and yt-dlp[default])"
+            "pip install --upgrade deno 'yt-dlp[default]' (audiobench depends on both; the install lacks them)"
         )
     check_javascript_runtime(deno)
     return {"deno": {"path": deno}}
