@@ -17,7 +17,8 @@ from audiobench.core.layout import DatasetPaths, resolve_root, runs_dir
 @quiet_option
 @json_option
 def command(dataset: str, root: str | None, per_class: bool, quiet: bool, as_json: bool) -> None:
-    """Print per split and per class: listed, ok, unavailable, failed, pending; then the feature sets
+    """Print per split and per class: listed, ok, unavailable, failed, pending; the ok clips by source
+    (downloaded, or imported from which format); then the feature sets
     (clips and longest clip per split, dtype) and the runs and studies of the dataset, finished or not.
 
     \b
@@ -25,19 +26,24 @@ def command(dataset: str, root: str | None, per_class: bool, quiet: bool, as_jso
       audiobench status synth --root audiobench-data
     """
     from audiobench.data.coverage import coverage, coverage_table
-    from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
+    from audiobench.data.inventory import (feature_sets, features_table, require_dataset, runs_of, runs_table,
+                                           sources_of, sources_table)
     from audiobench.data.ledger import Ledger
 
     del quiet  # accepted like every command's: status draws no progress bar
     paths = DatasetPaths(resolve_root(root), dataset)
     with Ledger(require_dataset(paths)) as ledger:
         rows = coverage(ledger, per_class=per_class)
+        sources = sources_of(ledger)
     features, runs = feature_sets(paths), runs_of(paths.root, dataset)
     if as_json:
-        click.echo(json.dumps({"coverage": [asdict(r) for r in rows], "features": [asdict(f) for f in features],
+        click.echo(json.dumps({"coverage": [asdict(r) for r in rows], "sources": [asdict(r) for r in sources],
+                               "features": [asdict(f) for f in features],
                                "runs": [asdict(r) for r in runs]}, indent=2))
         return
     click.echo(coverage_table(rows))
+    click.echo("\nok clips by source:")
+    click.echo(sources_table(sources))
     click.echo(f"\nfeatures ({paths.features}):")
     click.echo(features_table(features, dataset=dataset))
     click.echo(f"\nruns ({runs_dir(paths.root)}):")

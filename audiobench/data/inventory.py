@@ -50,6 +50,48 @@ class RunRow:
     finished: bool
 
 
+@dataclass(frozen=True)
+class SourceRow:
+    """How many ``ok`` clips of a split came from one source: ``yt-dlp``, ``import <format>``, or unrecorded."""
+
+    split: str
+    source: str
+    clips: int
+
+
+UNRECORDED = "(not recorded)"  # clips made by synth, or fetched before origins were recorded
+
+
+def sources_of(ledger: Any) -> list[SourceRow]:
+    """Coverage by source: per split, the ``ok`` clips counted by where their audio came from (the ledger's
+    origin: ``via``, and for imports the copy's format)."""
+    from collections import Counter
+
+    origins = ledger.origins()
+    counts: Counter[tuple[str, str]] = Counter()
+    for row in ledger.statuses(status="ok"):
+        origin = origins.get(row.clip_id)
+        if origin is None:
+            label = UNRECORDED
+        elif origin.get("via") == "import":
+            label = f"import {origin.get('format', '?')}"
+        else:
+            label = str(origin.get("via", "?"))
+        counts[(row.split, label)] += 1
+    order = list(ledger.splits())
+    return [SourceRow(split, source, n) for (split, source), n in
+            sorted(counts.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1]))]
+
+
+def sources_table(rows: list[SourceRow]) -> str:
+    """The source rows as an aligned text table."""
+    if not rows:
+        return "(no clip is ok yet)"
+    import pandas as pd
+
+    return pd.DataFrame([asdict(r) for r in rows]).to_string(index=False)
+
+
 def known_datasets(root: Path) -> list[str]:
     """The dataset folders under ``root`` that hold a ledger (made by ``synth`` or ``fetch``)."""
     if not root.is_dir():

@@ -4,7 +4,7 @@ Datasets: ``audio_name`` (``Y<ytid>.wav`` as bytes), ``waveform`` int16 ``[N, 32
 ``target`` bool ``[N, 527]`` (AudioSet's class order), and the file attribute ``sample_rate``. A row whose
 clip was never downloaded has an empty name and zeros: it is no entry. A short clip was zero-padded at the
 end to 10 s; :mod:`validate` trims the trailing exact zeros. Rows are read one at a time (h5py reads the
-row's chunks only), so a 14 GB file takes the memory of one row.
+row's chunks only) as the stream reaches it, so a 14 GB file takes the memory of a few rows.
 """
 from __future__ import annotations
 
@@ -50,7 +50,6 @@ def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
             if target is not None:
                 labels = tuple(f"#{i}" for i in target[row].nonzero()[0])  # AudioSet class indices
 
-            def read(row: int = row) -> Pcm:
-                return Pcm(waveform[row][None, :], rate)
-
-            yield Entry(FORMAT, copy, f"{member_of}#{row}", Path(name).stem, ".flac", read, labels=labels)
+            pcm = Pcm(waveform[row][None, :], rate)  # read now: the file closes when the stream moves on
+            yield Entry(FORMAT, copy, f"{member_of}#{row}", Path(name).stem, ".flac", lambda pcm=pcm: pcm,
+                        labels=labels)
