@@ -17,8 +17,8 @@ from audiobench.data.imports.adopt import import_copies
 from audiobench.data.imports.match import Catalog
 from audiobench.data.ledger import Ledger
 from audiobench.data.register import register_dataset
-from tests import copies
-from tests.copies import code_of
+import copies
+from copies import code_of
 
 DATASET = "sl-dcase17"
 
