@@ -2,8 +2,14 @@
 against the real published SL-DCASE-17 lists (their real YouTube IDs and segments)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -243,3 +249,57 @@ def test_a_split_that_does_not_exist_is_a_usage_error(tmp_path, reference_dir, l
     copy = copies.panns_wav(tmp_path / "c", listed[0][0].source_id, 1).parent
     with pytest.raises(AudiobenchError, match="--split 'dev'"):
         _import(tmp_path, reference_dir, copy, split="dev")
+
+
+@pytest.mark.slow
+def test_an_imported_dataset_resamples_featurizes_and_trains(tmp_path, reference_dir, one_torch_thread):
+    from audiobench.data.resample import resample
+    from audiobench.features.featurize import featurize
+    from audiobench.training.train import train
+
+    register_dataset(DATASET, root=tmp_path / "data", mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path / "data", DATASET).ledger) as ledger:
+        chosen = [r for split in ("train", "val", "test") for r in ledger.statuses(split=split)[:6]]
+    copy = tmp_path / "copy"
+    for i, row in enumerate(chosen):
+        copies.audiosetdl(copy, row.source_id, row.start, row.end, i % 20)
+    assert _import(tmp_path, reference_dir, copy, jobs=2).adopted == len(chosen)
+    assert not resample(DATASET, root=tmp_path / "data", quiet=True, backend="threading").failed
+    result = featurize(DATASET, root=tmp_path / "data", quiet=True, backend="threading")
+    assert sum(s.clips for s in result.splits) == len(chosen) and not result.failures
+    run = train(DATASET, root=tmp_path / "data", variant="att-strong", epochs=1, width=0.0625, batch_size=8,
+                out=tmp_path / "run", quiet=True)
+    assert run.epochs and (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_import_leaves_nothing_half_adopted_and_a_rerun_completes(tmp_path, reference_dir, listed):
+    clips = listed[0] + listed[1]
+    copy = tmp_path / "copy"
+    for i, row in enumerate(clips):
+        copies.write(copy / f"{row.source_id}_{round(row.start * 1000)}_{round(row.end * 1000)}.flac",
+                     copies.tone(i % 30, row.end - row.start, 8000), 8000)
+    root = tmp_path / "data"
+    args = [sys.executable, "-m", "audiobench.cli", "import", DATASET, str(copy), "--root", str(root),
+            "--index-mirror", str(reference_dir), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if sum(r["status"] == "ok" for r in _rows(tmp_path).values()) >= 20:
+                break
+        except sqlite3.OperationalError:  # the child holds a write lock
+            pass
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [r for r in _rows(tmp_path).values() if r["status"] == "ok"]
+    assert 20 <= len(done) < len(clips), "the kill should land mid-run"
+    for row in done:  # every ok row has its whole file
+        assert hashlib.sha256(_raw(tmp_path, row).read_bytes()).hexdigest() == row["sha256"]
+    rerun = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["already_had"] == len(done)
+    rows = _rows(tmp_path)
+    assert all(rows[c.clip_id]["status"] == "ok" for c in clips)
+    assert not list((root / DATASET / "raw").glob("*/.*.tmp"))  # the killed run's temporary file is gone

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
     had: set[str] = set()
     chunk: list[tuple[Entry, ClipStatus]] = []
     size = max(8, 4 * jobs)
-    ensure_writable_dir(paths.raw)
+    remove_dead_temporaries(ensure_writable_dir(paths.raw))
 
     def refuse(entry: Entry, clip: ClipStatus | None, category: str, reason: str, *, record: bool = True) -> None:
         result.reject(str(entry.copy), entry.member, category, reason, clip.clip_id if clip else None)
@@ -151,6 +152,28 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
         row = catalog.by_clip[clip_id]
         if clip_id not in adopted and clip_id not in ok_before and row.last_error != reason:
             ledger.mark(clip_id, row.status, error=reason, attempts=0)
+
+
+def remove_dead_temporaries(raw: Path) -> None:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) that a killed run left under ``raw/<split>/``.
+
+    They never counted (the ledger marks a clip only after the rename); those of a process still running
+    are left alone.
+    """
+    for tmp in raw.glob("*/.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def examine(entry: Entry, clip: ClipStatus) -> Examined:
