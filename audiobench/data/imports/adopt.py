@@ -1,8 +1,9 @@
 """Adopt the clips that copies hold: match, validate, write under ``raw/``, mark ``ok`` with its origin.
 
 Entries stream from the readers in sorted relative-path order and are examined (read, decoded, checked,
-hashed) by ``jobs`` threads a chunk at a time, so memory holds one chunk; results are applied in entry order,
-so the first good copy of a clip wins whatever the threads' timing. Each adopted file is written atomically
+hashed, and resampled to the 16 kHz mono file ``resample`` would make of it: the samples are decoded
+already) by ``jobs`` threads while the stream reads on, at most a few entries in flight, so memory stays
+flat; results are applied in entry order, so the first good copy of a clip wins whatever the threads' timing. Each adopted file is written atomically
 under ``raw/<split>/<clip_id><suffix>`` *before* its ledger row becomes ``ok`` (with its origin, in one
 transaction): a kill at any moment leaves nothing half-adopted, and a rerun redoes only what is not ``ok``.
 Clips ``ok`` before the run are not read again; a rejected entry leaves its clip's status as it was and
@@ -14,16 +15,18 @@ import hashlib
 import io
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
+from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
 from audiobench.core.progress import progress
-from audiobench.core.records import ClipStatus
+from audiobench.core.records import AudioRecord, ClipStatus
 from audiobench.data.imports import folder
 from audiobench.data.imports.entry import Entry, Pcm
 from audiobench.data.imports.match import Catalog
@@ -31,6 +34,7 @@ from audiobench.data.imports.result import ImportResult
 from audiobench.data.imports.validate import Rejected, check_length, decode
 from audiobench.data.ledger import Ledger
 from audiobench.data.register import register_dataset
+from audiobench.data.resample import SHORT_TOLERANCE, audio_relpath, encode_flac, to_mono_16k
 
 AUDIOSET_CLASSES = 527  # an HDF5 ``target`` row is in AudioSet's class order
 
@@ -42,6 +46,8 @@ class Examined:
     duration: float = 0.0
     suffix: str = ""
     rejected: Rejected | None = None
+    audio: bytes = b""  # the clip's 16 kHz mono FLAC, made from the samples already decoded
+    samples: int = 0
 
 
 def import_copies(dataset: str, paths: Sequence[Path], *, root: Path | None = None, format: str = "auto",
@@ -97,31 +103,36 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
     adopted: dict[str, str] = {}  # clip id -> sha256 of the copy adopted in this run
     rejections: dict[str, str] = {}  # clip id -> the first reason one of its entries was refused
     had: set[str] = set()
-    chunk: list[tuple[Entry, ClipStatus]] = []
-    size = max(8, 4 * jobs)
+    size = 2 * jobs + 2  # entries in flight: memory holds this many clips' bytes
     remove_dead_temporaries(ensure_writable_dir(paths.raw))
+    remove_dead_temporaries(ensure_writable_dir(paths.audio))
 
     def refuse(entry: Entry, clip: ClipStatus | None, category: str, reason: str, *, record: bool = True) -> None:
         result.reject(str(entry.copy), entry.member, category, reason, clip.clip_id if clip else None)
         if record and clip is not None and clip.clip_id not in rejections:
             rejections[clip.clip_id] = f"import: {entry.member}: {reason}"
 
-    def flush(pool: ThreadPoolExecutor) -> None:
-        for (entry, clip), out in zip(chunk, pool.map(lambda pair: examine(*pair), chunk)):
-            if out.rejected is not None:
-                refuse(entry, clip, out.rejected.category, out.rejected.reason, record=clip.clip_id not in adopted)
-            elif clip.clip_id in adopted:
-                if out.sha256 == adopted[clip.clip_id]:
-                    result.identical += 1
-                else:
-                    result.duplicates += 1
+    def apply(entry: Entry, clip: ClipStatus, out: Examined) -> None:
+        if out.rejected is not None:
+            refuse(entry, clip, out.rejected.category, out.rejected.reason, record=clip.clip_id not in adopted)
+        elif clip.clip_id in adopted:
+            if out.sha256 == adopted[clip.clip_id]:
+                result.identical += 1
             else:
-                keep(ledger, paths, entry, clip, out)
-                adopted[clip.clip_id] = out.sha256
-                result.adopted += 1
-                result.label_disagreements += labels.disagrees(entry, clip.clip_id)
-        chunk.clear()
+                result.duplicates += 1
+        else:
+            keep(ledger, paths, entry, clip, out)
+            adopted[clip.clip_id] = out.sha256
+            result.adopted += 1
+            result.label_disagreements += labels.disagrees(entry, clip.clip_id)
 
+    def drain(limit: int) -> None:
+        """Apply finished work in entry order until at most ``limit`` entries are in flight."""
+        while len(flight) > limit:
+            entry, clip, future = flight.popleft()
+            apply(entry, clip, future.result())
+
+    flight: deque[tuple[Entry, ClipStatus, Future[Examined]]] = deque()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for entry in progress(entries, total=total, desc="import", quiet=quiet, unit="clip"):
             if entry.skip:
@@ -143,10 +154,9 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
             elif clip.clip_id in ok_before:
                 had.add(clip.clip_id)
             else:
-                chunk.append((entry, clip))
-                if len(chunk) >= size:
-                    flush(pool)
-        flush(pool)
+                flight.append((entry, clip, pool.submit(examine, entry, clip)))  # reading goes on meanwhile
+                drain(size)
+        drain(0)
     result.already_had += len(had)
     for clip_id, reason in rejections.items():
         row = catalog.by_clip[clip_id]
@@ -155,7 +165,7 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
 
 
 def remove_dead_temporaries(raw: Path) -> None:
-    """Delete the temporary files (``.<name>.<pid>.tmp``) that a killed run left under ``raw/<split>/``.
+    """Delete the temporary files (``.<name>.<pid>.tmp``) a killed run left under ``raw/<split>/`` (or ``audio/``).
 
     They never counted (the ledger marks a clip only after the rename); those of a process still running
     are left alone.
@@ -184,16 +194,19 @@ def examine(entry: Entry, clip: ClipStatus) -> Examined:
         if isinstance(payload, Pcm):
             n, duration = check_length(payload.samples, payload.rate, segment)
             data, suffix = encode_pcm(payload, n), ".flac"
+            audio, rate = payload.samples[:, :n].astype(np.float32) / np.float32(32768), payload.rate
         else:
             audio, rate = decode(payload, path=entry.path, suffix=entry.suffix)
             _, duration = check_length(audio, rate, segment)
-            del audio
             data, suffix = payload, entry.suffix
+        mono = to_mono_16k(audio, rate)  # what resample would make of the adopted file
+        del audio
     except Rejected as exc:
         return Examined(rejected=exc)
     except OSError as exc:
         return Examined(rejected=Rejected("unreadable", f"cannot read ({exc.strerror or exc})"))
-    return Examined(data, hashlib.sha256(data).hexdigest(), duration, suffix)
+    return Examined(data, hashlib.sha256(data).hexdigest(), duration, suffix, audio=encode_flac(mono),
+                    samples=int(mono.size))
 
 
 def encode_pcm(pcm: Pcm, n: int) -> bytes:
@@ -204,15 +217,24 @@ def encode_pcm(pcm: Pcm, n: int) -> bytes:
 
 
 def keep(ledger: Ledger, paths: DatasetPaths, entry: Entry, clip: ClipStatus, out: Examined) -> None:
-    """Write the adopted bytes under ``raw/`` (atomically), then mark the clip ``ok`` with its origin."""
+    """Write the adopted bytes under ``raw/`` and the 16 kHz file under ``audio/`` (each atomically), then
+    mark the clip ``ok`` with its origin, then record its audio (as resample would, which then finds it done;
+    a kill before that record only leaves resample the work it would have had anyway)."""
     relative = Path("raw") / clip.split / f"{clip.clip_id}{out.suffix}"
     target = paths.dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, out.data)
+    audio = audio_relpath(clip.split, clip.clip_id)
+    (paths.dir / audio).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(paths.dir / audio, out.audio)
     origin = {"via": "import", "format": entry.format, "copy": str(entry.copy.resolve()), "member": entry.member,
               "sha256": out.sha256}
     ledger.mark(clip.clip_id, "ok", attempts=0, path=str(relative), bytes=len(out.data), sha256=out.sha256,
                 duration=out.duration, origin=origin)
+    duration = out.samples / AUDIO_RATE
+    ledger.record_audio(AudioRecord(clip.clip_id, audio, out.samples, duration,
+                                    duration < clip.end - clip.start - SHORT_TOLERANCE, target.stat().st_mtime_ns,
+                                    len(out.data), out.sha256))
 
 
 class _LabelCheck:

@@ -47,7 +47,7 @@ def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
     columns = [id_column, "audio"] + ([label_column] if label_column else [])
     row = 0
     for group in range(parquet.num_row_groups):
-        table = parquet.read_row_group(group, columns=columns)
+        table = parquet.read_row_group(group, columns=columns, use_threads=False)  # the workers are ours
         ids = table.column(id_column).to_pylist()
         audio = table.column("audio").combine_chunks()
         blobs = audio.field("bytes") if hasattr(audio, "field") else audio
