@@ -6,10 +6,12 @@ least half the listed segment and at most the segment plus 0.1 s: longer is like
 """
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from audiobench.data.decode import DecodeError, read_audio
 
@@ -33,6 +35,8 @@ def decode(data: bytes, *, path: Path | None, suffix: str) -> tuple[np.ndarray, 
     try:
         if path is not None:
             return read_audio(path, data=data)
+        if _libsndfile_opens(data):  # decoded from memory
+            return read_audio(Path(f"entry{suffix}"), data=data)
         with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:  # ffmpeg, where libsndfile cannot, reads a file
             tmp.write(data)
             tmp.flush()
@@ -43,8 +47,18 @@ def decode(data: bytes, *, path: Path | None, suffix: str) -> tuple[np.ndarray, 
         raise Rejected("undecodable", reason) from None
 
 
+def _libsndfile_opens(data: bytes) -> bool:
+    try:
+        sf.info(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - libsndfile's errors vary by version; any means "let ffmpeg try"
+        return False
+    return True
+
+
 def trimmed_length(samples: np.ndarray) -> int:
     """Samples left after removing the trailing frames that are exactly zero in every channel."""
+    if samples.shape[1] and np.any(samples[:, -1]):  # the common case: nothing to trim, no scan
+        return int(samples.shape[1])
     nonzero = np.flatnonzero(np.any(samples != 0, axis=0))
     return int(nonzero[-1]) + 1 if nonzero.size else 0
 
