@@ -3,7 +3,8 @@
 Layout followed: the ``datasets`` library's Audio feature as those mirrors store it: a ``video_id`` column
 (some name it ``ytid`` or ``id``), an ``audio`` struct of ``bytes`` (encoded; mostly 48 kHz 24-bit FLAC) and
 ``path``, and label columns (``labels``/``human_labels``: MIDs or names). No segment times. Files are read
-one row group at a time, and only the columns needed, so memory stays that of one row group.
+a few rows at a time, only the columns needed, so memory is bounded by one row group's column chunks,
+whatever the file's size.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ FORMAT = "hf-parquet"
 SUFFIXES = (".parquet",)
 _ID_COLUMNS = ("video_id", "ytid", "youtube_id", "id")
 _LABEL_COLUMNS = ("labels", "label", "human_labels")
+BATCH = 8  # rows decoded from the column chunks at a time
 
 
 def _require_pyarrow():
@@ -35,8 +37,8 @@ def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
     pq = _require_pyarrow()
     path = path or copy
     member_of = path.relative_to(copy).as_posix() if path != copy else path.name
-    try:
-        parquet = pq.ParquetFile(path)
+    try:  # no pre-buffering, a small read buffer: memory holds one row group's column chunks, not more
+        parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged file
         raise AudiobenchError(f"{path}: not a readable parquet file ({exc})") from None
     names = parquet.schema_arrow.names
@@ -46,18 +48,17 @@ def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
     label_column = next((c for c in _LABEL_COLUMNS if c in names), None)
     columns = [id_column, "audio"] + ([label_column] if label_column else [])
     row = 0
-    for group in range(parquet.num_row_groups):
-        table = parquet.read_row_group(group, columns=columns, use_threads=False)  # the workers are ours
-        ids = table.column(id_column).to_pylist()
-        audio = table.column("audio").combine_chunks()
+    # A few rows at a time; no pyarrow threads: the workers are ours.
+    for batch in parquet.iter_batches(batch_size=BATCH, columns=columns, use_threads=False):
+        ids = batch.column(id_column).to_pylist()
+        audio = batch.column("audio")
         blobs = audio.field("bytes") if hasattr(audio, "field") else audio
-        labels = table.column(label_column).to_pylist() if label_column else [None] * len(ids)
+        labels = batch.column(label_column).to_pylist() if label_column else [None] * len(ids)
         for i, ytid in enumerate(ids):
             data = blobs[i].as_py()
             yield Entry(FORMAT, copy, f"{member_of}#{row}", str(ytid), _suffix(audio, i), lambda d=data: d or b"",
                         labels=_labels(labels[i]))
             row += 1
-        del table, audio, blobs
 
 
 def _suffix(audio, i: int) -> str:
