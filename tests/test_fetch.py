@@ -68,6 +68,7 @@ def test_cli_fetch_end_to_end_writes_validated_clips_and_coverage(tmp_path, medi
         assert hashlib.sha256(file.read_bytes()).hexdigest() == row["sha256"]
         assert row["bytes"] == file.stat().st_size
         assert abs(row["duration"] - (row["end"] - row["start"])) <= 0.1
+        assert row["origin"] is not None and '"via": "yt-dlp"' in row["origin"]
     assert not any((tmp_path / "sl-dcase17" / "raw" / ".partial").iterdir())
 
 

@@ -222,7 +222,9 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
             network_in_a_row = 0  # the host answered
             fields = {k: getattr(outcome, k) for k in ("bytes", "sha256", "duration", "path")
                       if getattr(outcome, k) is not None}
-            ledger.mark(outcome.clip_id, outcome.status, error=outcome.error, attempts=outcome.tries, **fields)
+            origin = {"via": "yt-dlp"} if outcome.status == "ok" else None  # what `status` counts by source
+            ledger.mark(outcome.clip_id, outcome.status, error=outcome.error, attempts=outcome.tries, origin=origin,
+                        **fields)
         if outcome.status != "ok" and outcome.tries:
             failures.append(ClipFailure(outcome.clip_id, outcome.error or "", split_of[outcome.clip_id],
                                         outcome.status))
