@@ -160,7 +160,7 @@ def test_hf_parquet_rows_in_row_groups_with_label_checks(tmp_path, reference_dir
         mids = [c.mid for c in ledger.classes()]
         weak = {c.clip_id: c.weak for c in ledger.clips(split="test")}
     a, b, c = plain[:3]
-    path = copies.hf_parquet(tmp_path / "hf" / "data" / "eval" / "00000.parquet", [
+    copies.hf_parquet(tmp_path / "hf" / "data" / "eval" / "00000.parquet", [
         ("notlisted01", 9, 10.0, ["/m/09x0r"]),
         (a.source_id, 1, 10.0, [mids[i] for i in weak[a.clip_id]] + ["/m/09x0r"]),  # agrees (Speech is no class here)
         (b.source_id, 2, 10.0, [mids[(weak[b.clip_id][0] + 1) % len(mids)]]),  # disagrees

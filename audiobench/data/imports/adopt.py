@@ -3,9 +3,9 @@
 Entries stream from the readers in sorted relative-path order and are examined (read, decoded, checked,
 hashed, and resampled to the 16 kHz mono file ``resample`` would make of it: the samples are decoded
 already) by ``jobs`` threads while the stream reads on, at most a few entries in flight, so memory stays
-flat; results are applied in entry order, so the first good copy of a clip wins whatever the threads' timing. Each adopted file is written atomically
-under ``raw/<split>/<clip_id><suffix>`` *before* its ledger row becomes ``ok`` (with its origin, in one
-transaction): a kill at any moment leaves nothing half-adopted, and a rerun redoes only what is not ``ok``.
+flat; results are applied in entry order, so the first good copy of a clip wins whatever the threads'
+timing. Each adopted file is written atomically under ``raw/<split>/<clip_id><suffix>`` (and its 16 kHz
+file under ``audio/``) *before* its ledger row becomes ``ok`` (with its origin, in one transaction): a kill at any moment leaves nothing half-adopted, and a rerun redoes only what is not ``ok``.
 Clips ``ok`` before the run are not read again; a rejected entry leaves its clip's status as it was and
 records the reason as its last error (unless it already says so: a rerun changes no row).
 """
