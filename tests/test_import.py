@@ -304,3 +304,16 @@ def test_kill_9_mid_import_leaves_nothing_half_adopted_and_a_rerun_completes(tmp
     rows = _rows(tmp_path)
     assert all(rows[c.clip_id]["status"] == "ok" for c in clips)
     assert not list((root / DATASET / "raw").glob("*/.*.tmp"))  # the killed run's temporary file is gone
+
+
+def test_panns_targets_are_compared_with_audioset_labels(tmp_path, reference_dir):
+    """A PANNs eval file imported into balanced AudioSet: its ``target`` rows are AudioSet class indices."""
+    root = tmp_path / "data"
+    register_dataset("audioset-balanced", root=root, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(root, "audioset-balanced").ledger) as ledger:
+        a, b = ledger.clips(split="test")[:2]
+    path = copies.panns_hdf5(tmp_path / "eval.h5", [(f"Y{a.source_id}.wav", 1, 10.0, list(a.weak)),
+                                                     (f"Y{b.source_id}.wav", 2, 10.0, [0])])
+    result = import_copies("audioset-balanced", [path], root=root, index_mirror=str(reference_dir), quiet=True)
+    assert (result.adopted, result.label_disagreements) == (2, 1) and 0 not in b.weak
+    assert "1 adopted clips whose labels in the copy differ from the lists (the lists win)" in result.summary()
