@@ -70,9 +70,11 @@ def import_copies(dataset: str, paths: Sequence[Path], *, root: Path | None = No
         if not copy.exists():
             raise AudiobenchError(f"{copy}: no such file or folder")
     chosen = {copy: folder.detect(copy) if format == "auto" else format for copy in copies}
-    if folder.AUDIOBENCH in chosen.values():
-        from audiobench.data.imports.merge import merge_roots  # another root: merged, not read as copies
-
+    if folder.AUDIOBENCH in chosen.values():  # another root: merged, not read as copies
+        try:
+            from audiobench.data.imports.merge import merge_roots
+        except ImportError:
+            raise AudiobenchError("--format audiobench (merging roots) is not available in this build") from None
         return merge_roots(dataset, copies, root=root, quiet=quiet)
     registration = register_dataset(dataset, root=root, mirror=index_mirror)
     dpaths = DatasetPaths(resolve_root(root), registration.dataset)
