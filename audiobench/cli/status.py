@@ -19,7 +19,8 @@ from audiobench.core.layout import DatasetPaths, resolve_root, runs_dir
 @quiet_option
 @json_option
 def command(dataset: str, root: str | None, per_class: bool, per_source: bool, quiet: bool, as_json: bool) -> None:
-    """Print per split and per class: listed, ok, unavailable, failed, pending; then the feature sets
+    """Print per split and per class: listed, ok, unavailable, failed, pending; the ok clips by source
+    (downloaded, or imported from which format); then the feature sets
     (clips and longest clip per split, dtype) and the runs and studies of the dataset, finished or not.
 
     \b
@@ -30,25 +31,28 @@ def command(dataset: str, root: str | None, per_class: bool, per_source: bool, q
     from audiobench.data.coverage import coverage, coverage_table
     from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
     from audiobench.data.ledger import Ledger
-    from audiobench.data.origins import source_summary, source_table
+    from audiobench.data.origins import rows_table, source_streams, sources_by_split
 
     del quiet  # accepted like every command's: status draws no progress bar
     paths = DatasetPaths(resolve_root(root), dataset)
     with Ledger(require_dataset(paths)) as ledger:
         rows = coverage(ledger, per_class=per_class)
-        sources = source_summary(ledger) if per_source else None
+        sources = sources_by_split(ledger)
+        streams = source_streams(ledger) if per_source else None
     features, runs = feature_sets(paths), runs_of(paths.root, dataset)
     if as_json:
-        out = {"coverage": [asdict(r) for r in rows], "features": [asdict(f) for f in features],
-               "runs": [asdict(r) for r in runs]}
-        if sources is not None:
-            out["sources"] = [asdict(s) for s in sources]
+        out = {"coverage": [asdict(r) for r in rows], "sources": [asdict(r) for r in sources],
+               "features": [asdict(f) for f in features], "runs": [asdict(r) for r in runs]}
+        if streams is not None:
+            out["streams"] = [asdict(s) for s in streams]
         click.echo(json.dumps(out, indent=2))
         return
     click.echo(coverage_table(rows))
-    if sources is not None:
+    click.echo("\nok clips by source:")
+    click.echo(rows_table(sources, empty="(no clip is ok yet)"))
+    if streams is not None:
         click.echo("\nsources of the ok clips:")
-        click.echo(source_table(sources))
+        click.echo(rows_table(streams, empty="(no clip with a recorded origin)"))
     click.echo(f"\nfeatures ({paths.features}):")
     click.echo(features_table(features, dataset=dataset))
     click.echo(f"\nruns ({runs_dir(paths.root)}):")

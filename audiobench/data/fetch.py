@@ -60,6 +60,7 @@ from audiobench.core.network import endpoint, require_reachable
 from audiobench.core.parallel import map_unordered
 from audiobench.data.manifests import load_manifest
 from audiobench.data.register import Registration, register_dataset
+from audiobench.data.imports.template import is_local
 from audiobench.data.sources import require_fetchable
 
 DURATION_TOLERANCE = 0.1  # seconds a cut may differ from its segment
@@ -133,6 +134,10 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
     manifest = load_manifest(dataset, root=root)
     require_fetchable(manifest.source, what=f"dataset {manifest.name!r} ({manifest.path})")
     check_source_template(options.source_template)  # before any work, so the message comes first
+    if is_local(options.source_template):  # local files: validated and adopted by the importer
+        from audiobench.data.imports.template import fetch_from_files
+
+        return fetch_from_files(dataset, root=root, index_mirror=index_mirror, options=options, quiet=quiet)
     require_javascript_runtime(options.source_template)
     registration = register_dataset(manifest.path, root=root, mirror=index_mirror)
     paths = DatasetPaths(resolve_root(root), registration.dataset)
@@ -208,7 +213,9 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
     candidates = probe_candidates(ledger, paths.name, options.probe)
     notes = setup_notes()
     if rows:
-        require_reachable(source_url(options.source_template, rows[0].source_id), proxy=options.download.proxy,
+        first = rows[0]
+        require_reachable(source_url(options.source_template, first.source_id, first.start, first.end),
+                          proxy=options.download.proxy,
                           hint=f"no clip was tried or marked; {_network_hint(options)}")
     partial = ensure_writable_dir(paths.raw / ".partial")
     shutil.rmtree(partial, ignore_errors=True)  # leftovers of a killed run: never counted, start afresh
@@ -358,7 +365,9 @@ class _Run:
                        f"{options.max_per_hour}, counted over every run of this dataset); the next may start "
                        f"{when}. {counts['pending']} clips stay pending; rerun then.")
         elif self.reason == "network":
-            host = endpoint(source_url(options.source_template, self.rows[0].source_id), proxy=options.download.proxy)
+            first = self.rows[0]
+            host = endpoint(source_url(options.source_template, first.source_id, first.start, first.end),
+                            proxy=options.download.proxy)
             message = (f"stopped early: {options.max_network_errors} downloads in a row could not connect to {host} "
                        f"({self.last_network}). {counts['pending']} clips were left as they were; "
                        f"{_network_hint(options)}, then rerun.")
@@ -383,7 +392,7 @@ def fetch_one(row: ClipStatus, paths: DatasetPaths, options: FetchOptions, *, js
               limiter: RateLimiter, pacer: Pacer, stop: threading.Event) -> ClipOutcome:
     """Try one clip up to ``1 + retries`` times; transient failures back off exponentially with jitter."""
     request = SegmentRequest(row.clip_id, row.source_id, row.start, row.end,
-                             source_url(options.source_template, row.source_id))
+                             source_url(options.source_template, row.source_id, row.start, row.end))
     workdir = require_inside(paths.raw / ".partial" / row.clip_id, paths.raw / ".partial")  # it gets rmtree
     error, tries = None, 0
     for attempt in range(options.retries + 1):

@@ -86,7 +86,7 @@ def run_probe(candidates: list[ClipStatus], workdir: Path, template: str, settin
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         request = SegmentRequest(row.clip_id, row.source_id, row.start, row.end,
-                                 source_url(template, row.source_id))
+                                 source_url(template, row.source_id, row.start, row.end))
         try:
             result = download_segment(request, workdir, settings, js_runtimes)
             if result.outcome == "ok" and result.file is not None:

@@ -62,6 +62,11 @@ class MergeResult:
     unchanged: int = 0  # every other clip: nothing new in any source
     problems: list[str] = field(default_factory=list)  # one line each: a source ok clip not taken, and why
 
+    @property
+    def empty(self) -> bool:
+        """Nothing was taken and nothing was there already: the command exits non-zero."""
+        return self.copied + self.already == 0
+
     def summary(self) -> str:
         text = (f"merged {len(self.sources)} root(s) into {self.root / self.dataset}: {self.copied} clips copied, "
                 f"{self.updated} statuses updated, {self.already} already ok, {self.unchanged} unchanged")

@@ -70,6 +70,11 @@ class OwnDataResult:
     folds: int | None = None
     rotations: list[str] = field(default_factory=list)  # with folds: the datasets NAME-fold1 .. NAME-foldK
 
+    @property
+    def empty(self) -> bool:
+        """Nothing was taken and nothing was there already: the command exits non-zero."""
+        return self.copied + self.already == 0
+
     def summary(self) -> str:
         splits = ", ".join(f"{s} {n}" for s, n in self.splits.items())
         return (f"imported {self.name} into {self.root / self.name}: {sum(self.splits.values())} clips "

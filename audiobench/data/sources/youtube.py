@@ -91,34 +91,37 @@ class DownloadResult:
 
 
 def check_source_template(template: str) -> None:
-    """Refuse, in one line, a ``--source-template`` that yt-dlp would refuse for every clip.
+    """Refuse, in one line, a ``--source-template`` that could name no clip's recording.
 
-    yt-dlp reads recordings over http(s) only (``file://`` URLs and local paths are refused), so a template
-    must be an http(s) URL with a host and ``{ytid}`` outside the host.
+    An http(s) URL with a host and ``{ytid}`` outside the host goes to yt-dlp; a ``file://`` URL or a path
+    names local files, which the importer reads instead (yt-dlp refuses them). Either may also carry
+    ``{start}``/``{end}`` (seconds, ``30.000``) and ``{start_ms}``/``{end_ms}``.
     """
+    from audiobench.data.imports.template import is_local
+
     if "{ytid}" not in template:
         raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
+    if is_local(template):
+        return
     try:
         parts = urlsplit(template)
         host, _ = parts.hostname, parts.port  # .port checks the number
     except ValueError as exc:
         raise AudiobenchError(f"--source-template {template!r}: not a URL ({exc})") from None
-    serve = "serve the folder over HTTP (python -m http.server -d FOLDER) and pass http://127.0.0.1:8000/{ytid}.EXT"
-    local = parts.scheme == "file" or len(parts.scheme) == 1 or (not parts.scheme and template[0] in "/\\.~")
-    if local:  # file://, a path, or C:\ on Windows
-        raise AudiobenchError(f"--source-template {template!r}: yt-dlp does not read local files; {serve}")
     if parts.scheme not in ("http", "https") or not host:
-        raise AudiobenchError(f"--source-template {template!r}: not an http(s) URL with a host "
-                              f"(the default is {YOUTUBE_TEMPLATE})")
+        raise AudiobenchError(f"--source-template {template!r}: not an http(s) URL with a host, a file:// URL or "
+                              f"a path (the default is {YOUTUBE_TEMPLATE})")
     if "{ytid}" in parts.netloc:
         raise AudiobenchError(f"--source-template {template!r}: {{ytid}} belongs in the path or query, not the host")
 
 
-def source_url(template: str, ytid: str) -> str:
-    """The URL for one (already validated) ID."""
+def source_url(template: str, ytid: str, start: float | None = None, end: float | None = None) -> str:
+    """The URL for one (already validated) ID, and its segment where the template names it."""
+    from audiobench.data.imports.template import fill
+
     if "{ytid}" not in template:
         raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
-    return template.replace("{ytid}", ytid)
+    return fill(template, ytid, start, end)
 
 
 def is_youtube(template: str) -> bool:
