@@ -14,6 +14,7 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.data.fetch import FetchOptions, fetch
 from audiobench.data.imports.merge import merge_roots
 from audiobench.data.ledger import Ledger
+from audiobench.data.register import REGISTRATION_META
 from audiobench.data.sources.youtube import DownloadSettings
 from audiobench.testing.media_server import MediaServer, encode_source
 
@@ -59,16 +60,27 @@ seed = 3
 
 
 def _dump(root: Path) -> dict[str, object]:
-    """Everything a ledger holds about the dataset except timestamps: clips (COMPARED), labels, classes, meta."""
+    """Everything a ledger holds about the dataset except timestamps: clips (COMPARED, an origin without its
+    download time), labels, classes, and the meta that registered the lists (a fetch's probe record is one
+    machine's, not the dataset's)."""
+    origin = COMPARED.index("origin")
+
+    def untimed(row: tuple) -> tuple:
+        if row[origin] is None:
+            return row
+        kept = {k: v for k, v in json.loads(row[origin]).items() if k != "downloaded"}
+        return (*row[:origin], kept, *row[origin + 1:])
+
     with sqlite3.connect(root / "tiny" / "ledger.sqlite") as db:
         cols = ", ".join(f'"{c}"' for c in COMPARED)
         return {
-            "clips": db.execute(f"SELECT {cols} FROM clips ORDER BY clip_id").fetchall(),
+            "clips": [untimed(r) for r in db.execute(f"SELECT {cols} FROM clips ORDER BY clip_id")],
             "splits": db.execute("SELECT name, strong FROM splits ORDER BY rowid").fetchall(),
             "weak": db.execute("SELECT * FROM weak ORDER BY clip_id, class_idx").fetchall(),
             "events": db.execute("SELECT * FROM events ORDER BY clip_id, onset").fetchall(),
             "classes": db.execute("SELECT * FROM classes ORDER BY idx").fetchall(),
-            "meta": db.execute("SELECT * FROM meta ORDER BY key").fetchall(),
+            "meta": db.execute(f"SELECT * FROM meta WHERE key IN ({', '.join('?' * len(REGISTRATION_META))}) "
+                               "ORDER BY key", REGISTRATION_META).fetchall(),
         }
 
 

@@ -41,6 +41,7 @@ from audiobench.core.records import ClipStatus
 from audiobench.data.imports.copying import CopyMismatch, copy_checked, raw_writer
 from audiobench.data.ledger import Ledger
 from audiobench.data.manifests import OWN_MANIFEST
+from audiobench.data.register import REGISTRATION_META
 
 # Statuses ranked: the higher wins when rows of several roots disagree and none is a usable ``ok``.
 _RANK = {"pending": 0, "failed": 1, "unavailable": 2}
@@ -168,7 +169,7 @@ def _register_lists(target: Ledger, src: Ledger, folder: Path) -> None:
                                       f"there but {known[clip.clip_id]!r} in {target.path}; nothing was merged")
         target.add_clips(clips)
     if not mine.get("dataset"):  # last: a merge killed before this point registers again on the rerun
-        target.set_meta(**meta)
+        target.set_meta(**{k: meta[k] for k in REGISTRATION_META if k in meta})  # not the source's probe
 
 
 def _copy_lists(folder: Path, paths: DatasetPaths, index: object) -> None:
