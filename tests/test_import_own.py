@@ -245,3 +245,21 @@ def test_local_ids_are_made_safe_from_any_path():
     assert local_id_for("dogs/bark 01.wav") == "dogs--bark_01"
     assert local_id_for("..hidden/x.wav") == "x_.hidden--x"
     assert local_id_for("Ünïcode/ß.flac") == "x_n_code--_"
+
+
+def test_the_import_command_makes_your_own_dataset_and_status_shows_it(own, tmp_path):
+    from click.testing import CliRunner
+
+    from audiobench.cli import cli
+
+    root = tmp_path / "root"
+    args = ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]), "--folds", "3", "--root", str(root)]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["splits"] == {"fold1": 8, "fold2": 8, "fold3": 8}
+    status = CliRunner().invoke(cli, ["status", "pets", "--root", str(root), "--no-per-class", "--json"])
+    assert status.exit_code == 0, status.output
+    assert {(r["split"], r["source"], r["clips"]) for r in json.loads(status.stdout)["sources"]} == {
+        (f"fold{k}", "import folder", 8) for k in (1, 2, 3)}
+    lonely = CliRunner().invoke(cli, ["import", "pets", str(own["folder"]), "--folds", "3", "--root", str(root)])
+    assert lonely.exit_code == 2 and "give --labels too" in lonely.output

@@ -298,3 +298,18 @@ def test_a_dataset_imported_from_a_folder_merges_with_its_manifest_and_the_sourc
     assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "a" / "pets").iterdir() if p.is_file()) == before
     assert load_manifest("pets", root=tmp_path / "b").source == "local"
     assert (tmp_path / "b" / "pets" / "index" / "clips.csv").is_file()
+
+
+def test_the_import_command_merges_roots_and_a_rerun_is_no_failure(fetched, tmp_path):
+    from click.testing import CliRunner
+
+    from audiobench.cli import cli
+
+    merged = CliRunner().invoke(cli, ["import", "tiny", str(fetched["shard0"]), str(fetched["shard1"]),
+                                      "--format", "audiobench", "--root", str(tmp_path / "merged"), "--json"])
+    assert merged.exit_code == 0, merged.output
+    assert json.loads(merged.stdout)["copied"] == 6
+    assert _dump(tmp_path / "merged") == _dump(fetched["full"])
+    again = CliRunner().invoke(cli, ["import", "tiny", str(fetched["shard0"]), "--format", "audiobench",
+                                     "--root", str(tmp_path / "merged")])
+    assert again.exit_code == 0 and "0 clips copied" in again.output  # already there: not a failure
