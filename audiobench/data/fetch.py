@@ -267,7 +267,6 @@ class _Run:
         self.network_in_a_row, self.last_network = 0, ""
         self.reason = ""  # what stopped the run: refusals, network, broken or paced
         self.probe_ok = False  # a probe succeeded in this run: "no formats" may count as unavailable
-        self.started = now()
         self.unavailable_here: set[str] = set()
         self.watch = UnavailableWatch()
         self.broken: ProbeResult | None = None
@@ -287,10 +286,11 @@ class _Run:
         elif result.outcome == "broken":
             self.broken = result
             note = f"put back: the probe failed too ({result.error})"
-            reopened = self.ledger.reopen_unavailable(self.started, note=note)
+            # this run's, by id (a clip an earlier run marked in the same second is not this run's) ...
+            reopened = self.ledger.reopen_unavailable(clip_ids=self.unavailable_here, note=note)
             last_good = self.ledger.meta().get("last_good_probe")
-            if last_good:  # earlier runs: only what a broken setup also says (a 404 stays a 404)
-                reopened += self.ledger.reopen_unavailable(str(last_good), note=note, matching=NO_FORMATS)
+            if last_good:  # ... and earlier runs': only what a broken setup also says (a 404 stays a 404)
+                reopened += self.ledger.reopen_unavailable(since=str(last_good), note=note, matching=NO_FORMATS)
             self.reopened = len(reopened)
             for clip_id in self.unavailable_here.intersection(reopened):
                 self.counts["unavailable"] -= 1

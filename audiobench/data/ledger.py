@@ -304,19 +304,24 @@ class Ledger:
             out.setdefault((split, idx), dict.fromkeys(STATUSES, 0))[status] = n
         return out
 
-    def reopen_unavailable(self, since: str, *, note: str, matching: Sequence[str] = ()) -> list[str]:
-        """Put the clips marked ``unavailable`` at or after ``since`` (a :func:`now` stamp) back to ``pending``;
-        with ``matching``, only those whose error contains one of these phrases (case-insensitive).
+    def reopen_unavailable(self, *, note: str, since: str | None = None, clip_ids: Iterable[str] | None = None,
+                           matching: Sequence[str] = ()) -> list[str]:
+        """Put clips marked ``unavailable`` back to ``pending``: those among ``clip_ids``, or those marked at or
+        after ``since`` (a :func:`now` stamp); with ``matching``, only those whose error contains one of these
+        phrases (case-insensitive).
 
         Their attempt counts stay; ``note`` replaces the error, saying why. Returns the clip ids, in order.
         """
-        sql = "SELECT clip_id FROM clips WHERE status = 'unavailable' AND updated >= ?"
-        params: list[object] = [since]
+        sql, params = "SELECT clip_id FROM clips WHERE status = 'unavailable'", []
+        if since is not None:
+            sql += " AND updated >= ?"
+            params.append(since)
         if matching:
             sql += " AND (" + " OR ".join("lower(last_error) LIKE ?" for _ in matching) + ")"
             params += [f"%{phrase.lower()}%" for phrase in matching]
+        wanted = None if clip_ids is None else set(clip_ids)
         with self._transaction() as db:
-            ids = [cid for (cid,) in db.execute(sql + " ORDER BY clip_id", params)]
+            ids = [cid for (cid,) in db.execute(sql + " ORDER BY clip_id", params) if wanted is None or cid in wanted]
             db.executemany("UPDATE clips SET status = 'pending', last_error = ?, updated = ? WHERE clip_id = ?",
                            [(note, now(), cid) for cid in ids])
         return ids
