@@ -29,11 +29,13 @@ from audiobench.study.figures import (load_attention, plot_ap_gain_vs_duration, 
                                 plot_validation_curves)
 from audiobench.core.layout import write_atomic
 from audiobench.models.variants import fig4_pair
+from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
 DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
 EPOCH_COLUMNS = ("trial", "variant", "epoch", "val_map")
 _REQUIRED_TRIALS = ("trial", "variant", "test_map")
+_TESTED = {"map": "mAPs", "auc": "macro AUCs", "dprime": "d′s"}  # what the tests compare, as the text says
 _PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "torch")
 
 
@@ -106,7 +108,9 @@ def read_run(run_dir: Path) -> Run:
 def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
     """Everything ``results.json`` holds except the figures: summaries, tests, per-class APs, provenance."""
     pairs = run.config.get("pairs", "all")
-    rows = stats.compare_variants(run.trials, baseline=run.baseline, pairs=pairs, variants=run.variants, seed=seed)
+    metric = run.config.get("metric", DEFAULT_METRIC)
+    rows = stats.compare_variants(run.trials, baseline=run.baseline, pairs=pairs, variants=run.variants, seed=seed,
+                                  column=METRIC_COLUMNS[metric])
     labels = run.config.get("labels_used") or {}
     variants = []
     for v in run.variants:
@@ -115,6 +119,7 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
             "variant": v, "labels_used": labels.get(v, ""), "baseline": v == run.baseline,
             "test_map": asdict(stats.describe(mine["test_map"])),
             **{f"{col}_mean": _mean(mine, col) for col in ("val_map", "best_epoch", "seconds")},
+            **{col: asdict(stats.describe(mine[col])) for col in ("test_auc", "test_dprime") if col in mine},
         })
     per_class, never_positive, class_notes = _per_class(run)
     return {
@@ -124,9 +129,12 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         "trials_planned": run.config.get("trials"),
         "variants": variants,
         "pairs": pairs,
+        "metric": metric,
+        "fingerprints": run.config.get("fingerprints"),
+        "eval_on": run.config.get("eval_on"),
         "tests": [asdict(r) for r in rows],
         "statistics": {
-            "test": "two-sided Wilcoxon signed-rank on paired test mAPs (scipy.stats.wilcoxon)",
+            "test": f"two-sided Wilcoxon signed-rank on paired test {_TESTED[metric]} (scipy.stats.wilcoxon)",
             "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
             "approximation": "normal, tie-corrected variance, continuity correction",
             "multiple_comparisons": f"Holm across the {sum(r.p is not None for r in rows)} pair(s) tested "
@@ -332,6 +340,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise InputFormatError(f"{path}: expected a JSON object, got {type(config).__name__}")
     if config.get("pairs", "all") not in stats.PAIRS:
         raise InputFormatError(f"{path}: pairs must be one of {', '.join(stats.PAIRS)}, not {config['pairs']!r}")
+    if config.get("metric", DEFAULT_METRIC) not in METRIC_COLUMNS:
+        raise InputFormatError(f"{path}: metric must be one of {', '.join(METRIC_COLUMNS)}, not {config['metric']!r}")
     return config
 
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,15 @@ class Predictions:
 
     scores: np.ndarray
     targets: np.ndarray
+
+    def rows(self, rows: Sequence[int] | np.ndarray) -> Predictions:
+        """The predictions of clips ``rows`` only (an ``--eval-on`` subset)."""
+        return Predictions(self.scores[rows], self.targets[rows])
+
+    def save(self, path: Path, clip_ids: Sequence[str]) -> None:
+        """``clip_id``, ``scores`` and ``targets`` as a NumPy ``.npz`` (read back with :func:`numpy.load`)."""
+        with open(path, "wb") as f:
+            np.savez_compressed(f, clip_id=np.array(clip_ids, dtype=str), scores=self.scores, targets=self.targets)
 
 
 def same_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
