@@ -1,4 +1,4 @@
-"""Clip lists from elsewhere (another lab's, or ``status --export``'s): which test clips ``--eval-on`` scores.
+"""Clip lists: ``status --export`` writes a dataset's; ``--eval-on`` scores the test clips another list names.
 
 A list is a CSV with a ``clip_id`` column (matched to clip ids, segment included) or, failing that, a
 ``ytid``, ``youtube_id`` or ``source_id`` column (matched to the recording's ID: every segment of it that the
@@ -11,6 +11,8 @@ comment (``# YTID, start_seconds, ...``), read as they are.
 from __future__ import annotations
 
 import csv
+import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ import h5py
 import numpy as np
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import write_atomic
 from audiobench.data.fingerprint import split_fingerprint
+from audiobench.data.ledger import Ledger
 
 ID_COLUMNS = ("clip_id", "ytid", "youtube_id", "source_id")  # in order of preference
 _HEADER_ROWS = 10  # a header is looked for in the first rows (AudioSet's CSVs start with two comments)
@@ -91,3 +95,34 @@ def select(clips: ClipList, split_file: Path) -> EvalSubset:
 def eval_subset(path: str | Path, split_file: Path) -> EvalSubset:
     """:func:`read_clip_list` then :func:`select`: the ``--eval-on`` rows of a test split."""
     return select(read_clip_list(path), split_file)
+
+
+EXPORT_COLUMNS = ("clip_id", "split", "status", "source", "source_id", "start", "end", "duration", "audio_sha256")
+
+
+def export_clips(ledger: Ledger, path: Path) -> int:
+    """Write every clip of the ledger as a CSV (``status --export``); returns the rows written.
+
+    Columns: :data:`EXPORT_COLUMNS` (``audio_sha256``: the ledger's sha256 of the audio as adopted), then
+    each key of the clips' recorded origins as ``origin_<key>`` (``origin_via``: yt-dlp or import, and the
+    facts each recorded), empty where a clip has none. The file reads back as an ``--eval-on`` list.
+    """
+    statuses = ledger.statuses()
+    origins = ledger.origins()
+    keys = sorted({key for origin in origins.values() for key in origin})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*EXPORT_COLUMNS, *(f"origin_{k}" for k in keys)])
+    for s in statuses:
+        origin = origins.get(s.clip_id, {})
+        writer.writerow([s.clip_id, s.split, s.status, s.source, s.source_id, s.start, s.end,
+                         "" if s.duration is None else s.duration, s.sha256 or "",
+                         *(_cell(origin.get(k)) for k in keys)])
+    write_atomic(path, out.getvalue())
+    return len(statuses)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
