@@ -5,7 +5,7 @@ import json
 
 import click
 
-from audiobench.cli.options import json_option, root_option, run_folder
+from audiobench.cli.options import json_option, quiet_option_for, root_option, run_folder
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 
@@ -20,8 +20,9 @@ from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 @click.option("--device", default="cpu", show_default=True, metavar="auto|cpu|cuda",
               help="Where the saved models predict.")
 @root_option
+@quiet_option_for("Print only where the evaluation was written, not the table.")
 @json_option
-def command(run: str, eval_on: str, name: str | None, metric: str, device: str, root: str | None,
+def command(run: str, eval_on: str, name: str | None, metric: str, device: str, root: str | None, quiet: bool,
             as_json: bool) -> None:
     """Score a finished run, or every trial of a study, on the test clips CLIPS.csv lists, without training.
 
@@ -42,7 +43,9 @@ def command(run: str, eval_on: str, name: str | None, metric: str, device: str, 
         click.echo(json.dumps(result, indent=2))
         return
     label = evaluation_name(eval_on, name)
-    if "variants" in result:
+    if quiet:
+        pass
+    elif "variants" in result:
         click.echo(evaluation_table(result))
     else:
         e = result["eval_on"]
