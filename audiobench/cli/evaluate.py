@@ -49,8 +49,8 @@ def command(run: str, eval_on: str, name: str | None, metric: str, device: str, 
         click.echo(evaluation_table(result))
     else:
         e = result["eval_on"]
+        auc, dprime = (("n/a" if result[k] is None else f"{result[k]:.4f}") for k in ("test_auc", "test_dprime"))
         click.echo(f"{result['variant']} seed {result['seed']} on {e['held']} of the {e['listed']} clips listed "
                    f"({e['clips']} test clips, fingerprint {e['fingerprint']}): mAP {result['test_map']:.4f}, "
-                   f"AUC {result['test_auc'] if result['test_auc'] is None else round(result['test_auc'], 4)}, "
-                   f"d′ {result['test_dprime'] if result['test_dprime'] is None else round(result['test_dprime'], 3)}")
+                   f"AUC {auc}, d′ {dprime}")
     click.echo(f"wrote {folder / f'evaluation-{label}.json'}")

@@ -35,6 +35,7 @@ from audiobench.data.roles import split_for
 from audiobench.core.parallel import Backend, check_backend, map_unordered
 from audiobench.data.cliplist import eval_subset
 from audiobench.data.fingerprint import split_fingerprint
+from audiobench.training.logs import check_log
 from audiobench.training.splits import training_frames
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS, TrainConfig, TrainOptions
 from audiobench.training.train import METRICS, TRAINING_RECIPE, TrainResult, read_result, run
@@ -132,6 +133,7 @@ def check_study(config: CompareConfig, root: Path) -> None:
         require_strong(spec, split="train", has_strong=has_strong)
     if config.train.eval_on is not None:
         eval_subset(config.train.eval_on, feature_file(paths, split_for(paths, "test"), config.train.feature_id))
+    check_log(config.train.log)
 
 
 def check_options(config: CompareConfig) -> list[VariantSpec]:

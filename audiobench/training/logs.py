@@ -10,6 +10,7 @@ can be read.
 from __future__ import annotations
 
 import csv
+import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
@@ -53,15 +54,20 @@ class CsvLog:
         self._epochs_file.close()
 
 
+def check_log(kind: str | None) -> None:
+    """Refuse ``--log tensorboard`` without the tensorboard package, before a run folder is made."""
+    if kind == "tensorboard" and importlib.util.find_spec("tensorboard") is None:  # torch's writer needs it
+        raise AudiobenchError("--log tensorboard needs the tensorboard package: "
+                              "pip install 'audiobench[tensorboard]' (or use --log csv)")
+
+
 class TensorboardLog:
     """TensorBoard event files through torch's ``SummaryWriter``."""
 
     def __init__(self, folder: Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise AudiobenchError("--log tensorboard needs the tensorboard package: "
-                                  "pip install 'audiobench[tensorboard]' (or use --log csv)") from None
+        check_log("tensorboard")
+        from torch.utils.tensorboard import SummaryWriter
+
         self._writer = SummaryWriter(log_dir=str(folder))
 
     def steps(self, first: int, epoch: int, losses: Sequence[float]) -> None:

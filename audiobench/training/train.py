@@ -44,7 +44,7 @@ from audiobench.features.store import summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
 from audiobench.data.cliplist import EvalSubset, eval_subset
 from audiobench.data.fingerprint import split_fingerprint
-from audiobench.training.logs import TrainingLog, open_log
+from audiobench.training.logs import TrainingLog, check_log, open_log
 from audiobench.training.metrics import (BOOTSTRAP_CONFIDENCE, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, APResult, Scores,
                                          mean_average_precision, roc_auc, score)
 from audiobench.models.net import Net, Output, build_net, init_prior_bias, use_fast_layout
@@ -242,6 +242,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     require_strong(spec, split="train", has_strong=splits.train.has_strong)
     device = resolve_device(config.device)
     subset = eval_subset(config.eval_on, splits.files["test"]) if config.eval_on else None
+    check_log(config.log)
     run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
     if (run_dir / METRICS).exists():
         raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
