@@ -47,10 +47,12 @@ def evaluate(path: str | os.PathLike[str], clip_list: str | os.PathLike[str], *,
     raise AudiobenchError(f"{folder} is neither a finished run (no metrics.json) nor a study (no trials/)")
 
 
-def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "cpu") -> dict[str, Any]:
-    """One run's metrics on the listed test clips, written to ``<run>/evaluation-<label>.json``."""
-    import torch
+def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "cpu",
+                 opened: dict[Path, Any] | None = None) -> dict[str, Any]:
+    """One run's metrics on the listed test clips, written to ``<run>/evaluation-<label>.json``.
 
+    ``opened``: test splits already open, by path (a study's trials share theirs); this run's is added.
+    """
     from audiobench.features.dataset import LogmelDataset
     from audiobench.models.checkpoint import load_model
     from audiobench.training.inference import predict
@@ -64,11 +66,12 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
     subset = select(clips, test_file)
     net, _ = load_model(run_dir)
     where = resolve_device(device)
-    dataset = LogmelDataset(test_file, frames=None)
+    opened = {} if opened is None else opened
+    dataset = opened.get(test_file) or LogmelDataset(test_file, frames=None)
+    opened[test_file] = dataset
     config = metrics["config"]
-    with torch.random.fork_rng(devices=[]):
-        predictions = predict(net.to(where), dataset, device=where, batch_size=int(config["batch_size"]),
-                              bf16=bool(config.get("bf16", False))).rows(subset.rows)
+    predictions = predict(net.to(where), dataset, device=where, batch_size=int(config["batch_size"]),
+                          bf16=bool(config.get("bf16", False)), rows=subset.rows)
     result = score(predictions.scores, predictions.targets)
     names = [c.name for c in dataset.classes]
     record = {
@@ -91,9 +94,9 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
     runs = finished_runs(study_dir)
     if not runs:
         raise AudiobenchError(f"{study_dir} has no finished trial to evaluate")
-    rows = []
+    rows, opened = [], {}
     for trial, result in runs:
-        record = evaluate_run(result.run_dir, clips, label, device=device)
+        record = evaluate_run(result.run_dir, clips, label, device=device, opened=opened)
         rows.append({"trial": trial, "variant": result.config.variant,
                      **{column: record[column] for column in METRIC_COLUMNS.values()}})
     table = pd.DataFrame(rows)
