@@ -81,6 +81,8 @@ def test_eval_on_scores_the_listed_half_as_sklearn_does_on_the_saved_predictions
     results = json.loads((run_dir / "results.json").read_text())
     assert results["eval_on"]["held"] == 8 and results["metric"] == "map"
     assert set(results["fingerprints"]) == {"train", "val", "test"}
+    per_class = pd.read_csv(run_dir / "per_class.csv")
+    assert (per_class.ap_low <= per_class.ap_high).all() and per_class.auc.dropna().between(0, 1).all()
     trials = pd.read_csv(run_dir / "trials.csv")
     for v in results["variants"]:
         mine = trials[trials.variant == v["variant"]]

@@ -282,10 +282,11 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
         for row in metrics["test_per_class"]:
             if row["ap"] is not None:
                 per_class.append({"trial": trial, "variant": result.config.variant, "class_index": row["index"],
-                                  "mid": row["mid"], "name": row["name"], "ap": row["ap"]})
+                                  "mid": row["mid"], "name": row["name"], "ap": row["ap"],
+                                  **{k: row.get(k) for k in ("ap_low", "ap_high", "auc")}})
     pd.DataFrame(trials, columns=TRIAL_COLUMNS).to_csv(run_dir / "trials.csv", index=False)
-    pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap"]
-                 ).to_csv(run_dir / "per_class.csv", index=False)
+    pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap", "ap_low", "ap_high",
+                                     "auc"]).to_csv(run_dir / "per_class.csv", index=False)
     pd.DataFrame(epochs, columns=["trial", "variant", "epoch", "loss", "val_map"]
                  ).to_csv(run_dir / "epochs.csv", index=False)
 
