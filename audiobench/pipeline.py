@@ -156,7 +156,10 @@ def _run_fetch(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Ca
     from audiobench.data.fetch import FetchOptions, fetch, parse_shard
 
     download_keys = {f.name for f in dataclasses.fields(DownloadSettings)}
-    download = DownloadSettings(**{k: (Path(v) if k == "cookies" else v) for k, v in o.items() if k in download_keys})
+    from audiobench.data.sources.ytdlp_setup import parse_extractor_args
+
+    converters = {"cookies": Path, "extractor_args": parse_extractor_args}  # extractor_args: yt-dlp's syntax
+    download = DownloadSettings(**{k: converters.get(k, lambda v: v)(v) for k, v in o.items() if k in download_keys})
     fetch_keys = {k: v for k, v in o.items() if k not in download_keys and k != "index_mirror"}
     if "shard" in fetch_keys:
         fetch_keys["shard"] = parse_shard(fetch_keys["shard"])
@@ -242,7 +245,8 @@ def _schema(stage: str) -> dict[str, Any]:
 
         keys = {**_field_types(FetchOptions), **_field_types(DownloadSettings), "index_mirror": str}
         del keys["download"]
-        return {**keys, "shard": str}  # "I/N", parsed as --shard is
+        # "I/N", parsed as --shard is; extractor_args in yt-dlp's syntax, as --extractor-args takes them
+        return {**keys, "shard": str, "extractor_args": list[str]}
     if stage in ("train", "compare"):
         from audiobench.training.options import TrainConfig, TrainOptions, option_fields
 

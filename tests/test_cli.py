@@ -23,7 +23,7 @@ def test_help_lists_commands_in_the_data_flow_order():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
-    assert listed[:7] == ["synth", "fetch", "resample", "featurize", "weights", "train", "compare"]
+    assert listed[:8] == ["synth", "fetch", "import", "resample", "featurize", "weights", "train", "compare"]
 
 
 # model-info reads and writes nothing under a root and prints only its table: it takes neither option.

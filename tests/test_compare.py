@@ -54,7 +54,14 @@ def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
     assert "noatt-weak" in report and "att-self" in report and "±" in report
     results = json.loads((result.run_dir / "results.json").read_text())
     assert results["config"]["baseline"] == "noatt-weak"
-    for figure in ("map_per_variant.png", "validation_curves.png", "ap_gain_vs_duration.png"):
+    # The header reads the runs' own metrics.json: their clip counts and the test split's chance level
+    run_metrics = json.loads(next((result.run_dir / "trials").glob("*/metrics.json")).read_text())
+    clips = ", ".join(f"{split} {n}" for split, n in run_metrics["clips"].items())
+    assert f"- clips per split: {clips}" in report
+    assert f"chance level (test mAP of a constant predictor, the mean class prior): " \
+           f"{run_metrics['chance_test_map']:.3f}" in report
+    assert "only 3 trials" in report and "## Summary" in report
+    for figure in ("map_per_variant.png", "validation_curves.png", "ap_gain_per_class.png"):
         assert (result.run_dir / figure).stat().st_size > 10_000
     epochs = pd.read_csv(result.run_dir / "epochs.csv")
     assert list(epochs.columns) == ["trial", "variant", "epoch", "loss", "val_map"]

@@ -561,3 +561,10 @@ def test_a_full_disk_is_one_line_and_a_rerun_finishes(tmp_path, monkeypatch, whe
     featurize("toy", root=tmp_path / "clean", quiet=True)
     for split in ("train", "val"):
         assert_same_files(feature_file(paths, split), feature_file(DatasetPaths(tmp_path / "clean", "toy"), split))
+
+
+@pytest.mark.parametrize("bad", ["../../outside", "/etc", "a/b", ".hidden"])
+def test_a_feature_id_that_could_leave_features_is_refused_before_any_path_is_used(bad, tmp_path):
+    """``--feature-id`` of train and compare ends up here."""
+    with pytest.raises(AudiobenchError, match="invalid feature id"):
+        feature_file(DatasetPaths(tmp_path, "toy"), "train", bad)

@@ -68,6 +68,7 @@ def test_cli_fetch_end_to_end_writes_validated_clips_and_coverage(tmp_path, medi
         assert hashlib.sha256(file.read_bytes()).hexdigest() == row["sha256"]
         assert row["bytes"] == file.stat().st_size
         assert abs(row["duration"] - (row["end"] - row["start"])) <= 0.1
+        assert row["origin"] is not None and '"via": "yt-dlp"' in row["origin"]
     assert not any((tmp_path / "sl-dcase17" / "raw" / ".partial").iterdir())
 
 
@@ -178,7 +179,7 @@ def test_youtube_source_needs_a_javascript_runtime_or_says_so():
     try:
         runtimes = require_javascript_runtime("https://www.youtube.com/watch?v={ytid}")
     except AudiobenchError as exc:
-        assert "audiobench[youtube]" in str(exc)
+        assert "pip install --upgrade deno" in str(exc)
     else:
         assert Path(runtimes["deno"]["path"]).exists()
 
@@ -245,17 +246,38 @@ def test_a_host_gone_mid_run_leaves_every_clip_as_it_was_and_stops(tmp_path, med
     assert _rows(tmp_path) == before  # the failed clip is still failed with its one attempt; nothing marked
 
 
-@pytest.mark.parametrize("template", ["file:///srv/media/{ytid}.flac", "/srv/media/{ytid}.flac",
-                                      "ftp://127.0.0.1/{ytid}.flac", "http://[::1/{ytid}", "watch?v=1"])
-def test_a_source_template_yt_dlp_would_refuse_is_one_line_and_marks_nothing(tmp_path, reference_dir, template):
+@pytest.mark.parametrize("template", ["ftp://127.0.0.1/{ytid}.flac", "http://[::1/{ytid}", "watch?v=1",
+                                      "http://{ytid}.example/a.flac"])
+def test_a_source_template_that_names_no_recording_is_one_line_and_marks_nothing(tmp_path, reference_dir, template):
     _first_test_ids(tmp_path, reference_dir, 0)
     before = _rows(tmp_path)
     result = _fetch_cli(tmp_path, reference_dir, template, "--limit", "3")
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert result.output.startswith(f"error: --source-template {template!r}") and result.output.count("\n") == 1
-    if template.startswith(("file:", "/")):
-        assert "yt-dlp does not read local files" in result.output and "http.server" in result.output
     assert _rows(tmp_path) == before
+
+
+@pytest.mark.parametrize("scheme", ["file://", ""])
+def test_a_local_source_template_is_read_by_the_importer_with_the_segment_in_the_name(tmp_path, reference_dir,
+                                                                                       scheme):
+    register_dataset("sl-dcase17", root=tmp_path, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path, "sl-dcase17").ledger) as ledger:
+        rows = ledger.statuses(split="test")[:3]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for i, row in enumerate(rows[:2]):  # the third has no file: it stays pending
+        seconds = row.end - row.start if i == 0 else 0.5  # the second is too short to count
+        sf.write(copy / f"{row.source_id}_{row.start:.3f}_{row.end:.3f}.flac",
+                 0.3 * np.sin(np.linspace(0, 2000, int(seconds * 16000))), 16000)
+    template = f"{scheme}{copy}/{{ytid}}_{{start}}_{{end}}.flac"
+    result = _fetch_cli(tmp_path, reference_dir, template, "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert "tried 3: 1 ok, 0 unavailable, 0 failed, 2 left pending" in result.output
+    after = _rows(tmp_path)
+    assert after[rows[0].clip_id]["status"] == "ok" and after[rows[0].clip_id]["attempts"] == 0
+    assert '"via": "import"' in after[rows[0].clip_id]["origin"]
+    assert after[rows[1].clip_id]["status"] == "pending" and "under half" in after[rows[1].clip_id]["last_error"]
+    assert after[rows[2].clip_id]["last_error"] is None
 
 
 def test_fetch_refuses_a_dataset_of_another_source_in_one_line(tmp_path, toy_source):
@@ -386,3 +408,10 @@ def test_fetch_resample_featurize_end_to_end_on_the_command_line(tmp_path, refer
         for record in ledger.audio().values():
             info = sf.info(paths.dir / record.path)
             assert (info.samplerate, info.channels) == (16000, 1)
+
+
+def test_a_source_template_names_the_segment_too():
+    from audiobench.data.sources.youtube import source_url
+
+    assert source_url("http://h/{ytid}_{start}_{end}.flac", "abc", 30, 40) == "http://h/abc_30.000_40.000.flac"
+    assert source_url("http://h/{ytid}/{start_ms}-{end_ms}.wav", "abc", 2.5, 12.5) == "http://h/abc/2500-12500.wav"

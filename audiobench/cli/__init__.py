@@ -16,8 +16,8 @@ from audiobench import __version__
 from audiobench.core.errors import AudiobenchError
 
 # Each module in audiobench/cli/ defines `command`; `--help` lists them in this order, the data flow's.
-_COMMANDS = ("synth", "fetch", "resample", "featurize", "weights", "train", "compare", "report", "evaluate",
-             "predict", "run", "status", "model_info")
+_COMMANDS = ("synth", "fetch", "import_copies", "resample", "featurize", "weights", "train", "compare", "report",
+             "evaluate", "predict", "run", "status", "model_info")
 
 
 class _Group(click.Group):
@@ -40,6 +40,7 @@ def cli() -> None:
     \b
     audiobench synth                          # a synthetic SL-DCASE-17-like dataset, no network needed
     audiobench fetch sl-dcase17               # or rebuild a published one from YouTube (yt-dlp)
+    audiobench import sl-dcase17 ~/dcase2017  # or from copies you already have
     audiobench featurize synth --jobs 2       # VGGish log-mel features into HDF5
     audiobench compare synth --trials 20 --variants noatt-weak,att-self   # paired trials + Wilcoxon
     audiobench run pipelines/synth-demo.toml  # every stage of a study, from one file

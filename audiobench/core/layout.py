@@ -150,7 +150,8 @@ class DatasetPaths:
         return self.dir / "features"
 
     def feature_dir(self, feature_id: str) -> Path:
-        return self.features / feature_id
+        """``features/<feature_id>``; an id that could leave ``features/`` (``--feature-id ../x``) is refused."""
+        return self.features / validate_name(feature_id, what="feature id")
 
     def require_ledger(self) -> Path:
         """The ledger path, or an error telling which stage makes it."""

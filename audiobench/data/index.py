@@ -98,6 +98,9 @@ def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = N
     target = index_dir / spec.name
     if target.is_file() and sha256_file(target) == spec.sha256:
         return target
+    if spec.url is None and mirror is None:
+        raise AudiobenchError(f"{target}: missing, or its sha256 is no longer {spec.sha256} (the list was written "
+                              "by `audiobench import NAME DIR`, which makes it again)")
     sources = index_sources(spec, mirror)
     mirror_hint = (f"check the network and {mirror_option} {mirror}" if mirror else
                    f"check the network, or give {mirror_option} DIR|URL: a folder or server holding {spec.name}")
@@ -131,7 +134,7 @@ def fetch_index_file(spec: IndexFile, index_dir: Path, *, mirror: str | None = N
 def index_sources(spec: IndexFile, mirror: str | None) -> list[Source]:
     """Where to look for ``spec``, in order: its official URL, or its places in the mirror."""
     if mirror is None:
-        return [spec.url]
+        return [spec.url] if spec.url is not None else []
     relative = [spec.name] + ([f"{spec.mirror_dir.strip('/')}/{spec.name}"] if spec.mirror_dir else [])
     if mirror.startswith(("http://", "https://")):
         base = mirror.rstrip("/")

@@ -6,7 +6,7 @@ connection guarded by a lock serves them all (SQLite serialises writers anyway).
 
 A ledger written by an older release is upgraded in place when opened, in one transaction: release 0.1
 named a clip's recording ``ytid`` (every clip came from YouTube); it is now ``source_id`` beside ``source``,
-which older rows get as ``'youtube'``.
+which older rows get as ``'youtube'``. Tables added since (``attempts``) are created in an older file on open.
 """
 from __future__ import annotations
 
@@ -65,7 +65,11 @@ CREATE TABLE IF NOT EXISTS audio (
     source_bytes INTEGER,
     source_sha256 TEXT
 );
+-- one row per download started (probes and retries included), for pacing across workers and restarts
+CREATE TABLE IF NOT EXISTS attempts (started REAL NOT NULL, clip_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_started ON attempts (started);
 """
+ATTEMPTS_KEPT = 2 * 86400.0  # seconds of attempt history kept (pacing looks back one hour)
 # Columns renamed since the first ledgers were written: (table, old name, new name), renamed in an older file
 # on open, before the added columns below.
 _RENAMED_COLUMNS = (("clips", "ytid", "source_id"),)
@@ -299,6 +303,44 @@ class Ledger:
         ):
             out.setdefault((split, idx), dict.fromkeys(STATUSES, 0))[status] = n
         return out
+
+    def reopen_unavailable(self, since: str, *, note: str, matching: Sequence[str] = ()) -> list[str]:
+        """Put the clips marked ``unavailable`` at or after ``since`` (a :func:`now` stamp) back to ``pending``;
+        with ``matching``, only those whose error contains one of these phrases (case-insensitive).
+
+        Their attempt counts stay; ``note`` replaces the error, saying why. Returns the clip ids, in order.
+        """
+        sql = "SELECT clip_id FROM clips WHERE status = 'unavailable' AND updated >= ?"
+        params: list[object] = [since]
+        if matching:
+            sql += " AND (" + " OR ".join("lower(last_error) LIKE ?" for _ in matching) + ")"
+            params += [f"%{phrase.lower()}%" for phrase in matching]
+        with self._transaction() as db:
+            ids = [cid for (cid,) in db.execute(sql + " ORDER BY clip_id", params)]
+            db.executemany("UPDATE clips SET status = 'pending', last_error = ?, updated = ? WHERE clip_id = ?",
+                           [(note, now(), cid) for cid in ids])
+        return ids
+
+    # -- download starts (pacing) ------------------------------------------------------------------------
+    def reserve_start(self, clip_id: str, at: float, *, cap: int | None, window: float = 3600.0) -> float | None:
+        """Record a download of ``clip_id`` starting at ``at`` (epoch seconds) unless ``cap`` downloads already
+        started in the ``window`` seconds before; then return, without recording, when the oldest of those
+        leaves the window. Count and record are one transaction, so processes sharing the ledger share the cap.
+        ``cap=None`` records the start unconditionally (a later run with a cap counts it).
+        """
+        with self._transaction() as db:
+            db.execute("DELETE FROM attempts WHERE started < ?", (at - ATTEMPTS_KEPT,))
+            recent = [t for (t,) in db.execute("SELECT started FROM attempts WHERE started > ? ORDER BY started",
+                                               (at - window,))]
+            if cap is not None and len(recent) >= cap:
+                return recent[len(recent) - cap] + window
+            db.execute("INSERT INTO attempts VALUES (?, ?)", (at, clip_id))
+        return None
+
+    def starts(self, *, since: float = 0.0) -> list[tuple[float, str]]:
+        """(start time, clip id) of the downloads started after ``since``, oldest first."""
+        return [(t, c) for t, c in self._query("SELECT started, clip_id FROM attempts WHERE started > ? "
+                                               "ORDER BY started", (since,))]
 
     # -- audio (resample / synth) ---------------------------------------------------------------------
     def record_audio(self, record: AudioRecord) -> None:

@@ -8,6 +8,8 @@ see ``audiobench.data.lists``), whether it has strong labels, the role it plays 
 name; they read a ``Manifest``.
 
 Where manifests are found, first match wins:
+0. ``<root>/<name>/manifest.toml`` when the storage root is known (``load_manifest(name, root=...)``): the
+   manifest ``audiobench import NAME DIR`` writes for a folder of your own;
 1. ``$AUDIOBENCH_MANIFESTS`` (a folder: your own datasets, or edited copies);
 2. ``manifests/`` beside the ``audiobench`` package: a source checkout or ``pip install -e .``;
 3. ``<prefix>/share/audiobench/manifests``: where a wheel (``pip install .``) puts the same files
@@ -28,12 +30,13 @@ from typing import Any, Literal
 
 from audiobench.core.records import DEFAULT_SOURCE, ClassInfo
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import validate_name
+from audiobench.core.layout import resolve_root, validate_name
 from audiobench.data.lists import class_format, clip_format
 from audiobench.data.roles import assign_roles
 from audiobench.data.sources import get_source
 
 MANIFESTS_ENV = "AUDIOBENCH_MANIFESTS"
+OWN_MANIFEST = "manifest.toml"  # <root>/<name>/manifest.toml: a dataset made by `audiobench import NAME DIR`
 PartitionMethod = Literal["stratified", "random"]
 PARTITION_METHODS: tuple[str, ...] = ("stratified", "random")
 
@@ -46,7 +49,7 @@ class IndexFile:
     """One published list: kept as ``<dataset>/index/<name>`` once its sha256 matches."""
 
     name: str
-    url: str
+    url: str | None  # None: a list written beside the manifest by ``audiobench import`` (kept in index/ only)
     sha256: str
     mirror_dir: str | None = None  # sub-folder of a mirror with one folder per source
 
@@ -131,8 +134,12 @@ def available_manifests() -> list[str]:
     return sorted({p.stem for d in manifest_dirs() if d.is_dir() for p in d.glob("*.toml")})
 
 
-def find_manifest(name: str) -> Path:
+def find_manifest(name: str, *, root: str | os.PathLike[str] | None = None) -> Path:
+    """``<root>/<name>/manifest.toml`` if there is one, else ``<name>.toml`` in :func:`manifest_dirs`."""
     validate_name(name)
+    own = resolve_root(root) / name / OWN_MANIFEST
+    if own.is_file():
+        return own
     for folder in manifest_dirs():
         path = folder / f"{name}.toml"
         if path.is_file():
@@ -141,14 +148,15 @@ def find_manifest(name: str) -> Path:
     raise AudiobenchError(f"no manifest for dataset {name!r} (known: {known}; or set ${MANIFESTS_ENV})")
 
 
-def load_manifest(name_or_path: str | os.PathLike[str]) -> Manifest:
-    """A dataset's manifest, by name (``"sl-dcase17"``) or path to a TOML file; checked on load.
+def load_manifest(name_or_path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Manifest:
+    """A dataset's manifest, by name (``"sl-dcase17"``) or path to a TOML file; checked on load. A name is
+    looked up under the storage ``root`` first (see the module docstring).
 
     >>> load_manifest("sl-dcase17").split("train").strong
     True
     """
     text = str(name_or_path)
-    path = Path(text) if text.endswith(".toml") else find_manifest(text)
+    path = Path(text) if text.endswith(".toml") else find_manifest(text, root=root)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -173,7 +181,9 @@ def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: P
 
 def _build(data: dict[str, Any], path: Path) -> Manifest:
     name = validate_name(_get(data, "name", str, path, "the manifest"), where=str(path))
-    if name != path.stem:
+    if path.name == OWN_MANIFEST and name != path.parent.name:
+        raise AudiobenchError(f"{path}: name {name!r} differs from its dataset folder {path.parent.name!r}")
+    if path.name != OWN_MANIFEST and name != path.stem:
         raise AudiobenchError(f"{path}: name {name!r} differs from the file name {path.stem!r}")
     index = tuple(_index_file(t, path, i) for i, t in enumerate(_get(data, "index", list, path, "the manifest")))
     names = [f.name for f in index]
@@ -208,12 +218,12 @@ def _index_file(table: Any, path: Path, i: int) -> IndexFile:
     if not isinstance(table, dict):
         raise AudiobenchError(f"{path}: {where} is not a table")
     name = _get(table, "file", str, path, where)
-    url = _get(table, "url", str, path, where)
+    url = _get(table, "url", str, path, where, None)
     sha = _get(table, "sha256", str, path, where).lower()
     mirror_dir = _get(table, "mirror_dir", str, path, where, None)
     if not _FILE_NAME.match(name):
         raise AudiobenchError(f"{path}: {where}: file {name!r} must be a plain file name")
-    if not url.startswith(("http://", "https://")):
+    if url is not None and not url.startswith(("http://", "https://")):
         raise AudiobenchError(f"{path}: {where}: url {url!r} is not http(s)")
     if not _SHA256.match(sha):
         raise AudiobenchError(f"{path}: {where}: sha256 {sha!r} is not 64 hex digits")

@@ -21,6 +21,10 @@ from audiobench.data.ledger import Ledger
 from audiobench.data.lists import parse_classes, parse_clips
 from audiobench.data.manifests import Manifest, Partition, load_manifest
 
+# The ledger meta keys that describe the registered lists (what `register_dataset` writes); other keys are one
+# machine's records (a fetch's probe, say) and do not travel with the lists.
+REGISTRATION_META = ("dataset", "source", "manifest", "splits", "roles", "partition", "index", "listed")
+
 
 @dataclass(frozen=True)
 class ListedDataset:
@@ -56,7 +60,7 @@ def register_dataset(dataset: str | os.PathLike[str], *, root: str | os.PathLike
     >>> register_dataset("sl-dcase17", root="data", mirror="/tmp/lists").listed   # doctest: +SKIP
     {'train': 1591, 'val': 1638, 'test': 626}
     """
-    manifest = load_manifest(dataset)
+    manifest = load_manifest(dataset, root=root)
     paths = DatasetPaths(resolve_root(root), manifest.name)
     index_files = fetch_index(manifest, paths, mirror=mirror)
     listed = list_dataset(manifest, paths.index)
@@ -208,7 +212,7 @@ def write_ledger(ledger: Ledger, listed: ListedDataset, *, manifest: Manifest,
                 )
     added = sum(ledger.add_clips(clips) for clips in listed.splits.values())
     partition_rule = manifest.partition
-    ledger.set_meta(
+    ledger.set_meta(  # the keys of REGISTRATION_META
         dataset=manifest.name,
         source="lists",
         manifest=manifest.path.name,

@@ -190,7 +190,7 @@ for _spec in (
     VariantSpec("att-strong", "attention", (("pred", 1.0), ("att_strong", "alpha")),
                 labels="weak + strong (attention)", fig4_over="noatt-weak", paper_row=5),
     VariantSpec("att-self", "attention", (("pred", 1.0), ("att_self", "alpha")),
-                labels="weak (self-supervised)", fig4_over="noatt-weak", paper_row=6),
+                labels="weak (self-supervised)", fig4_over="att-unsup", paper_row=6),  # Fig. 4: rows 6 over 4
     VariantSpec("att-strong-self", "attention", (("pred", 1.0), ("att_strong", "alpha"), ("att_self", "beta")),
                 labels="weak + strong + self", fig4_over="noatt-weak"),
 ):

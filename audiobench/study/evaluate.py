@@ -88,9 +88,9 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
                    device: str = "cpu") -> dict[str, Any]:
     """Every finished trial of a study on the listed clips, then per-variant means and the paired tests."""
     from audiobench.study.compare import finished_runs
-    from audiobench.study.report import _clean, _read_config
+    from audiobench.study.report import json_safe, read_run
 
-    config = _read_config(study_dir / "config.json")
+    study = read_run(study_dir)
     runs = finished_runs(study_dir)
     if not runs:
         raise AudiobenchError(f"{study_dir} has no finished trial to evaluate")
@@ -100,11 +100,10 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
         rows.append({"trial": trial, "variant": result.config.variant,
                      **{column: record[column] for column in METRIC_COLUMNS.values()}})
     table = pd.DataFrame(rows)
-    variants = [v for v in config.get("variants", []) if v in set(table["variant"])] or list(
-        dict.fromkeys(table["variant"]))
-    baseline = str(config.get("baseline") or variants[0])
-    tests = stats.compare_variants(table, baseline=baseline, pairs=config.get("pairs", "all"), variants=variants,
-                                   column=METRIC_COLUMNS[metric])
+    variants = [v for v in study.variants if v in set(table["variant"])]
+    baseline = study.baseline if study.baseline in variants else variants[0]
+    tests = stats.compare_variants(table, baseline=baseline, pairs=study.config.get("pairs", "all"),
+                                   variants=variants, column=METRIC_COLUMNS[metric])
     summary = {
         "study": str(study_dir), "metric": metric, "baseline": baseline,
         "eval_on": record["eval_on"],
@@ -113,7 +112,7 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
         "tests": [asdict(t) for t in tests],
         "trials": rows,
     }
-    summary = _clean(summary)
+    summary = json_safe(summary)
     write_atomic(study_dir / f"{PREFIX}{label}.json", json.dumps(summary, indent=2))
     return summary
 

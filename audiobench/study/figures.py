@@ -1,5 +1,8 @@
 """The report's figures: mAP per variant, validation curves, the paper's Fig. 4 and Fig. 5, as PNGs.
 
+Each ``plot_*`` returns a :class:`Drawn`: the file and what the figure shows (values, labels, colour limits,
+read back from its artists), which ``results.json`` and the tests use.
+
 Figures are drawn on ``matplotlib.figure.Figure`` objects, never through ``pyplot``: no global backend is
 switched and no figure is left open, so a notebook importing audiobench keeps its own backend, and
 rendering works on a headless machine (PNG output goes through Agg).
@@ -9,17 +12,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import MaxNLocator
 
 from audiobench.models.shape import SEGMENT_FRAMES  # attention segment t spans frames [16t, 16t+16)
 
 FRAME_SECONDS = 0.010  # the hop of examples saved without theirs (VGGish's: 160 samples at 16 kHz)
 DPI = 120
-MAX_NAMED_POINTS = 40  # Fig. 4 names every class up to this many; beyond, labels would hide the points
+MAX_NAMED_POINTS = 40  # Fig. 4 draws every class up to this many; beyond, only the largest and smallest gains
+TOP_BOTTOM = 15        # ... this many of each
 MAX_ALL_CLASSES = 20   # Fig. 5 shows every class up to this many; beyond, only the classes present
 ATTENTION_KEYS = ("logmel", "attention", "strong", "class_names")
 
@@ -36,6 +41,7 @@ class Attention:
     strong: np.ndarray         # [T, C] frame labels
     class_names: tuple[str, ...]
     frame_seconds: float = FRAME_SECONDS  # the features' hop
+    trial: int = 0  # the trial whose model drew it (the trial runner saves trial 0's)
 
 
 def load_attention(path: Path) -> Attention:
@@ -53,14 +59,31 @@ def load_attention(path: Path) -> Attention:
             strong=np.asarray(z["strong"]),
             class_names=tuple(str(c) for c in z["class_names"]),
             frame_seconds=float(z["frame_seconds"]) if "frame_seconds" in z.files else FRAME_SECONDS,
+            trial=int(z["trial"]) if "trial" in z.files else 0,
         )
 
 
-def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Path) -> Path:
-    """Box plot of test mAP per variant, each trial a point, a trial's points joined across variants."""
-    wide = trials.pivot_table(index="trial", columns="variant", values="test_map", aggfunc="first")
+@dataclass(frozen=True)
+class Drawn:
+    """A figure written to ``path`` and what it shows (the plotted values and labels, read back from its artists)."""
+
+    path: Path
+    data: dict[str, Any]
+    figure: Figure | None = None  # the drawn figure, for a caller that measures its artists
+
+
+def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Path, *, chance: float | None = None,
+                         brackets: Sequence[tuple[str, str, str]] = (), column: str = "test_map",
+                         label: str = "test mAP") -> Drawn:
+    """Box plot of a metric per variant, each trial a point, a trial's points joined across variants.
+
+    ``chance``: a dashed line at the chance level. ``brackets``: ``(a, b, mark)`` pairs drawn as brackets over
+    the boxes, each with its mark (``*`` ...), the pairs the tests found significant.
+    """
+    wide = trials.pivot_table(index="trial", columns="variant", values=column, aggfunc="first")
     wide = wide.reindex(columns=list(variants))
-    fig = Figure(figsize=(max(5.0, 1.4 * len(variants) + 2.0), 4.5), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(max(5.0, 1.4 * len(variants) + 2.0), 4.5 + 0.25 * len(brackets)), dpi=DPI,
+                 layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(1, len(variants) + 1)
     columns = [wide[v].dropna().to_numpy() for v in variants]
@@ -72,15 +95,41 @@ def plot_map_per_variant(trials: pd.DataFrame, variants: Sequence[str], path: Pa
         if values.size:
             ax.scatter([xi], [values.mean()], marker="D", s=30, color="tab:red", zorder=4,
                        label="mean" if xi == 1 else None)
+    if chance is not None:
+        ax.axhline(chance, color="0.35", linestyle="--", linewidth=1.0, label=f"chance ({chance:.3f})")
+    drawn = _brackets(ax, [v for v in variants], columns, brackets)
     ax.set_xticks(x, list(variants), rotation=20 if len(variants) > 4 else 0)
     ax.set_xlabel("variant")
-    ax.set_ylabel("test mAP")
-    ax.set_title(f"Test mAP per variant over {wide.shape[0]} trial{'s' if wide.shape[0] != 1 else ''}")
+    ax.set_ylabel(label)
+    n = wide.shape[0]
+    ax.set_title(f"{label[0].upper() + label[1:]} per variant over {n} trial{'s' if n != 1 else ''}"
+                 + ("; brackets: Holm-significant pairs" if drawn else ""))
     ax.grid(axis="y", alpha=0.3)
-    if any(c.size for c in columns):
-        ax.legend(loc="best", fontsize=8)
+    if any(c.size for c in columns) or chance is not None:
+        ax.legend(loc="lower right", fontsize=8)
     fig.savefig(path)
-    return path
+    chance_lines = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+    return Drawn(path, {"chance": chance_lines[0] if chance_lines else None, "brackets": drawn}, fig)
+
+
+def _brackets(ax: Any, variants: list[str], columns: list[np.ndarray],
+              pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Draw ``pairs`` as brackets stacked above the highest point, shortest span lowest; return those drawn."""
+    values = np.concatenate([c for c in columns if c.size]) if any(c.size for c in columns) else np.zeros(1)
+    top, span = float(values.max()), float(np.ptp(values)) or 0.05
+    step = 0.08 * span
+    shown = sorted(((variants.index(a), variants.index(b), a, b, mark) for a, b, mark in pairs
+                    if a in variants and b in variants), key=lambda p: (abs(p[1] - p[0]), min(p[0], p[1])))
+    drawn = []
+    for level, (i, j, a, b, mark) in enumerate(shown, start=1):
+        lo, hi = sorted((i + 1, j + 1))
+        y = top + level * step
+        ax.plot([lo, lo, hi, hi], [y - 0.3 * step, y, y, y - 0.3 * step], color="0.2", linewidth=0.9)
+        ax.text((lo + hi) / 2, y, mark, ha="center", va="bottom", fontsize=9)
+        drawn.append((a, b, mark))
+    if drawn:
+        ax.set_ylim(top=top + (len(drawn) + 1) * step)
+    return drawn
 
 
 def plot_validation_curves(epochs: pd.DataFrame, variants: Sequence[str], path: Path) -> Path:
@@ -112,74 +161,112 @@ def plot_validation_curves(epochs: pd.DataFrame, variants: Sequence[str], path: 
     return path
 
 
-def plot_ap_gain_vs_duration(gain: pd.DataFrame, *, variant: str, over: str, path: Path) -> Path:
-    """The paper's Fig. 4: per class, AP(variant) - AP(over) against the class's mean event duration.
+def plot_class_gain(gain: pd.DataFrame, *, variant: str, over: str, path: Path, interval: str = "") -> Drawn:
+    """The paper's Fig. 4: per class, AP(variant) − AP(over) with its interval, one row per class.
 
-    ``gain`` has columns ``name``, ``mean_duration`` (seconds) and ``gain``.
+    ``gain`` has columns ``name``, ``gain``, ``low``, ``high`` (NaN: no interval) and optionally
+    ``mean_duration`` (seconds). Rows are ordered by mean event duration, shortest on top, when every class
+    has one (the paper's question: do short events gain most?), else by gain. Class names are the row labels,
+    so they never overlap; beyond :data:`MAX_NAMED_POINTS` classes only the :data:`TOP_BOTTOM` largest and
+    smallest gains are drawn, and the title says so. ``interval`` names the interval in the axis label.
     """
-    fig = Figure(figsize=(7.5, 5.0), dpi=DPI, layout="constrained")
+    total = len(gain)
+    shown = gain
+    if total > MAX_NAMED_POINTS:
+        ranked = gain.sort_values("gain", ascending=False, kind="stable")
+        shown = pd.concat([ranked.head(TOP_BOTTOM), ranked.tail(TOP_BOTTOM)])
+    by_duration = "mean_duration" in shown and shown["mean_duration"].notna().all() and total <= MAX_NAMED_POINTS
+    shown = shown.sort_values("mean_duration" if by_duration else "gain", kind="stable")
+    shown = shown.iloc[::-1] if by_duration else shown  # barh draws the first row at the bottom
+    names = [f"{n} ({d:.2g} s)" if by_duration else str(n)
+             for n, d in zip(shown["name"], shown["mean_duration"] if by_duration else shown["name"])]
+    y = np.arange(len(shown))
+    values = shown["gain"].to_numpy(dtype=float)
+    low, high = shown["low"].to_numpy(dtype=float), shown["high"].to_numpy(dtype=float)
+    fig = Figure(figsize=(7.5, max(3.0, 1.6 + 0.24 * len(shown))), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
-    ax.axhline(0.0, color="0.3", linewidth=1.0)
-    colors = np.where(gain["gain"].to_numpy() >= 0, "tab:green", "tab:red")
-    ax.scatter(gain["mean_duration"], gain["gain"], c=colors, s=28, zorder=3)
-    if len(gain) <= MAX_NAMED_POINTS:
-        for _, row in gain.iterrows():
-            ax.annotate(str(row["name"]), (row["mean_duration"], row["gain"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
-    durations = gain["mean_duration"].to_numpy()
-    if durations.size and durations.min() > 0 and durations.max() / durations.min() > 10:
-        ax.set_xscale("log")  # durations span decades (0.2 s horns to 10 s engines): spread the short ones
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(  # label 0.2, 0.5, 2, 5 ... between the decades
-            lambda x, _: f"{x:g}" if round(x / 10 ** np.floor(np.log10(x))) in (2, 5) else ""))
-    ax.set_xlabel("mean event duration in the training strong labels (s)")
-    ax.set_ylabel(f"AP gain: {variant} − {over}")
-    ax.set_title(f"Class-wise AP gain of {variant} over {over} (mean over trials)")
-    ax.grid(alpha=0.3)
+    ax.axvline(0.0, color="0.3", linewidth=1.0)
+    has = ~(np.isnan(low) | np.isnan(high))
+    if has.any():
+        ax.errorbar(values[has], y[has], xerr=[values[has] - low[has], high[has] - values[has]], fmt="none",
+                    ecolor="0.45", elinewidth=1.0, capsize=2, zorder=2)
+    ax.scatter(values, y, c=np.where(values >= 0, "tab:green", "tab:red"), s=26, zorder=3)
+    ax.set_yticks(y, names, fontsize=8 if len(shown) <= 20 else 7)
+    if len(shown) < total:  # the gap between the smallest and the largest gains
+        ax.axhline(TOP_BOTTOM - 0.5, color="0.5", linestyle=":", linewidth=1.0)
+        ax.text(0.01, TOP_BOTTOM - 0.5, f"{total - len(shown)} classes not shown", transform=ax.get_yaxis_transform(),
+                fontsize=7, color="0.4", va="center", backgroundcolor="white")
+    ax.set_ylim(-0.7, len(shown) - 0.3)
+    ax.set_xlabel(f"AP gain: {variant} − {over}" + (f" ({interval})" if interval else ""))
+    which = (f"the {TOP_BOTTOM} largest and {TOP_BOTTOM} smallest of {total} classes" if len(shown) < total
+             else f"{total} classes" + (", shortest events on top" if by_duration else ""))
+    ax.set_title(f"Class-wise AP gain of {variant} over {over}\n(mean over trials; {which})", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     fig.savefig(path)
-    return path
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    return Drawn(path, {"labels": labels, "gain": values, "low": low, "high": high, "title": ax.get_title(),
+                        "classes": total}, fig)
 
 
-def plot_attention(clip: Attention, path: Path) -> Path:
-    """The paper's Fig. 5: log-mel on top, then attention A (and Xa when saved), then the strong labels.
+def plot_clip_variants(clips: Sequence[Attention], path: Path, *, trial: int | None = None) -> Drawn:
+    """The paper's Fig. 5: one clip's attention under each variant, side by side on one colour scale.
 
-    All panels share the time axis in frames; attention segment t is drawn over frames [16t, 16t+16).
+    Left: the log-mel and the clip's strong labels; then one panel of attention A per variant, all with the
+    same colour limits (0 to the largest weight of any variant) and one colour bar, so a brighter cell means
+    more attention whichever panel it is in. Rows are classes: every class up to :data:`MAX_ALL_CLASSES`,
+    else the classes present plus those any variant attends to most. Classes absent from the clip are
+    greyed (name and row). The title names the clip, the trial and the clip's labels.
     """
-    n_classes = clip.attention.shape[0]
-    present = np.flatnonzero(clip.strong.any(axis=0))
-    shown = np.arange(n_classes) if n_classes <= MAX_ALL_CLASSES or present.size == 0 else present
-    names = [clip.class_names[c] if c < len(clip.class_names) else str(c) for c in shown]
-    frames, segments = clip.logmel.shape[0], clip.attention.shape[1]
-    end = max(frames, SEGMENT_FRAMES * segments)
-    panels = [("log-mel", clip.logmel.T, frames, "mel band", None)]
-    panels.append(("attention A (per class, sums to 1 over time)", clip.attention[shown], SEGMENT_FRAMES * segments,
-                   None, "viridis"))
-    if clip.segment_probs is not None:
-        panels.append(("segment probabilities Xa", clip.segment_probs[shown], SEGMENT_FRAMES * segments, None,
-                       "viridis"))
-    panels.append(("strong labels", clip.strong[:, shown].T.astype(np.float32), frames, None, "Greys"))
-    row_height = max(1.6, 0.17 * len(shown) + 0.6)
-    heights = [1.8] + [row_height] * (len(panels) - 1)
-    # Fixed margins, not constrained layout: the layout solver took half of this figure's 1.4 s, and a study
-    # draws one per example clip and attention variant. The left margin fits class names of ~30 characters.
-    fig = Figure(figsize=(10.0, sum(heights) + 1.0), dpi=DPI)
-    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": heights, "hspace": 0.35})
-    fig.subplots_adjust(left=0.17, right=0.93, bottom=0.8 / (sum(heights) + 1.0), top=1 - 0.55 / (sum(heights) + 1.0))
-    for ax, (title, image, width, ylabel, cmap) in zip(axes, panels):
-        rows = image.shape[0]
-        im = ax.imshow(image, aspect="auto", origin="lower" if cmap is None else "upper", interpolation="nearest",
-                       extent=(0, width, 0, rows) if cmap is None else (0, width, rows - 0.5, -0.5),
-                       cmap=cmap or "magma", vmin=0.0 if cmap == "Greys" else None,
-                       vmax=1.0 if cmap == "Greys" else None)
-        fig.colorbar(im, ax=ax, pad=0.01, fraction=0.03)
-        ax.set_title(title, fontsize=9, loc="left")
-        if ylabel:
-            ax.set_ylabel(ylabel)
-        else:
-            ax.set_yticks(np.arange(rows), names, fontsize=7 if rows <= 30 else 5)
-    axes[-1].set_xlim(0, end)
-    axes[-1].set_xlabel(f"frames ({clip.frame_seconds * 1000:g} ms); attention segment t spans frames "
-                        f"[{SEGMENT_FRAMES}t, {SEGMENT_FRAMES}t+{SEGMENT_FRAMES})")
-    fig.suptitle(f"{clip.clip_id}: {clip.variant}" if clip.variant else clip.clip_id)
+    first = clips[0]
+    n_classes = first.attention.shape[0]
+    present = np.flatnonzero(first.strong.any(axis=0))
+    if n_classes <= MAX_ALL_CLASSES:
+        shown = np.arange(n_classes)
+    else:  # the present classes and the most attended others, in class order
+        peak = np.max([c.attention.max(axis=1) for c in clips], axis=0)
+        extra = [int(c) for c in np.argsort(-peak, kind="stable") if c not in set(present)][:MAX_ALL_CLASSES // 2]
+        shown = np.array(sorted(set(present.tolist()) | set(extra)), dtype=int)
+    names = [first.class_names[c] if c < len(first.class_names) else str(c) for c in shown]
+    absent = ~np.isin(shown, present)
+    vmax = float(max(c.attention[shown].max() for c in clips)) or 1.0
+    frames, segments = first.logmel.shape[0], first.attention.shape[1]
+    width = SEGMENT_FRAMES * segments
+    rows = len(shown)
+    height = max(2.4, 0.2 * rows + 1.2)
+    fig = Figure(figsize=(3.2 * (len(clips) + 1) + 1.6, height + 2.0), dpi=DPI)
+    grid = fig.add_gridspec(2, len(clips) + 1, height_ratios=[1.6, height], hspace=0.35, wspace=0.08,
+                            left=0.14, right=0.9, bottom=0.9 / (height + 2.0), top=1 - 0.75 / (height + 2.0))
+    mel = fig.add_subplot(grid[0, 0])
+    mel.imshow(first.logmel.T, aspect="auto", origin="lower", interpolation="nearest", cmap="magma",
+               extent=(0, frames, 0, first.logmel.shape[1]))
+    mel.set_title("log-mel", fontsize=9, loc="left")
+    mel.set_ylabel("mel band")
+    mel.set_xticks([])
+    extent = (0, width, rows - 0.5, -0.5)
+    truth = fig.add_subplot(grid[1, 0])
+    truth.imshow(first.strong[:, shown].T.astype(np.float32), aspect="auto", interpolation="nearest", cmap="Greys",
+                 vmin=0.0, vmax=1.0, extent=(0, frames, rows - 0.5, -0.5))
+    truth.set_title("strong labels", fontsize=9, loc="left")
+    truth.set_yticks(np.arange(rows), names, fontsize=7 if rows <= 30 else 5)
+    for tick, grey in zip(truth.get_yticklabels(), absent):
+        tick.set_color("0.6" if grey else "black")
+    images = []
+    for k, clip in enumerate(clips, start=1):
+        ax = fig.add_subplot(grid[1, k], sharey=truth)
+        im = ax.imshow(clip.attention[shown], aspect="auto", interpolation="nearest", cmap="viridis", vmin=0.0,
+                       vmax=vmax, extent=extent)
+        for r in np.flatnonzero(absent):  # absent classes: a grey veil over the row
+            ax.axhspan(r - 0.5, r + 0.5, color="0.85", alpha=0.75, linewidth=0)
+        ax.set_title(clip.variant or f"variant {k}", fontsize=9, loc="left")
+        ax.tick_params(labelleft=False)
+        ax.set_xlabel("frames")
+        images.append(im)
+    truth.set_xlabel("frames")
+    fig.colorbar(images[-1], ax=fig.axes[2:], pad=0.01, fraction=0.03, label="attention A (shared scale)")
+    labels = [first.class_names[c] for c in present if c < len(first.class_names)]
+    fig.suptitle(f"{first.clip_id}" + (f", trial {trial}" if trial is not None else "")
+                 + f": labels {', '.join(labels) or 'none'}; grey rows: classes absent from the clip", fontsize=10)
     fig.savefig(path)
-    return path
+    return Drawn(path, {"variants": [c.variant for c in clips], "clims": [im.get_clim() for im in images],
+                        "rows": names, "greyed": [n for n, g in zip(names, absent) if g],
+                        "title": fig.get_suptitle()}, fig)

@@ -1,8 +1,12 @@
-"""``audiobench report RUN_DIR``: ``report.md``, its figures and ``results.json`` from a comparison's saved results.
+"""``audiobench report RUN_DIR``: ``report.md``, its figures, exported tables and ``results.json`` from a
+comparison's saved results.
 
 Reads only what the trial runner wrote under ``runs/<id>/`` (``trials.csv``, ``per_class.csv``,
-``config.json``, optional ``epochs.csv``, ``class_durations.csv`` and ``attention/*.npz``; the contract is in
-``docs/compare.md``), so a report can be re-rendered any time without training anything.
+``config.json``, optional ``epochs.csv``, ``class_durations.csv``, ``attention/*.npz`` and the runs'
+``trials/*/metrics.json``; the contract is in ``docs/compare.md``), so a report can be re-rendered any time
+without training anything. The header's facts come from :mod:`~audiobench.study.provenance`, the sentences
+and warnings from :mod:`~audiobench.study.findings`, the CSV/LaTeX files from :mod:`~audiobench.study.exports`,
+the paper's values from :mod:`~audiobench.study.paper`.
 
 >>> render_report(Path("audiobench-data/runs/demo"))      # doctest: +SKIP
 PosixPath('audiobench-data/runs/demo/report.md')
@@ -13,7 +17,7 @@ import json
 import math
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -23,12 +27,13 @@ import numpy as np
 import pandas as pd
 
 from audiobench import __version__
-from audiobench.study import stats
 from audiobench.core.errors import AudiobenchError, InputFormatError
-from audiobench.study.figures import (load_attention, plot_ap_gain_vs_duration, plot_attention, plot_map_per_variant,
-                                plot_validation_curves)
 from audiobench.core.layout import write_atomic
 from audiobench.models.variants import fig4_pair
+from audiobench.study import exports, findings, paper, stats
+from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
+                                      plot_validation_curves)
+from audiobench.study.provenance import header_lines, study_facts
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
@@ -55,12 +60,20 @@ class Run:
     notes: tuple[str, ...]
 
 
-def render_report(run_dir: Path, *, seed: int = stats.SEED) -> Path:
-    """Write ``report.md``, the figures and ``results.json`` into ``run_dir``; return the report's path."""
+def render_report(run_dir: Path, *, seed: int = stats.SEED, paper_table: str | None = None) -> Path:
+    """Write ``report.md``, the figures, the exported tables and ``results.json`` into ``run_dir``.
+
+    ``paper_table``: the paper's table to print beside the study's numbers (:mod:`audiobench.study.paper`;
+    ``"none"``: no paper column); default: what ``config.json`` says, else what the dataset and init say.
+    Returns the report's path.
+    """
     run = read_run(Path(run_dir))
+    if paper_table is not None:
+        run = replace(run, config={**run.config, "paper_table": paper_table})
     results = summarise(run, seed=seed)
     results["figures"] = draw_figures(run, results)
-    results = _clean(results)  # report.md is rendered from exactly what results.json holds
+    results["exports"] = write_exports(run.dir, json_safe(results))
+    results = json_safe(results)  # report.md is rendered from exactly what results.json holds
     write_atomic(run.dir / "results.json", json.dumps(results, indent=2) + "\n")
     path = run.dir / "report.md"
     write_atomic(path, markdown(results))
@@ -122,8 +135,18 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
             **{col: asdict(stats.describe(mine[col])) for col in ("test_auc", "test_dprime") if col in mine},
         })
     per_class, never_positive, class_notes = _per_class(run)
+    tests = [asdict(r) for r in rows]
+    for t in tests:
+        t.update(findings.win_counts(run.trials, t["a"], t["b"], METRIC_COLUMNS[metric]))
+    table = paper.table_for(run.config)
+    planned = (run.config.get("train") or {}).get("epochs")
     return {
         "dataset": run.config.get("dataset", ""),
+        "header": {**study_facts(run.dir, run.config, run.config.get("fingerprints")),
+                   **({"eval_on": run.config["eval_on"]} if run.config.get("eval_on") else {})},
+        "training": findings.training_check(run.trials, run.epochs, planned),
+        "paper": {"table": table, "title": paper.TITLES[table], "citation": paper.CITATION,
+                  "values": paper.TABLES[table]} if table else None,
         "baseline": run.baseline,
         "trials": int(run.trials["trial"].nunique()),
         "trials_planned": run.config.get("trials"),
@@ -132,7 +155,7 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         "metric": metric,
         "fingerprints": run.config.get("fingerprints"),
         "eval_on": run.config.get("eval_on"),
-        "tests": [asdict(r) for r in rows],
+        "tests": tests,
         "statistics": {
             "test": f"two-sided Wilcoxon signed-rank on paired test {_TESTED[metric]} (scipy.stats.wilcoxon)",
             "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
@@ -157,55 +180,111 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
 
 def draw_figures(run: Run, results: dict[str, Any]) -> list[dict[str, Any]]:
     """Draw every figure the inputs allow; a figure that cannot be drawn gets a note instead of a file."""
-    for old in [run.dir / "map_per_variant.png", run.dir / "validation_curves.png",
+    for old in [run.dir / "map_per_variant.png", run.dir / "validation_curves.png", run.dir / "ap_gain_per_class.png",
                 run.dir / "ap_gain_vs_duration.png", *run.dir.glob("attention_*.png")]:
         old.unlink(missing_ok=True)  # a re-render never leaves a stale figure behind
-    figures = [_figure("mAP per variant", plot_map_per_variant(run.trials, run.variants,
-                                                                 run.dir / "map_per_variant.png"))]
+    significant = [(t["a"], t["b"], t["mark"]) for t in results["tests"] if t["mark"]]
+    metric = run.config.get("metric") or "map"
+    chance = results["header"].get("chance") if metric == "map" else None
+    figures = [_figure("test mAP per variant, chance level dashed, Holm-significant pairs bracketed",
+                       plot_map_per_variant(run.trials, run.variants, run.dir / "map_per_variant.png", chance=chance,
+                                            brackets=significant, column=findings.metric_column(metric),
+                                            label=f"test {findings.METRIC_NAMES.get(metric, metric)}"))]
     if run.epochs is not None and not run.epochs.empty:
         figures.append(_figure("validation mAP per epoch", plot_validation_curves(
             run.epochs, run.variants, run.dir / "validation_curves.png")))
     variant, over, note = _fig4_pair(run)
-    title = f"AP gain of {variant} over {over} against mean event duration (Fig. 4)"
+    title = f"class-wise AP gain of {variant} over {over} with 95% intervals (Fig. 4)"
     if note:
         figures.append(_figure(title, None, note))
     else:
-        gain = _gain(results["per_class"], variant, over, run.durations)
-        figures.append(_figure(title, plot_ap_gain_vs_duration(gain, variant=variant, over=over,
-                                                               path=run.dir / "ap_gain_vs_duration.png"))
-                       if len(gain) else _figure(title, None, "no class has both APs and a duration"))
-    if not run.attention:
-        figures.append(_figure("attention (Fig. 5)", None, "no attention/ folder: no example clips saved"))
-    for npz in run.attention:
-        try:
-            clip = load_attention(npz)
-        except (ValueError, OSError) as exc:  # a bad file costs its figure, not the report
-            figures.append(_figure(f"attention {npz.stem} (Fig. 5)", None, f"skipped: {exc}"))
-            continue
-        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in npz.stem)
-        figures.append(_figure(f"attention of {clip.clip_id} ({clip.variant}) (Fig. 5)",
-                               plot_attention(clip, run.dir / f"attention_{name}.png")))
+        assert run.per_class is not None
+        gain = stats.class_gains(run.per_class, variant, over)
+        if run.durations is not None:
+            gain = gain.merge(run.durations[["class_index", "mean_duration"]], on="class_index", how="left")
+        how = sorted(set(gain["interval"]) - {""}) if len(gain) else []
+        interval = {"trials": "paired bootstrap over trials", "clips": "bootstrap over test clips"}
+        if not len(gain):
+            figures.append(_figure(title, None, "no class has the APs of both variants"))
+        else:
+            drawn = plot_class_gain(gain, variant=variant, over=over, path=run.dir / "ap_gain_per_class.png",
+                                    interval="; ".join(interval[h] for h in how))
+            if len(drawn.data["labels"]) < drawn.data["classes"]:
+                shown, total = len(drawn.data["labels"]) // 2, drawn.data["classes"]
+                title += f": the {shown} largest and {shown} smallest of {total} classes"
+            figures.append(_figure(title, drawn))
+    figures += _attention_figures(run)
     return figures
 
 
+def _attention_figures(run: Run) -> list[dict[str, Any]]:
+    """Fig. 5: one figure per example clip, its variants side by side (the trial runner saves trial 0's)."""
+    if not run.attention:
+        return [_figure("attention (Fig. 5)", None, "no attention/ folder: no example clips saved")]
+    figures, clips = [], {}
+    for npz in run.attention:
+        try:
+            clip = load_attention(npz)
+        except (ValueError, OSError) as exc:  # a bad file costs its panel, not the report
+            figures.append(_figure(f"attention {npz.stem} (Fig. 5)", None, f"skipped: {exc}"))
+            continue
+        clips.setdefault(clip.clip_id, []).append(clip)
+    order = {v: i for i, v in enumerate(run.variants)}
+    for clip_id, views in clips.items():
+        views.sort(key=lambda c: order.get(c.variant, len(order)))
+        if len({(v.attention.shape, v.strong.shape) for v in views}) > 1:
+            figures.append(_figure(f"attention of {clip_id} (Fig. 5)", None,
+                                   "skipped: its variants' files hold arrays of different shapes"))
+            continue
+        name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in clip_id)
+        figures.append(_figure(f"attention of {clip_id}, {', '.join(v.variant for v in views)}, trial "
+                               f"{views[0].trial} (Fig. 5)",
+                               plot_clip_variants(views, run.dir / f"attention_{name}.png", trial=views[0].trial)))
+    return figures
+
+
+def write_exports(run_dir: Path, results: dict[str, Any]) -> list[str]:
+    """``table.csv``/``table.tex`` (the variant table) and ``pairwise.csv``/``pairwise.tex``; their names."""
+    header, rows, align = variant_cells(results)
+    files = exports.write_table(exports.variant_frame(results), header, rows, align, run_dir / "table")
+    header, rows, align = exports.pairwise_cells(results)
+    return files + exports.write_table(exports.pairwise_frame(results), header, rows, align, run_dir / "pairwise")
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """``report.md`` from the content of ``results.json``: the paper-shaped table, the tests, notes, figures."""
+    """``report.md`` from the content of ``results.json``: header, summary, warnings, tables, notes, figures."""
     n, planned = results["trials"], results.get("trials_planned")
+    facts = dict(results.get("header") or {})
+    for key in ("fingerprints", "eval_on"):  # the study's own record wins over what the runs say
+        if results.get(key):
+            facts[key] = results[key]
+    unit = findings.METRIC_NAMES.get(results.get("metric") or "map", "mAP")
     lines = [f"# Comparison report: {results['dataset'] or 'unnamed dataset'}", "",
              f"{n} trial{'s' if n != 1 else ''}" + (f" of {planned} planned" if planned and planned != n else "")
              + f"; baseline `{results['baseline']}`; generated {results['generated']}.", "",
-             "## Test mAP per variant", "", variant_table(results), "",
-             "Marks on the Holm-adjusted p: `*` p < 0.05, `**` p < 0.01, `***` p < 0.001.", "",
-             "## Pairwise tests", "",
-             f"Two-sided Wilcoxon signed-rank test on the paired test mAPs; difference b − a with a paired "
-             f"{results['statistics']['interval']['method']} bootstrap 95% interval; "
-             f"{results['statistics']['multiple_comparisons']}; r is the matched-pairs rank-biserial "
-             f"correlation (positive: b higher).", "", pairwise_table(results), ""]
+             "## Study", "", *header_lines(facts), "",
+             "## Summary", "", *[f"- {line}" for line in findings.summary(results)], ""]
+    warned = findings.warnings(results)
+    lines += ["## Warnings", ""] + ([f"- {w}" for w in warned] or ["- none: " + findings.checks_passed(results)])
+    lines += ["", f"## Test {unit} per variant", "", variant_table(results), "",
+              "Marks on the Holm-adjusted p: `*` p < 0.05, `**` p < 0.01, `***` p < 0.001."]
+    if results.get("paper"):
+        lines += ["", f"Paper: {results['paper']['title']} of {results['paper']['citation']}, test mAP in percent "
+                      f"(mean ± std over 20 trials), as printed."]
+    lines += ["", "## Pairwise tests", "",
+              f"Two-sided Wilcoxon signed-rank test on the paired test {unit}s; difference b − a with a paired "
+              f"{results['statistics']['interval']['method']} bootstrap 95% interval; "
+              f"{results['statistics']['multiple_comparisons']}; r is the matched-pairs rank-biserial "
+              f"correlation (positive: b higher).", "", pairwise_table(results), ""]
     notes = list(results["notes"]) + [f"{t['a']} vs {t['b']}: {t['note']}" for t in results["tests"] if t["note"]]
     if results.get("never_positive"):
         names = ", ".join(c["name"] or c["mid"] for c in results["never_positive"])
         notes.append(f"classes never positive in the test split (no AP, not averaged in): {names}")
-    lines += ["## Notes", ""] + ([f"- {note}" for note in notes] or ["- none"]) + [""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    if results.get("exports"):
+        lines += ["## Exports", "", "The tables for a paper: " + ", ".join(f"[{f}]({f})" for f in results["exports"])
+                  + " (CSV: the numbers; `.tex`: a booktabs `tabular`, needs `\\usepackage{booktabs}`).", ""]
     if results["per_class"]:
         lines += ["<details><summary>Mean test AP per class over trials</summary>", "",
                   per_class_table(results), "", "</details>", ""]
@@ -215,20 +294,42 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def variant_table(results: dict[str, Any]) -> str:
-    """The paper-shaped table: variant, labels used, mAP mean ± std, median, trials, val mAP, p vs baseline."""
+def variant_cells(results: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
+    """The paper-shaped table's header, cells and alignment (Markdown and LaTeX print the same cells)."""
     base = results["baseline"]
     against = {t["b"] if t["a"] == base else t["a"]: t for t in results["tests"] if base in (t["a"], t["b"])}
-    rows = [f"| variant | labels used | test mAP (mean ± std) | median | trials | val mAP | p vs {base} (Holm) |",
-            "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    extra = [(key, name) for key, name in (("test_auc", "test AUC"), ("test_dprime", "test d′"))
+             if any(metric_summary(v, key)[0] is not None for v in results["variants"])]
+    paper_values = (results.get("paper") or {}).get("values")
+    header = ["variant", "labels used", "test mAP (mean ± std)", "median", "trials", "val mAP",
+              f"p vs {base} (Holm)"] + [f"{name} (mean ± std)" for _, name in extra]
+    header += ["paper mAP (%)"] if paper_values else []
+    rows = []
     for v in results["variants"]:
         s, name = v["test_map"], v["variant"]
         t = against.get(name)
         p = "baseline" if name == base else "n/a" if t is None or t["p_holm"] is None else \
             f"{fmt_p(t['p_holm'])} {t['mark']}".rstrip()
-        rows.append(f"| {name} | {v['labels_used'] or '–'} | {fmt_mean_std(s['mean'], s['std'])} | "
-                    f"{_num(s['median'])} | {s['n']} | {_num(v['val_map_mean'])} | {p} |")
-    return "\n".join(rows)
+        row = [name, v["labels_used"] or "–", fmt_mean_std(s["mean"], s["std"]), _num(s["median"]), str(s["n"]),
+               _num(v["val_map_mean"]), p]
+        row += [fmt_mean_std(*metric_summary(v, key)) for key, _ in extra]
+        row += [paper.fmt_paper(paper_values.get(name))] if paper_values else []
+        rows.append(row)
+    return header, rows, "ll" + "r" * 4 + "l" + "r" * (len(header) - 7)
+
+
+def metric_summary(variant: dict[str, Any], key: str) -> tuple[float | None, float | None]:
+    """A variant's mean and std of ``key`` (``test_auc``...), as ``{key: {mean, std}}`` or ``key_mean``/``key_std``."""
+    value = variant.get(key)
+    if isinstance(value, dict):
+        return value.get("mean"), value.get("std")
+    return variant.get(f"{key}_mean"), variant.get(f"{key}_std")
+
+
+def variant_table(results: dict[str, Any]) -> str:
+    """The paper-shaped table: variant, labels used, mAP mean ± std, median, trials, val mAP, p vs baseline,
+    then the other metrics the study recorded and the paper's value, when it reproduces a published table."""
+    return exports.markdown_table(*variant_cells(results))
 
 
 def pairwise_table(results: dict[str, Any]) -> str:
@@ -281,24 +382,12 @@ def _fig4_pair(run: Run) -> tuple[str, str, str]:
     variant, over = str(chosen.get("variant", default[0])), str(chosen.get("over", default[1]))
     if run.per_class is None:
         return variant, over, "skipped: no per_class.csv"
-    if run.durations is None:
-        return variant, over, "skipped: no class_durations.csv (mean event durations need strong labels)"
     if not variant or variant == over:
         return variant, over, "skipped: needs two different variants"
     missing = [v for v in (variant, over) if v not in set(run.per_class["variant"])]
     if missing:
         return variant, over, f"skipped: no per-class AP for {', '.join(missing)}"
     return variant, over, ""
-
-
-def _gain(per_class: list[dict[str, Any]], variant: str, over: str, durations: pd.DataFrame) -> pd.DataFrame:
-    ap = pd.DataFrame([{"class_index": c["class_index"], "name": c["name"],
-                        "gain": c["mean_ap"].get(variant, math.nan) - c["mean_ap"].get(over, math.nan)}
-                       for c in per_class if c["mean_ap"]])
-    if ap.empty:
-        return pd.DataFrame(columns=["class_index", "name", "gain", "mean_duration"])
-    merged = ap.merge(durations[["class_index", "mean_duration"]], on="class_index", how="inner")
-    return merged.dropna(subset=["gain", "mean_duration"]).reset_index(drop=True)
 
 
 def _per_class(run: Run) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, list[str]]:
@@ -365,7 +454,8 @@ def _read_optional(path: Path, required: tuple[str, ...], notes: list[str], why:
     return None
 
 
-def _figure(title: str, path: Path | None, note: str = "") -> dict[str, Any]:
+def _figure(title: str, drawn: Drawn | Path | None, note: str = "") -> dict[str, Any]:
+    path = drawn.path if isinstance(drawn, Drawn) else drawn
     return {"title": title, "file": path.name if path else None, "note": note}
 
 
@@ -384,12 +474,12 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -274,3 +274,50 @@ def compare_variants(trials: pd.DataFrame, *, baseline: str, pairs: Pairs = "all
 
 def _with_note(t: PairedTest, note: str) -> PairedTest:
     return replace(t, note="; ".join(x for x in (t.note, note) if x))
+
+
+CLASS_RESAMPLES = 2000  # per class: 527 classes x 9999 resamples would dominate a report's time
+
+
+def class_gains(per_class: pd.DataFrame, variant: str, over: str, *, seed: int = SEED) -> pd.DataFrame:
+    """Per class, the mean AP gain of ``variant`` over ``over`` across trials, with a 95% interval.
+
+    ``per_class`` has one row per (trial, variant, class) with ``ap`` (``per_class.csv``). With 2 or more
+    trials where both variants have the class's AP, the interval is a paired percentile bootstrap over those
+    trials (``interval == "trials"``). With one trial, when the rows carry ``ap_low``/``ap_high`` (a
+    bootstrap over test clips of each AP), it is the conservative ``[low(v) - high(o), high(v) - low(o)]``
+    (``"clips"``); else there is none (NaN).
+    """
+    cols = ["class_index", "name", "gain", "low", "high", "interval"]
+    rows = per_class[per_class["variant"].isin([variant, over])].dropna(subset=["ap"])
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    wide = rows.pivot_table(index=["class_index", "trial"], columns="variant", values="ap", aggfunc="first")
+    if variant not in wide or over not in wide:
+        return pd.DataFrame(columns=cols)
+    names = rows.drop_duplicates("class_index").set_index("class_index")["name"]
+    has_clip_ci = {"ap_low", "ap_high"} <= set(rows.columns)
+    out = []
+    for c, both in wide[[variant, over]].dropna().groupby(level="class_index"):
+        d = (both[variant] - both[over]).to_numpy(dtype=np.float64)
+        low = high = math.nan
+        how = ""
+        if d.size >= 2 and np.ptp(d) > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = stats.bootstrap((d,), np.mean, vectorized=True, n_resamples=CLASS_RESAMPLES,
+                                      confidence_level=CONFIDENCE, method="percentile",
+                                      **{_RNG_KW: np.random.default_rng(seed)})
+            low, high, how = float(res.confidence_interval.low), float(res.confidence_interval.high), "trials"
+        elif d.size >= 2:
+            low = high = float(d[0])
+            how = "trials"
+        elif has_clip_ci:
+            mine = rows[rows["class_index"] == c].set_index("variant")
+            if mine[["ap_low", "ap_high"]].notna().all().all():
+                low = float(mine.loc[variant, "ap_low"] - mine.loc[over, "ap_high"])
+                high = float(mine.loc[variant, "ap_high"] - mine.loc[over, "ap_low"])
+                how = "clips"
+        out.append({"class_index": int(c), "name": str(names.get(c, c)), "gain": float(d.mean()), "low": low,
+                    "high": high, "interval": how})
+    return pd.DataFrame(out, columns=cols)

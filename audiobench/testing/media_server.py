@@ -2,8 +2,13 @@
 
 It supports Range requests (yt-dlp's section download through ffmpeg seeks with them, and silently
 misbehaves on a server that ignores them), and answers per ID with a chosen behaviour: the media, 404,
-410, 429, 500, a truncated body, a body that is not audio, or a stall. Used by the fetch tests and
-benchmark as the ``--source-template`` host.
+410, 429, 500, a truncated body, a body that is not audio, a stall, the media at a lower sample rate
+(``lowrate``, from ``lowrate_media``), or a page that offers no formats at all (``noformats``: an empty HLS
+playlist, on which yt-dlp says "No video formats found", as it does for every YouTube video when the setup
+no longer passes YouTube's checks). ``default`` is the answer for IDs without a behaviour (``noformats``: a
+source that answers every page and serves nothing), and ``break_after=N`` makes a source break halfway: once
+N recordings were asked for, every answer is ``noformats``. Used by the fetch tests and benchmark as the
+``--source-template`` host.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import soundfile as sf
 
 from audiobench.data.decode import ffmpeg_exe
 
-Behaviour = Literal["ok", "404", "410", "429", "500", "truncated", "notaudio", "stall"]
+Behaviour = Literal["ok", "404", "410", "429", "500", "truncated", "notaudio", "stall", "lowrate", "noformats"]
 Format = Literal["wav", "flac", "m4a", "webm"]
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "m4a": "audio/mp4", "webm": "audio/webm"}
@@ -82,6 +87,10 @@ class MediaServer:
     latency: float = 0.0
     stall_seconds: float = 30.0
     requests: list[str] = field(default_factory=list)
+    default: Behaviour = "ok"
+    lowrate_media: dict[str, bytes] = field(default_factory=dict)  # served for "lowrate", per format
+    break_after: int | None = None  # recordings asked for before every answer becomes "noformats"
+    asked: list[str] = field(default_factory=list)  # the recordings asked for, in order of first request
 
     def __post_init__(self) -> None:
         server = self
@@ -127,7 +136,14 @@ class MediaServer:
         if not match or match.group(2) not in self.media:
             return self._status(handler, 404, "Not Found")
         ytid, ext = match.groups()
-        behaviour = self.behaviours.get(ytid, "ok")
+        with self._lock:
+            if ytid not in self.asked:
+                self.asked.append(ytid)
+            broken = self.break_after is not None and len(self.asked) > self.break_after
+        behaviour = "noformats" if broken else self.behaviours.get(ytid, self.default)
+        if behaviour == "noformats":
+            return self._send_range(handler, b"#EXTM3U\n#EXT-X-VERSION:3\n", "application/vnd.apple.mpegurl",
+                                    head=head, truncate=False)
         if behaviour in ("404", "410", "429", "500"):
             code = int(behaviour)
             return self._status(handler, code, {404: "Not Found", 410: "Gone", 429: "Too Many Requests",
@@ -136,6 +152,8 @@ class MediaServer:
             time.sleep(self.stall_seconds)
             return self._status(handler, 503, "Service Unavailable")
         body = self.media[ext] if behaviour != "notaudio" else b"<html><body>not audio</body></html>" * 200
+        if behaviour == "lowrate":
+            body = self.lowrate_media[ext]
         self._send_range(handler, body, CONTENT_TYPES.get(ext, "application/octet-stream"), head=head,
                          truncate=behaviour == "truncated")
 

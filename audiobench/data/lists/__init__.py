@@ -13,6 +13,7 @@ class parser takes ``(path)`` and returns ``ClassInfo`` records. A line that doe
 | ``dcase2017-strong`` | DCASE 2017 task 4 ``groundtruth_strong_label_*.csv`` |
 | ``dcase2017-weak`` | DCASE 2017 task 4 ``groundtruth_weak_label_*.csv`` |
 | ``dcase2017-segments`` | DCASE 2017 task 4 ``testing_set.csv``, ``training_set.csv`` |
+| ``local-clips`` | the list ``audiobench import NAME DIR`` writes for a folder of your own |
 | ``audioset-class-index`` (classes) | AudioSet ``class_labels_indices.csv`` |
 | ``dcase2017-class-list`` (classes) | DCASE 2017 task 4 ``sound_event_list_17_classes.txt`` |
 """
@@ -29,6 +30,7 @@ from audiobench.data.lists.dcase2017 import (
     parse_dcase2017_segments, parse_dcase2017_strong, parse_dcase2017_weak, parse_sound_event_list,
 )
 from audiobench.data.lists.eusipco19 import parse_eusipco19_strong, parse_eusipco19_weak
+from audiobench.data.lists.local import parse_local_clips
 
 ClipParser = Callable[..., list[Clip]]
 ClassParser = Callable[[Path], list[ClassInfo]]
@@ -50,6 +52,7 @@ CLIP_FORMATS: dict[str, ClipFormat] = {f.name: f for f in (
     ClipFormat("dcase2017-strong", parse_dcase2017_strong, strong=True),
     ClipFormat("dcase2017-weak", parse_dcase2017_weak, strong=False),
     ClipFormat("dcase2017-segments", parse_dcase2017_segments, strong=False),
+    ClipFormat("local-clips", parse_local_clips, strong=True),
 )}
 
 CLASS_FORMATS: dict[str, ClassParser] = {
@@ -87,5 +90,6 @@ __all__ = [
     "CLASS_FORMATS", "CLIP_FORMATS", "ClipFormat", "class_format", "clip_format", "parse_audioset_segments",
     "parse_class_labels_indices", "parse_classes", "parse_clips", "parse_dcase2017_segments",
     "parse_dcase2017_strong", "parse_dcase2017_weak", "parse_eusipco19_strong", "parse_eusipco19_weak",
+    "parse_local_clips",
     "parse_sound_event_list", "read_audioset_header",
 ]

@@ -8,6 +8,7 @@ built from it. Adding a source is one module here (its ID rule, and how its audi
 | kind | IDs | audio |
 | --- | --- | --- |
 | ``youtube`` | 11 characters of ``A-Z a-z 0-9 _ -`` | downloaded by ``audiobench fetch`` (yt-dlp) |
+| ``local`` | a file's path in a folder of your own, made safe (``local.local_id_for``) | copied by ``audiobench import NAME DIR`` |
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.data.sources.local import validate_local_id
 from audiobench.data.sources.youtube import validate_youtube_id
 
 YOUTUBE = "youtube"
+LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Source:
 
 SOURCES: dict[str, Source] = {s.kind: s for s in (
     Source(YOUTUBE, validate_youtube_id, "YouTube videos, downloaded by `audiobench fetch`"),
+    Source(LOCAL, validate_local_id, "files of a folder of your own, copied by `audiobench import NAME DIR`"),
 )}
 
 
@@ -60,4 +64,4 @@ def require_fetchable(kind: str, *, what: str) -> None:
                               f"{YOUTUBE!r} recordings and cannot download it")
 
 
-__all__ = ["SOURCES", "YOUTUBE", "Source", "get_source", "require_fetchable", "validate_source_id"]
+__all__ = ["LOCAL", "SOURCES", "YOUTUBE", "Source", "get_source", "require_fetchable", "validate_source_id"]

@@ -4,8 +4,10 @@ yt-dlp does the work: format selection (best audio), the section cut (``download
 ``force_keyframes_at_cuts``, which makes ffmpeg cut at the exact times), and the FLAC conversion
 (``FFmpegExtractAudio``). This module builds its options, runs it into a private temporary folder, and
 sorts what went wrong into the ledger's words: ``unavailable`` (permanent), ``failed`` (transient),
-*refused* (HTTP 429, bot checks: the caller must slow down, not retry), or *network* (the host gave no answer
-at all: no name resolution, no route, connection refused or timed out; not the clip's fault, so not marked).
+*refused* (HTTP 429, bot checks: the caller must slow down, not retry), *network* (the host gave no answer
+at all: no name resolution, no route, connection refused or timed out; not the clip's fault, so not marked),
+or *no_formats* ("No video formats found", "Requested format is not available": what YouTube answers for
+every video when the setup no longer passes its checks, so the caller judges it with a probe clip).
 """
 from __future__ import annotations
 
@@ -16,25 +18,29 @@ import shutil
 import socket
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.data.sources.ytdlp_setup import check_javascript_runtime
 
 YOUTUBE_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 _YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 
-Outcome = Literal["ok", "unavailable", "failed", "refused", "network"]
+Outcome = Literal["ok", "unavailable", "failed", "refused", "network", "no_formats"]
 
 # Phrases yt-dlp (and YouTube through it) uses for media that will not come back by retrying.
 _PERMANENT = (
     "video unavailable", "private video", "has been removed", "not available in your country",
     "blocked it in your country", "confirm your age", "age-restricted", "members-only", "account associated",
-    "has been terminated", "copyright", "does not exist", "no video formats found", "this video is not available",
+    "has been terminated", "copyright", "does not exist", "this video is not available",
 )
+# Phrases that a gone video and a broken setup (no JavaScript runtime, no PO token, an old yt-dlp) share: never
+# permanent on their own (see :mod:`audiobench.data.probe`).
+NO_FORMATS = ("no video formats found", "requested format is not available")
 # Phrases meaning "slow down or authenticate": retrying at once makes it worse.
 _REFUSED = ("not a bot", "sign in to confirm", "too many requests", "rate-limit", "rate limit")
 # urllib3's exceptions for a connection that never opened (yt-dlp's requests handler raises them); matched by
@@ -71,6 +77,8 @@ class DownloadSettings:
     cookies: Path | None = None  # each call gets its own copy: yt-dlp writes cookie jars back on exit
     sleep: float = 0.0  # seconds before each download (yt-dlp's sleep_interval), jittered up to 2x
     ffmpeg: str | None = None  # a system ffmpeg; default: the one the imageio-ffmpeg wheel carries
+    # yt-dlp's ``extractor_args`` (``--extractor-args``, parsed by yt-dlp: {"youtube": {"player_client": [...]}})
+    extractor_args: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,37 +87,41 @@ class DownloadResult:
     file: Path | None = None  # the FLAC in the temporary folder (the caller validates and moves it)
     error: str | None = None
     source_duration: float | None = None  # the recording's length where the source says it
+    stream: dict[str, object] | None = None  # the source stream yt-dlp chose: see :func:`stream_facts`
 
 
 def check_source_template(template: str) -> None:
-    """Refuse, in one line, a ``--source-template`` that yt-dlp would refuse for every clip.
+    """Refuse, in one line, a ``--source-template`` that could name no clip's recording.
 
-    yt-dlp reads recordings over http(s) only (``file://`` URLs and local paths are refused), so a template
-    must be an http(s) URL with a host and ``{ytid}`` outside the host.
+    An http(s) URL with a host and ``{ytid}`` outside the host goes to yt-dlp; a ``file://`` URL or a path
+    names local files, which the importer reads instead (yt-dlp refuses them). Either may also carry
+    ``{start}``/``{end}`` (seconds, ``30.000``) and ``{start_ms}``/``{end_ms}``.
     """
+    from audiobench.data.imports.template import is_local
+
     if "{ytid}" not in template:
         raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
+    if is_local(template):
+        return
     try:
         parts = urlsplit(template)
         host, _ = parts.hostname, parts.port  # .port checks the number
     except ValueError as exc:
         raise AudiobenchError(f"--source-template {template!r}: not a URL ({exc})") from None
-    serve = "serve the folder over HTTP (python -m http.server -d FOLDER) and pass http://127.0.0.1:8000/{ytid}.EXT"
-    local = parts.scheme == "file" or len(parts.scheme) == 1 or (not parts.scheme and template[0] in "/\\.~")
-    if local:  # file://, a path, or C:\ on Windows
-        raise AudiobenchError(f"--source-template {template!r}: yt-dlp does not read local files; {serve}")
     if parts.scheme not in ("http", "https") or not host:
-        raise AudiobenchError(f"--source-template {template!r}: not an http(s) URL with a host "
-                              f"(the default is {YOUTUBE_TEMPLATE})")
+        raise AudiobenchError(f"--source-template {template!r}: not an http(s) URL with a host, a file:// URL or "
+                              f"a path (the default is {YOUTUBE_TEMPLATE})")
     if "{ytid}" in parts.netloc:
         raise AudiobenchError(f"--source-template {template!r}: {{ytid}} belongs in the path or query, not the host")
 
 
-def source_url(template: str, ytid: str) -> str:
-    """The URL for one (already validated) ID."""
+def source_url(template: str, ytid: str, start: float | None = None, end: float | None = None) -> str:
+    """The URL for one (already validated) ID, and its segment where the template names it."""
+    from audiobench.data.imports.template import fill
+
     if "{ytid}" not in template:
         raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
-    return template.replace("{ytid}", ytid)
+    return fill(template, ytid, start, end)
 
 
 def is_youtube(template: str) -> bool:
@@ -119,6 +131,15 @@ def is_youtube(template: str) -> bool:
 
 def javascript_runtime() -> str | None:
     """Path of the deno binary (PyPI package ``deno``) that yt-dlp needs for YouTube, if installed."""
+    try:
+        from deno import find_deno_bin
+    except ImportError:
+        pass
+    else:
+        try:
+            return find_deno_bin()
+        except FileNotFoundError:
+            pass
     beside_python = Path(sys.executable).parent / "deno"
     if beside_python.exists():
         return str(beside_python)
@@ -126,15 +147,17 @@ def javascript_runtime() -> str | None:
 
 
 def require_javascript_runtime(template: str) -> dict[str, dict[str, str]]:
-    """yt-dlp's ``js_runtimes`` option for YouTube sources; a clear error when none is installed."""
+    """yt-dlp's ``js_runtimes`` option for YouTube sources; a clear error when none is installed or it does not
+    run (``deno --version``)."""
     if not is_youtube(template):
         return {}
     deno = javascript_runtime()
     if deno is None:
         raise AudiobenchError(
             "downloading from YouTube needs a JavaScript runtime for yt-dlp: "
-            "pip install 'audiobench[youtube]' (installs deno and yt-dlp[default])"
+            "pip install --upgrade deno 'yt-dlp[default]' (audiobench depends on both; the install lacks them)"
         )
+    check_javascript_runtime(deno)
     return {"deno": {"path": deno}}
 
 
@@ -187,6 +210,8 @@ def ytdlp_options(request: SegmentRequest, workdir: Path, settings: DownloadSett
     }
     if js_runtimes:
         options["js_runtimes"] = js_runtimes
+    if settings.extractor_args:
+        options["extractor_args"] = settings.extractor_args
     if settings.proxy:
         options["proxy"] = settings.proxy
     if settings.sleep > 0:
@@ -232,7 +257,32 @@ def download_segment(request: SegmentRequest, workdir: Path, settings: DownloadS
     if not files:
         return DownloadResult("failed", error="yt-dlp finished but wrote no FLAC file")
     duration = info.get("duration") if isinstance(info, dict) else None
-    return DownloadResult("ok", file=files[0], source_duration=float(duration) if duration else None)
+    return DownloadResult("ok", file=files[0], source_duration=float(duration) if duration else None,
+                          stream=stream_facts(info) if isinstance(info, dict) else None)
+
+
+# yt-dlp's format fields -> the names a clip's origin records them under
+_STREAM_FIELDS = {"format_id": "format_id", "ext": "container", "acodec": "codec", "abr": "bitrate",
+                  "asr": "sample_rate", "audio_channels": "channels"}
+
+
+def stream_facts(info: dict[str, object]) -> dict[str, object]:
+    """The source stream yt-dlp downloaded, as yt-dlp describes it (``None`` where the source does not say).
+
+    The fields come from the chosen entry of ``info["formats"]``, since the FLAC conversion afterwards
+    rewrites the top-level ``ext``; ``upload_date`` and the yt-dlp version complete the record.
+    """
+    from yt_dlp.version import __version__
+
+    chosen = str(info.get("format_id"))
+    formats = [f for f in info.get("formats") or [] if isinstance(f, dict) and str(f.get("format_id")) == chosen]
+    stream = formats[0] if formats else info
+    facts: dict[str, object] = {name: stream.get(key) for key, name in _STREAM_FIELDS.items()}
+    if facts["codec"] == "none":
+        facts["codec"] = None
+    facts["upload_date"] = info.get("upload_date")
+    facts["ytdlp_version"] = __version__
+    return facts
 
 
 def classify_error(exc: BaseException) -> tuple[Outcome, str]:
@@ -244,7 +294,11 @@ def classify_error(exc: BaseException) -> tuple[Outcome, str]:
     lowered = message.lower()
     if status == 429 or any(p in lowered for p in _REFUSED):
         return "refused", message
-    if status in (404, 410) or any(p in lowered for p in _PERMANENT):
+    if status in (404, 410):
+        return "unavailable", message
+    if any(p in lowered for p in NO_FORMATS):
+        return "no_formats", message
+    if any(p in lowered for p in _PERMANENT):
         return "unavailable", message
     if status is None and any(_no_connection(e) for e in _chain(exc)):
         return "network", message.split(" (caused by ")[0]

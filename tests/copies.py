@@ -1,0 +1,127 @@
+"""Copies of a dataset as their distributors lay them out, built in the tests with position-coded audio.
+
+Every clip is a tone at ``100 * (code + 1)`` Hz, so :func:`code_of` tells which clip's audio a file holds,
+through any codec or resampling.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def tone(code: int, seconds: float, rate: int, channels: int = 1, *, pad_to: float | None = None) -> np.ndarray:
+    """``[n, channels]`` float32 of the clip coded ``code``; zeros after ``seconds`` up to ``pad_to``."""
+    n = int(round(seconds * rate))
+    t = np.arange(n) / rate
+    wave = 0.5 * np.sin(2 * np.pi * 100 * (code + 1) * t)
+    total = int(round((pad_to or seconds) * rate))
+    out = np.zeros((total, channels), dtype=np.float32)
+    out[:n] = wave[:, None]
+    return out
+
+
+def code_of(path: Path | bytes) -> int:
+    """The code of the tone a file (or encoded bytes) holds: its strongest frequency / 100 - 1."""
+    audio, rate = sf.read(io.BytesIO(path) if isinstance(path, bytes) else path, dtype="float32", always_2d=True)
+    spectrum = np.abs(np.fft.rfft(audio.mean(axis=1)))
+    freq = np.argmax(spectrum) * rate / len(audio)
+    return int(round(freq / 100)) - 1
+
+
+def encode(audio: np.ndarray, rate: int, fmt: str, subtype: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def write(path: Path, audio: np.ndarray, rate: int, subtype: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, rate, subtype=subtype)
+    return path
+
+
+def dcase_cut(folder: Path, ytid: str, start: float, end: float, code: int, *, seconds: float | None = None,
+              suffix: str = ".wav") -> Path:
+    """The organisers' script's cut: ``Y<ytid>_<start>_<end>.wav``, 44.1 kHz 16-bit (the times as the CSV)."""
+    rate = 44100
+    return write(folder / f"Y{ytid}_{start:.3f}_{end:.3f}{suffix}", tone(code, seconds or end - start, rate, 2),
+                 rate, "PCM_16")
+
+
+def panns_wav(folder: Path, ytid: str, code: int, seconds: float = 10.0) -> Path:
+    """PANNs' ``Y<ytid>.wav``, 32 kHz mono."""
+    return write(folder / f"Y{ytid}.wav", tone(code, seconds, 32000), 32000, "PCM_16")
+
+
+def audiosetdl(folder: Path, ytid: str, start: float, end: float, code: int) -> Path:
+    """audiosetdl's ``<ytid>_<start_ms>_<end_ms>.flac``."""
+    return write(folder / f"{ytid}_{round(start * 1000)}_{round(end * 1000)}.flac", tone(code, end - start, 44100, 2),
+                 44100)
+
+
+def audioset_download(folder: Path, labels: list[str], ytid: str, start: float, end: float, code: int) -> list[Path]:
+    """audioset-download's ``<label>/<ytid>_<start>-<end>.ogg``, copied into the folder of each label."""
+    name = f"{ytid}_{start}-{end}.ogg"
+    first = write(folder / labels[0] / name, tone(code, end - start, 44100), 44100, "VORBIS")
+    for label in labels[1:]:
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        (folder / label / name).write_bytes(first.read_bytes())
+    return [folder / label / name for label in labels]
+
+
+def panns_hdf5(path: Path, rows: list[tuple[str, int, float, list[int]]], *, classes: int = 527) -> Path:
+    """PANNs' packed file: rows of (``Y<ytid>.wav`` or ``""`` for never downloaded, code, seconds, targets)."""
+    import h5py
+
+    rate, length = 32000, 320000
+    with h5py.File(path, "w") as f:
+        f.attrs["sample_rate"] = rate
+        f.create_dataset("audio_name", shape=(len(rows),), dtype="S20")
+        f.create_dataset("waveform", shape=(len(rows), length), dtype=np.int16, chunks=(1, length))
+        f.create_dataset("target", shape=(len(rows), classes), dtype=bool)
+        for i, (name, code, seconds, targets) in enumerate(rows):
+            if not name:
+                continue
+            f["audio_name"][i] = name.encode()
+            f["waveform"][i] = (tone(code, seconds, rate, pad_to=10.0)[:, 0] * 32767).astype(np.int16)
+            target = np.zeros(classes, dtype=bool)
+            target[targets] = True
+            f["target"][i] = target
+    return path
+
+
+def hf_parquet(path: Path, rows: list[tuple[str, int, float, list[str]]], *, rate: int = 48000, channels: int = 2,
+               row_group_size: int = 4) -> Path:
+    """A Hugging Face AudioSet mirror's parquet file: ``video_id``, ``audio`` {bytes, path} (24-bit FLAC), labels."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "video_id": [r[0] for r in rows],
+        "audio": [{"bytes": encode(tone(code, seconds, rate, channels), rate, "FLAC", "PCM_24"),
+                   "path": f"{ytid}.flac"} for ytid, code, seconds, _ in rows],
+        "labels": [r[3] for r in rows],
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def webdataset(path: Path, samples: list[tuple[str, int, float, str]], *, ext: str = "flac") -> Path:
+    """A WebDataset shard: ``sample-%09d.<ext>`` + ``.json`` ({"id": ...}) per (id, code, seconds, ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for i, (ytid, code, seconds, _) in enumerate(samples):
+            key = f"sample-{i:09d}"
+            fmt = "FLAC" if ext == "flac" else "WAV"
+            for name, data in ((f"{key}.{ext}", encode(tone(code, seconds, 16000), 16000, fmt)),
+                               (f"{key}.json", json.dumps({"id": ytid}).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path

@@ -1,0 +1,319 @@
+"""``audiobench import``: copies in each format's real layout, built here with position-coded audio, adopted
+against the real published SL-DCASE-17 lists (their real YouTube IDs and segments)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from audiobench.cli import cli
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import DatasetPaths
+from audiobench.core.records import ClipStatus
+from audiobench.data.imports.adopt import import_copies
+from audiobench.data.imports.match import Catalog
+from audiobench.data.ledger import Ledger
+from audiobench.data.register import register_dataset
+import copies
+from copies import code_of
+
+DATASET = "sl-dcase17"
+
+
+@pytest.fixture
+def listed(tmp_path, reference_dir):
+    """The test split's clips of SL-DCASE-17 as registered (the first few have plain IDs; ``Y…`` ones too)."""
+    register_dataset(DATASET, root=tmp_path / "data", mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path / "data", DATASET).ledger) as ledger:
+        rows = ledger.statuses(split="test")
+    plain = [r for r in rows if r.source_id[0].isalnum() and not r.source_id.startswith("Y")]
+    with_y = [r for r in rows if r.source_id.startswith("Y")]
+    return plain, with_y
+
+
+def _import(tmp_path, reference_dir, *paths, **options):
+    return import_copies(DATASET, list(paths), root=tmp_path / "data", index_mirror=str(reference_dir), quiet=True,
+                         **options)
+
+
+def _rows(tmp_path) -> dict[str, dict]:
+    with sqlite3.connect(DatasetPaths(tmp_path / "data", DATASET).ledger) as db:
+        db.row_factory = sqlite3.Row
+        return {r["clip_id"]: dict(r) for r in db.execute("SELECT * FROM clips")}
+
+
+def _raw(tmp_path, row: dict) -> Path:
+    return DatasetPaths(tmp_path / "data", DATASET).dir / row["path"]
+
+
+# -- matching ------------------------------------------------------------------------------------------------
+def _status(ytid: str, start: float, end: float) -> ClipStatus:
+    return ClipStatus(f"{ytid}_{round(start * 1000)}_{round(end * 1000)}", "test", ytid, start, end, "pending")
+
+
+def test_names_resolve_against_the_listed_ids_never_by_length():
+    catalog = Catalog([_status("YP5NMmYsHt0", 30, 40), _status("-ab_12345_x", 0, 10), _status("twice000001", 0, 10),
+                       _status("twice000001", 20, 30), _status("abc", 5, 15)])
+    assert catalog.resolve("YYP5NMmYsHt0").clip.source_id == "YP5NMmYsHt0"  # PANNs' Y + an ID that starts with Y
+    assert catalog.resolve("YP5NMmYsHt0").clip.source_id == "YP5NMmYsHt0"
+    assert catalog.resolve("YYP5NMmYsHt0_30.000_40.000").kind == "matched"  # DCASE cut
+    assert catalog.resolve("-ab_12345_x_0_10000").clip.source_id == "-ab_12345_x"  # '_' and digits inside the ID
+    assert catalog.resolve("abc_5.0-15.0").kind == "matched"  # audioset-download, any ID length
+    assert catalog.resolve("abc_5000").kind == "matched"  # strong-label sets: the start in ms
+    assert catalog.resolve("abc_5000_12000").kind == "matched"  # audiosetdl: the video ended early
+    assert catalog.resolve("twice000001").kind == "ambiguous"  # no segment, two listed
+    assert catalog.resolve("twice000001_20000_30000").clip.start == 20
+    mismatch = catalog.resolve("Yabc_10.000_20.000")
+    assert mismatch.kind == "segment-mismatch" and mismatch.clip.source_id == "abc"
+    assert "10.000-20.000 s" in mismatch.reason and "5.000-15.000 s" in mismatch.reason
+    assert catalog.resolve("abcd").kind == "not-listed" and catalog.resolve("P5NMmYsHt0").kind == "not-listed"
+
+
+# -- each format -----------------------------------------------------------------------------------------------
+def test_dcase2017_cuts_are_adopted_and_the_traps_reported(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    a, b, c, d, e = plain[:5]
+    copy = tmp_path / "dcase" / "audio"
+    copies.dcase_cut(copy, a.source_id, a.start, a.end, 1)
+    copies.dcase_cut(copy, b.source_id, b.start, b.end, 2, seconds=6.0)  # the video ended early
+    copies.write(copy / f"Y{b.source_id}.wav", copies.tone(9, b.end + 5, 44100), 44100)  # the whole video beside
+    copies.dcase_cut(copy, c.source_id, c.start + 5, c.end + 5, 3)  # start 5 s off
+    copies.dcase_cut(copy, d.source_id, d.start, d.end, 4, seconds=1.0)  # 1 s for a 10 s segment
+    copies.dcase_cut(copy, e.source_id, e.start, e.end, 5, suffix=".flac")  # as dcase_util keeps them
+    result = _import(tmp_path, reference_dir, copy)
+    assert result.formats == {str(copy): "dcase2017"} and "read as dcase2017" in result.summary()
+    assert result.adopted == 3 and dict(result.rejected) == {"segment-mismatch": 1, "too-long": 1, "too-short": 1}
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, e)] == [1, 2, 5]
+    assert rows[b.clip_id]["duration"] == pytest.approx(6.0)
+    assert rows[e.clip_id]["path"] == f"raw/test/{e.clip_id}.flac"
+    assert rows[c.clip_id]["status"] == "pending" and "differs from the lists" in rows[c.clip_id]["last_error"]
+    assert rows[d.clip_id]["status"] == "pending" and "under half" in rows[d.clip_id]["last_error"]
+    origin = json.loads(rows[a.clip_id]["origin"])
+    assert origin == {"via": "import", "format": "dcase2017", "copy": str(copy.resolve()),
+                      "member": f"Y{a.source_id}_{a.start:.3f}_{a.end:.3f}.wav", "sha256": rows[a.clip_id]["sha256"]}
+
+
+def test_downloader_folders_with_every_trap(tmp_path, reference_dir, listed):
+    plain, with_y = listed
+    a, b, c, d, e, f, g = plain[:7]
+    y = with_y[0]
+    copy = tmp_path / "audioset"
+    copies.panns_wav(copy, a.source_id, 1)
+    copies.write(copy / f"_Y{g.source_id}.wav", copies.tone(7, 10, 32000), 32000)  # a killed PANNs run's leftover
+    copies.audiosetdl(copy, b.source_id, b.start, b.end, 2)
+    copies.audioset_download(copy, ["Car", "Train"], c.source_id, c.start, c.end, 3)  # copied into each label's folder
+    copies.panns_wav(copy, y.source_id, 8)  # Y + an ID that itself starts with Y
+    copies.panns_wav(copy, d.source_id, 4)
+    copies.audiosetdl(copy / "zz", d.source_id, d.start, d.end, 6)  # a duplicate with other audio, sorted after
+    (copy / f"Y{e.source_id}.wav").write_text("not audio at all\n")  # a text file with an audio extension
+    (copy / f"{f.source_id}_{round(f.start * 1000)}.flac").write_bytes(b"")  # an empty file
+    full = copies.encode(copies.tone(5, 10, 44100), 44100, "FLAC")
+    (copy / f"{g.source_id}.flac").write_bytes(full[: len(full) // 2])  # truncated
+    copies.panns_wav(copy, "notlisted01", 9)  # an ID not listed
+    (copy / "notes.csv").write_text("a,b\n")  # not audio by its name: not an entry
+    result = _import(tmp_path, reference_dir, copy, jobs=2)
+    assert result.formats == {str(copy): "audioset-wav"}
+    assert result.adopted == 5 and result.not_listed == 1
+    assert result.identical == 1 and result.duplicates == 1
+    assert dict(result.rejected) == {"partial": 1, "undecodable": 2, "empty": 1}
+    rows = _rows(tmp_path)
+    assert {x.source_id: code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, c, d, y)} == {
+        a.source_id: 1, b.source_id: 2, c.source_id: 3, d.source_id: 4, y.source_id: 8}
+    by_member = {r.member: r.reason for r in result.rejected_entries}
+    assert "empty file" in by_member[f"{f.source_id}_{round(f.start * 1000)}.flac"]
+    assert "corrupt" in by_member[f"{g.source_id}.flac"] or "truncated" in by_member[f"{g.source_id}.flac"]
+    for clip in (e, f, g):
+        assert rows[clip.clip_id]["status"] == "pending" and rows[clip.clip_id]["last_error"].startswith("import: ")
+
+
+def test_panns_hdf5_rows_trimmed_of_their_padding(tmp_path, reference_dir, listed):
+    plain, with_y = listed
+    a, b, c = plain[:3]
+    y = with_y[0]
+    path = copies.panns_hdf5(tmp_path / "balanced_train.h5", [
+        (f"Y{a.source_id}.wav", 1, 10.0, [300]), ("", 0, 0, []),  # a row never downloaded
+        (f"Y{b.source_id}.wav", 2, 6.0, []),  # zero-padded from 6 s
+        (f"Y{c.source_id}.wav", 3, 1.0, []), (f"Y{y.source_id}.wav", 4, 10.0, [])])
+    result = _import(tmp_path, reference_dir, path)
+    assert result.formats == {str(path): "panns-hdf5"} and result.adopted == 3
+    assert dict(result.rejected) == {"too-short": 1}
+    rows = _rows(tmp_path)
+    assert rows[b.clip_id]["duration"] == pytest.approx(6.0)
+    assert copies.sf.info(_raw(tmp_path, rows[b.clip_id])).duration == pytest.approx(6.0)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, y)] == [1, 2, 4]
+    assert json.loads(rows[y.clip_id]["origin"])["member"] == "balanced_train.h5#4"
+
+
+def test_hf_parquet_rows_in_row_groups_with_label_checks(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    with Ledger(DatasetPaths(tmp_path / "data", DATASET).ledger) as ledger:
+        mids = [c.mid for c in ledger.classes()]
+        weak = {c.clip_id: c.weak for c in ledger.clips(split="test")}
+    a, b, c = plain[:3]
+    copies.hf_parquet(tmp_path / "hf" / "data" / "eval" / "00000.parquet", [
+        ("notlisted01", 9, 10.0, ["/m/09x0r"]),
+        (a.source_id, 1, 10.0, [mids[i] for i in weak[a.clip_id]] + ["/m/09x0r"]),  # agrees (Speech is no class here)
+        (b.source_id, 2, 10.0, [mids[(weak[b.clip_id][0] + 1) % len(mids)]]),  # disagrees
+        (c.source_id, 3, 10.0, [])], row_group_size=2)
+    result = _import(tmp_path, reference_dir, tmp_path / "hf")
+    assert result.formats == {str(tmp_path / "hf"): "hf-parquet"}
+    assert (result.adopted, result.not_listed, result.label_disagreements) == (3, 1, 1)
+    rows = _rows(tmp_path)
+    raw = _raw(tmp_path, rows[c.clip_id])
+    assert code_of(raw) == 3 and copies.sf.info(raw).samplerate == 48000 and copies.sf.info(raw).channels == 2
+    assert json.loads(rows[c.clip_id]["origin"])["member"] == "data/eval/00000.parquet#3"
+
+
+def test_webdataset_shards_read_as_a_stream(tmp_path, reference_dir, listed):
+    plain, with_y = listed
+    a, b = plain[:2]
+    y = with_y[0]
+    shard = copies.webdataset(tmp_path / "shards" / "shard-000000.tar", [
+        (f"Y{a.source_id}", 1, 10.0, ""), (b.source_id, 2, 10.0, ""), (f"Y{y.source_id}", 3, 10.0, ""),
+        ("", 4, 10.0, "")])
+    result = _import(tmp_path, reference_dir, shard)
+    assert result.formats == {str(shard): "webdataset"} and result.adopted == 3
+    assert dict(result.rejected) == {"partial": 1}  # the sample whose JSON has no id
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, y)] == [1, 2, 3]
+    assert json.loads(rows[b.clip_id]["origin"])["member"] == "shard-000000.tar:sample-000000001.flac"
+
+
+# -- incremental, mixed, command line ------------------------------------------------------------------------
+def test_a_rerun_changes_no_row_and_a_second_copy_fills_only_the_gaps(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    a, b, c = plain[:3]
+    first = tmp_path / "first"
+    copies.panns_wav(first, a.source_id, 1)
+    copies.panns_wav(first, c.source_id, 3, seconds=1.0)  # rejected: its reason is c's last error
+    _import(tmp_path, reference_dir, first)
+    before = _rows(tmp_path)
+    again = _import(tmp_path, reference_dir, first)
+    assert (again.adopted, again.already_had) == (0, 1)
+    assert _rows(tmp_path) == before  # not one row changed: statuses, errors, timestamps
+    second = tmp_path / "second"
+    copies.audiosetdl(second, a.source_id, a.start, a.end, 7)
+    copies.audiosetdl(second, b.source_id, b.start, b.end, 2)
+    more = _import(tmp_path, reference_dir, second, split="test")
+    assert (more.adopted, more.already_had) == (1, 1)
+    rows = _rows(tmp_path)
+    assert code_of(_raw(tmp_path, rows[a.clip_id])) == 1 and code_of(_raw(tmp_path, rows[b.clip_id])) == 2
+
+
+def test_a_folder_of_mixed_copies(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    a, b, c = plain[:3]
+    mixed = tmp_path / "mixed"
+    copies.panns_wav(mixed, a.source_id, 1)
+    copies.panns_hdf5(mixed / "packed.h5", [(f"Y{b.source_id}.wav", 2, 10.0, [])])
+    copies.webdataset(mixed / "shard.tar", [(c.source_id, 3, 10.0, "")])
+    result = _import(tmp_path, reference_dir, mixed)
+    assert result.formats == {str(mixed): "folder"} and result.adopted == 3
+    formats = {json.loads(r["origin"])["format"] for r in _rows(tmp_path).values() if r["origin"]}
+    assert formats == {"folder", "panns-hdf5", "webdataset"}
+
+
+def test_cli_import_json_status_by_source_and_exit_codes(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    copy = tmp_path / "copy"
+    for i, clip in enumerate(plain[:2]):
+        copies.panns_wav(copy, clip.source_id, i)
+    base = ["--root", str(tmp_path / "data"), "--index-mirror", str(reference_dir), "--quiet"]
+    out = CliRunner().invoke(cli, ["import", DATASET, str(copy), "--json", *base])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert (data["adopted"], data["formats"]) == (2, {str(copy): "audioset-wav"})
+    status = CliRunner().invoke(cli, ["status", DATASET, "--root", str(tmp_path / "data"), "--no-per-class"])
+    assert status.exit_code == 0 and "import audioset-wav" in status.output
+    assert "2" in status.output.split("import audioset-wav")[1].splitlines()[0]
+    junk = tmp_path / "junk"
+    copies.panns_wav(junk, "notlisted01", 1)
+    nothing = CliRunner().invoke(cli, ["import", DATASET, str(junk), *base])
+    assert nothing.exit_code == 2 and "1 entries name no listed clip" in nothing.output
+    assert "error: nothing of sl-dcase17 could be adopted" in nothing.output
+    bad = CliRunner().invoke(cli, ["import", DATASET, str(tmp_path / "absent"), *base])
+    assert bad.exit_code == 2 and "no such file or folder" in bad.output
+
+
+def test_a_split_that_does_not_exist_is_a_usage_error(tmp_path, reference_dir, listed):
+    copy = copies.panns_wav(tmp_path / "c", listed[0][0].source_id, 1).parent
+    with pytest.raises(AudiobenchError, match="--split 'dev'"):
+        _import(tmp_path, reference_dir, copy, split="dev")
+
+
+@pytest.mark.slow
+def test_an_imported_dataset_resamples_featurizes_and_trains(tmp_path, reference_dir, one_torch_thread):
+    from audiobench.data.resample import resample
+    from audiobench.features.featurize import featurize
+    from audiobench.training.train import train
+
+    register_dataset(DATASET, root=tmp_path / "data", mirror=str(reference_dir))
+    with Ledger(DatasetPaths(tmp_path / "data", DATASET).ledger) as ledger:
+        chosen = [r for split in ("train", "val", "test") for r in ledger.statuses(split=split)[:6]]
+    copy = tmp_path / "copy"
+    for i, row in enumerate(chosen):
+        copies.audiosetdl(copy, row.source_id, row.start, row.end, i % 20)
+    assert _import(tmp_path, reference_dir, copy, jobs=2).adopted == len(chosen)
+    resampled = resample(DATASET, root=tmp_path / "data", quiet=True, backend="threading")
+    assert resampled.counts["done"] == len(chosen)  # import wrote the 16 kHz files from what it decoded
+    result = featurize(DATASET, root=tmp_path / "data", quiet=True, backend="threading")
+    assert sum(s.clips for s in result.splits) == len(chosen) and not result.failures
+    run = train(DATASET, root=tmp_path / "data", variant="att-strong", epochs=1, width=0.0625, batch_size=8,
+                out=tmp_path / "run", quiet=True)
+    assert run.epochs and (tmp_path / "run" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_import_leaves_nothing_half_adopted_and_a_rerun_completes(tmp_path, reference_dir, listed):
+    clips = listed[0] + listed[1]
+    copy = tmp_path / "copy"
+    for i, row in enumerate(clips):
+        copies.write(copy / f"{row.source_id}_{round(row.start * 1000)}_{round(row.end * 1000)}.flac",
+                     copies.tone(i % 30, row.end - row.start, 8000), 8000)
+    root = tmp_path / "data"
+    args = [sys.executable, "-m", "audiobench.cli", "import", DATASET, str(copy), "--root", str(root),
+            "--index-mirror", str(reference_dir), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if sum(r["status"] == "ok" for r in _rows(tmp_path).values()) >= 20:
+                break
+        except sqlite3.OperationalError:  # the child holds a write lock
+            pass
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [r for r in _rows(tmp_path).values() if r["status"] == "ok"]
+    assert 20 <= len(done) < len(clips), "the kill should land mid-run"
+    for row in done:  # every ok row has its whole file
+        assert hashlib.sha256(_raw(tmp_path, row).read_bytes()).hexdigest() == row["sha256"]
+    rerun = subprocess.run(args + ["--json"], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["already_had"] == len(done)
+    rows = _rows(tmp_path)
+    assert all(rows[c.clip_id]["status"] == "ok" for c in clips)
+    assert not list((root / DATASET / "raw").glob("*/.*.tmp"))  # the killed run's temporary file is gone
+
+
+def test_panns_targets_are_compared_with_audioset_labels(tmp_path, reference_dir):
+    """A PANNs eval file imported into balanced AudioSet: its ``target`` rows are AudioSet class indices."""
+    root = tmp_path / "data"
+    register_dataset("audioset-balanced", root=root, mirror=str(reference_dir))
+    with Ledger(DatasetPaths(root, "audioset-balanced").ledger) as ledger:
+        a, b = ledger.clips(split="test")[:2]
+    path = copies.panns_hdf5(tmp_path / "eval.h5", [(f"Y{a.source_id}.wav", 1, 10.0, list(a.weak)),
+                                                     (f"Y{b.source_id}.wav", 2, 10.0, [0])])
+    result = import_copies("audioset-balanced", [path], root=root, index_mirror=str(reference_dir), quiet=True)
+    assert (result.adopted, result.label_disagreements) == (2, 1) and 0 not in b.weak
+    assert "1 adopted clips whose labels in the copy differ from the lists (the lists win)" in result.summary()

@@ -1,0 +1,265 @@
+"""import_own_data: a folder of real audio files (written with soundfile here) and CSV tables become a dataset
+that status, resample, featurize and compare treat like a published one."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import DatasetPaths
+from audiobench.data.imports.own_data import fold_dataset, import_own_data
+from audiobench.data.ledger import Ledger
+from audiobench.data.manifests import load_manifest
+from audiobench.data.roles import split_roles
+
+CLASSES = ("dog", "siren", "rain")
+RATE = 16000
+
+
+def _tone(seconds: float, hz: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def make_folder(base: Path, n: int = 24) -> dict[str, Path]:
+    """``n`` short files (wav and flac, some in sub-folders, one name with a space) of three classes, with a
+    labels table (file ``i`` has class ``i % 3``; every fourth also the next class) and a strong table."""
+    audio = base / "audio"
+    (audio / "street").mkdir(parents=True)
+    labels = ["file,labels"]
+    strong = ["file,onset,offset,label"]
+    for i in range(n):
+        cls = CLASSES[i % 3]
+        name = f"street/clip {i:02d}.flac" if i % 2 else f"c{i:02d}.wav"
+        seconds = 1.0 + 0.25 * (i % 4)
+        sf.write(audio / name, _tone(seconds, 300 + 400 * (i % 3) + i), RATE)
+        both = [cls, CLASSES[(i + 1) % 3]] if i % 4 == 0 else [cls]
+        labels.append(f'{name},"{",".join(both)}"' if len(both) > 1 else f"{name},{cls}")
+        strong.append(f"{name},0.1,0.6,{cls}")
+    (base / "labels.csv").write_text("\n".join(labels) + "\n")
+    (base / "strong.csv").write_text("\n".join(strong) + "\n")
+    return {"folder": audio, "labels": base / "labels.csv", "strong": base / "strong.csv"}
+
+
+@pytest.fixture
+def own(tmp_path) -> dict[str, Path]:
+    return make_folder(tmp_path / "mine")
+
+
+def test_folds_make_a_dataset_with_a_manifest_and_one_rotation_per_fold(own, tmp_path):
+    root = tmp_path / "root"
+    result = import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
+                             quiet=True)
+    assert result.classes == CLASSES
+    assert result.splits == {"fold1": 8, "fold2": 8, "fold3": 8}  # stratified: the classes split evenly
+    assert result.rotations == ["pets-fold1", "pets-fold2", "pets-fold3"]
+    manifest = load_manifest("pets", root=root)  # found by name under the root
+    assert manifest.path == root / "pets" / "manifest.toml" and manifest.source == "local"
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        rows = ledger.statuses()
+        origins = ledger.origins()
+        clips = {c.clip_id: c for c in ledger.clips()}
+    assert len(rows) == 24 and {r.status for r in rows} == {"ok"}
+    spaced = next(r for r in rows if r.source_id == "street--clip_01")
+    assert origins[spaced.clip_id] == {"via": "import", "format": "folder", "copy": str(own["folder"]),
+                                       "member": "street/clip 01.flac", "sha256": spaced.sha256}
+    copied = root / "pets" / spaced.path
+    assert copied.read_bytes() == (own["folder"] / "street/clip 01.flac").read_bytes()
+    assert hashlib.sha256(copied.read_bytes()).hexdigest() == spaced.sha256
+    assert spaced.duration == pytest.approx(1.25) and spaced.end == pytest.approx(1.25)
+    c00 = next(c for c in clips.values() if c.source_id == "c00")
+    assert c00.weak == (0, 1) and [(e.class_index, e.onset, e.offset) for e in c00.events] == [(0, 0.1, 0.6)]
+    # Each rotation tests on its fold, validates on the next and trains on the rest.
+    folds = {r.source_id: r.split for r in rows}
+    for k in (1, 2, 3):
+        paths = DatasetPaths(root, fold_dataset("pets", k))
+        assert split_roles(paths) == {"train": "train", "val": "val", "test": "test"}
+        with Ledger(paths.ledger) as ledger:
+            roles = {r.source_id: r.split for r in ledger.statuses()}
+        assert {s for s, r in roles.items() if r == "test"} == {s for s, f in folds.items() if f == f"fold{k}"}
+        assert {s for s, r in roles.items() if r == "val"} == {s for s, f in folds.items() if f == f"fold{k % 3 + 1}"}
+
+
+def test_a_rerun_changes_nothing_and_other_tables_under_the_same_name_are_refused(own, tmp_path):
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        before = ledger.statuses()
+    again = import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    assert again.copied == 0 and again.already == 24
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        assert ledger.statuses() == before  # the updated stamps too
+    with pytest.raises(AudiobenchError, match="was imported from other files or tables"):
+        import_own_data("pets", own["folder"], labels=own["labels"], folds=4, root=root, quiet=True)
+
+
+def test_a_split_table_gives_the_splits_it_names(own, tmp_path):
+    rows = own["labels"].read_text().splitlines()[1:]
+    names = [r.split(",")[0] for r in rows]
+    table = tmp_path / "splits.csv"
+    table.write_text("file,split\n" + "".join(f"{n},{['train', 'val', 'test'][i % 3]}\n" for i, n in enumerate(names)))
+    classes = tmp_path / "classes.txt"
+    classes.write_text("rain\nsiren\ndog\nunused\n")
+    result = import_own_data("mine", own["folder"], labels=own["labels"], splits=table, classes=classes,
+                             root=tmp_path / "root", quiet=True)
+    assert result.splits == {"train": 8, "val": 8, "test": 8} and result.rotations == []
+    assert result.classes == ("rain", "siren", "dog", "unused")
+    assert json.loads(json.dumps(result.to_dict()))["splits"] == result.splits
+    assert "24 clips (train 8, val 8, test 8), 4 classes; 24 files copied" in result.summary()
+
+
+def _edit(path: Path, line: int, text: str | None) -> None:
+    lines = path.read_text().splitlines()
+    if text is None:
+        del lines[line - 1]
+    else:
+        lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(("table", "line", "text", "message"), [
+    ("labels", 3, "nothere.wav,dog", "labels.csv line 3: no file 'nothere.wav' in"),
+    ("labels", 3, "../labels.csv,dog", "labels.csv line 3: file '../labels.csv' must be a path inside"),
+    ("labels", 3, "/etc/passwd,dog", "labels.csv line 3: file '/etc/passwd' must be a path inside"),
+    ("labels", 3, "c00.wav,dog", "labels.csv line 3: file 'c00.wav' already on line 2"),
+    ("labels", 2, 'c00.wav,"dog,,siren"', "labels.csv line 2: c00.wav: empty label"),
+    ("labels", 1, "name,labels", "labels.csv line 1: expected the header file,labels"),
+    ("strong", 2, "c00.wav,-1,0.6,dog", "strong.csv line 2: onset '-1' is not a time in seconds"),
+    ("strong", 2, "c00.wav,0.7,0.6,dog", "strong.csv line 2: c00.wav: onset 0.7 after offset 0.6"),
+    ("strong", 2, "c00.wav,zero,0.6,dog", "strong.csv line 2: onset 'zero' is not a number"),
+    ("strong", 2, "c00.wav,0.1,9.5,dog", "strong.csv line 2: c00.wav: event 'dog' 0.1-9.5 s ends after the file"),
+    ("strong", 2, "c00.wav,0.1,0.6,rain", "strong.csv line 2: c00.wav: label 'rain' is not among its labels"),
+    ("strong", 2, "other.wav,0.1,0.6,dog", "strong.csv line 2: file 'other.wav' is not in the labels table"),
+    ("strong", 2, "c00.wav,0.1,dog", "strong.csv line 2: expected 4 ','-separated fields, found 3"),
+])
+def test_a_bad_table_is_one_line_naming_file_and_line_and_nothing_is_written(own, tmp_path, table, line, text,
+                                                                           message):
+    _edit(own[table], line, text)
+    root = tmp_path / "root"
+    with pytest.raises(AudiobenchError) as err:
+        import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
+                        quiet=True)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not root.exists()
+
+
+def test_unknown_labels_missing_splits_and_bad_audio_are_refused(own, tmp_path):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("dog\nsiren\n")
+    unknown = r"labels.csv line 4: c02.wav: unknown label 'rain' \(not in .*classes.txt\)"
+    with pytest.raises(AudiobenchError, match=unknown):
+        import_own_data("pets", own["folder"], labels=own["labels"], classes=classes, folds=3, root=tmp_path,
+                        quiet=True)
+    table = tmp_path / "splits.csv"
+    table.write_text("file,split\nc00.wav,train\n")
+    with pytest.raises(AudiobenchError, match=r"splits.csv: no split for 'street/clip 01.flac' \(labels table line 3\) "
+                                              "and 22 more"):
+        import_own_data("pets", own["folder"], labels=own["labels"], splits=table, root=tmp_path, quiet=True)
+    (own["folder"] / "c00.wav").write_bytes(b"this is text, not audio" * 10)
+    with pytest.raises(AudiobenchError, match=r"c00.wav.*nothing was imported"):
+        import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(AudiobenchError, match="either a split table"):
+        import_own_data("pets", own["folder"], labels=own["labels"], root=tmp_path, quiet=True)
+
+
+def test_a_link_that_leads_out_of_the_folder_is_refused(own, tmp_path):
+    secret = tmp_path / "secret.wav"
+    sf.write(secret, _tone(1.0, 440), RATE)
+    (own["folder"] / "link.wav").symlink_to(secret)
+    with own["labels"].open("a") as f:
+        f.write("link.wav,dog\n")
+    with pytest.raises(AudiobenchError, match="labels.csv line 26: file 'link.wav' leads outside"):
+        import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=tmp_path / "root", quiet=True)
+
+
+@pytest.mark.slow  # about 15 s: resample, featurize and four tiny trainings
+def test_an_imported_fold_rotation_resamples_featurizes_and_compares(own, tmp_path, one_torch_thread):
+    from audiobench.data.resample import resample
+    from audiobench.features.featurize import featurize
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.training.options import TrainOptions
+
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
+                    quiet=True)
+    dataset = fold_dataset("pets", 2)
+    assert resample(dataset, root=root, quiet=True).counts["failed"] == 0
+    featurize(dataset, root=root, quiet=True)
+    config = CompareConfig(dataset, ("noatt-weak", "att-self"), trials=2,
+                           train=TrainOptions(width=0.0625, batch_size=8, lr=3e-3, epochs=2))
+    result = compare(config, root=root, out=tmp_path / "study", quiet=True)
+    assert result.failures == [] and result.finished == 4
+    assert "att-self" in (result.run_dir / "report.md").read_text()
+
+
+def test_rotations_hard_link_the_raw_files_of_the_folds(own, tmp_path):
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    with Ledger(root / "pets" / "ledger.sqlite") as base, Ledger(root / "pets-fold1" / "ledger.sqlite") as rotation:
+        first = {r.source_id: root / "pets" / r.path for r in base.statuses()}
+        for row in rotation.statuses():
+            assert (root / "pets-fold1" / row.path).stat().st_ino == first[row.source_id].stat().st_ino
+            assert row.sha256 == hashlib.sha256(first[row.source_id].read_bytes()).hexdigest()
+
+
+def test_a_killed_import_is_finished_by_the_rerun_and_the_manifest_registers_by_name(own, tmp_path):
+    from audiobench.data.register import register_dataset
+
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        row = ledger.statuses()[0]
+    with sqlite3.connect(root / "pets" / "ledger.sqlite") as db:  # as a kill before the mark leaves it
+        db.execute("UPDATE clips SET status = 'pending', path = NULL, origin = NULL WHERE clip_id = ?", (row.clip_id,))
+    (root / "pets" / row.path).unlink()
+    (root / "pets" / "raw" / row.split / f".{row.clip_id}.wav.999.tmp").write_bytes(b"half")
+    again = import_own_data("pets", own["folder"], labels=own["labels"], folds=3, root=root, quiet=True)
+    assert again.copied == 1 and again.already == 23
+    with Ledger(root / "pets" / "ledger.sqlite") as ledger:
+        assert {r.status for r in ledger.statuses()} == {"ok"} and row.clip_id in ledger.origins()
+    assert not list((root / "pets" / "raw").rglob("*.tmp"))
+    assert register_dataset("pets", root=root).added == 0  # the manifest under the root, found by name
+    (root / "pets" / "index" / "clips.csv").write_text("id,start,end,labels,events\n")
+    with pytest.raises(AudiobenchError, match=r"clips.csv: missing, or its sha256 is no longer .* `audiobench import"):
+        register_dataset("pets", root=root)
+
+
+@pytest.mark.parametrize("bad", ["../a", "a/b", ".a", "", "a..b", "a b", "x" * 129])
+def test_a_local_recording_id_that_could_leave_its_folder_is_refused(bad):
+    from audiobench.data.sources import validate_source_id
+
+    with pytest.raises(AudiobenchError, match="invalid local recording ID"):
+        validate_source_id("local", bad, where="list line 2")
+
+
+def test_local_ids_are_made_safe_from_any_path():
+    from audiobench.data.sources.local import local_id_for
+
+    assert local_id_for("dogs/bark 01.wav") == "dogs--bark_01"
+    assert local_id_for("..hidden/x.wav") == "x_.hidden--x"
+    assert local_id_for("Ünïcode/ß.flac") == "x_n_code--_"
+
+
+def test_the_import_command_makes_your_own_dataset_and_status_shows_it(own, tmp_path):
+    from click.testing import CliRunner
+
+    from audiobench.cli import cli
+
+    root = tmp_path / "root"
+    args = ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]), "--folds", "3", "--root", str(root)]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["splits"] == {"fold1": 8, "fold2": 8, "fold3": 8}
+    status = CliRunner().invoke(cli, ["status", "pets", "--root", str(root), "--no-per-class", "--json"])
+    assert status.exit_code == 0, status.output
+    assert {(r["split"], r["source"], r["clips"]) for r in json.loads(status.stdout)["sources"]} == {
+        (f"fold{k}", "import folder", 8) for k in (1, 2, 3)}
+    lonely = CliRunner().invoke(cli, ["import", "pets", str(own["folder"]), "--folds", "3", "--root", str(root)])
+    assert lonely.exit_code == 2 and "give --labels too" in lonely.output
