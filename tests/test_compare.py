@@ -44,7 +44,8 @@ def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
     result = compare(_config(trials=3), root=toy_root, out=tmp_path / "study", quiet=True)
     assert result.failures == [] and result.finished == 6
     trials = _table(result.run_dir)
-    assert list(trials.columns) == ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds"]
+    assert list(trials.columns) == ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds",
+                                    "test_auc", "test_dprime"]
     assert sorted(zip(trials.trial, trials.variant)) == [(t, v) for t in range(3) for v in ("att-self", "noatt-weak")]
     assert (trials.seed == trials.trial).all()  # trial k trains every variant with seed k
     per_class = pd.read_csv(result.run_dir / "per_class.csv")

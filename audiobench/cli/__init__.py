@@ -16,8 +16,8 @@ from audiobench import __version__
 from audiobench.core.errors import AudiobenchError
 
 # Each module in audiobench/cli/ defines `command`; `--help` lists them in this order, the data flow's.
-_COMMANDS = ("synth", "fetch", "import_copies", "resample", "featurize", "weights", "train", "compare", "report", "predict", "run",
-             "status", "model_info")
+_COMMANDS = ("synth", "fetch", "import_copies", "resample", "featurize", "weights", "train", "compare", "report",
+             "evaluate", "predict", "run", "status", "model_info")
 
 
 class _Group(click.Group):

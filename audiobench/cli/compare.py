@@ -7,6 +7,7 @@ import click
 
 from audiobench.cli.options import backend_options, json_option, quiet_option, root_option, stops_workers_on_signals
 from audiobench.cli.train_options import training_options
+from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 
 @click.command("compare")
@@ -16,6 +17,8 @@ from audiobench.cli.train_options import training_options
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True,
               help="Paired trials; trial k trains every variant with seed k.")
 @click.option("--baseline", default=None, help="Variant the others are tested against [default: the first].")
+@click.option("--metric", type=click.Choice(tuple(METRIC_COLUMNS)), default=DEFAULT_METRIC, show_default=True,
+              help="Per-trial test metric the paired tests compare: mAP, macro ROC AUC, or d′.")
 @training_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Training runs at once (processes, or Dask workers).")
@@ -26,7 +29,7 @@ from audiobench.cli.train_options import training_options
 @quiet_option
 @json_option
 @stops_workers_on_signals
-def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs: int, backend: str,
+def command(dataset: str, variants: str, trials: int, baseline: str | None, metric: str, jobs: int, backend: str,
             scheduler: str | None, out: str | None, root: str | None, quiet: bool, as_json: bool,
             **train_options) -> None:
     """Train paired trials of every variant, then test every pair (Wilcoxon, Holm) and write report.md.
@@ -44,7 +47,8 @@ def command(dataset: str, variants: str, trials: int, baseline: str | None, jobs
     from audiobench.training.options import TrainOptions
 
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
-    config = CompareConfig(dataset, names, trials=trials, baseline=baseline, train=TrainOptions(**train_options))
+    config = CompareConfig(dataset, names, trials=trials, baseline=baseline, metric=metric,
+                           train=TrainOptions(**train_options))
     result = compare(config, root=root, out=out, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet)
     for failure in result.failures:
         click.echo(f"failed: trial {failure.trial} {failure.variant}: {failure.error}", err=True)

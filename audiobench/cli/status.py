@@ -16,17 +16,22 @@ from audiobench.core.layout import DatasetPaths, resolve_root, runs_dir
 @click.option("--per-class/--no-per-class", default=True, show_default=True, help="One row per class too.")
 @click.option("--per-source", is_flag=True,
               help="Also how many ok clips came per way in (yt-dlp, import), codec and sample rate.")
+@click.option("--export", type=click.Path(dir_okay=False), default=None, metavar="CLIPS.csv",
+              help="Also write every clip (id, split, status, source, segment, duration, audio sha256, origin) "
+                   "as CSV: the list another study can --eval-on.")
 @quiet_option
 @json_option
-def command(dataset: str, root: str | None, per_class: bool, per_source: bool, quiet: bool, as_json: bool) -> None:
+def command(dataset: str, root: str | None, per_class: bool, per_source: bool, export: str | None, quiet: bool,
+            as_json: bool) -> None:
     """Print per split and per class: listed, ok, unavailable, failed, pending; the ok clips by source
     (downloaded, or imported from which format); then the feature sets
     (clips and longest clip per split, dtype) and the runs and studies of the dataset, finished or not.
 
     \b
-    Example:
+    Examples:
       audiobench status synth --root audiobench-data
       audiobench status sl-dcase17 --per-source --no-per-class
+      audiobench status synth --export synth-clips.csv
     """
     from audiobench.data.coverage import coverage, coverage_table
     from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
@@ -39,6 +44,13 @@ def command(dataset: str, root: str | None, per_class: bool, per_source: bool, q
         rows = coverage(ledger, per_class=per_class)
         sources = sources_by_split(ledger)
         streams = source_streams(ledger) if per_source else None
+        if export is not None:
+            from pathlib import Path
+
+            from audiobench.data.cliplist import export_clips
+
+            written = export_clips(ledger, Path(export))
+            click.echo(f"wrote {written} clips to {export}", err=as_json)
     features, runs = feature_sets(paths), runs_of(paths.root, dataset)
     if as_json:
         out = {"coverage": [asdict(r) for r in rows], "sources": [asdict(r) for r in sources],

@@ -29,7 +29,8 @@ def command(dataset: str, root: str | None, quiet: bool, as_json: bool, **option
 
     result = train(dataset, root=root, quiet=quiet, **options)
     summary = {"variant": result.config.variant, "seed": result.config.seed, "best_epoch": result.best_epoch,
-               "val_map": result.val_map, "test_map": result.test_map, "seconds": result.seconds,
+               "val_map": result.val_map, "test_map": result.test_map, "test_auc": result.test_auc,
+               "test_dprime": result.test_dprime, "seconds": result.seconds,
                "run_dir": str(result.run_dir)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -26,6 +26,8 @@ def _click_type(name: str, hint: Any, meta: typing.Mapping[str, Any]) -> Any:
         hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
     if name == "variant":
         return click.Choice(variant_names())
+    if meta.get("choices"):
+        return click.Choice(meta["choices"])
     low, high = meta.get("minimum"), meta.get("maximum")
     if hint is int:
         return click.IntRange(min=low, max=high) if low is not None or high is not None else int

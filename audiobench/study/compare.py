@@ -33,14 +33,18 @@ from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_ro
 from audiobench.core.locking import exclusive
 from audiobench.data.roles import split_for
 from audiobench.core.parallel import Backend, check_backend, map_unordered
+from audiobench.data.cliplist import eval_subset
+from audiobench.data.fingerprint import split_fingerprint
+from audiobench.training.logs import check_log
 from audiobench.training.splits import training_frames
-from audiobench.training.options import TrainConfig, TrainOptions
+from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS, TrainConfig, TrainOptions
 from audiobench.training.train import METRICS, TRAINING_RECIPE, TrainResult, read_result, run
 from audiobench.models.variants import VariantSpec, fig4_pair, require_strong, variant_spec
 
 log = logging.getLogger(__name__)
 
 TRIALS_DIR = "trials"
+TRIAL_COLUMNS = ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds", "test_auc", "test_dprime"]
 TRIAL_THREADS = 1  # torch CPU threads per trial, whatever --jobs is (use --jobs for more cores)
 ATTENTION_DIR = "attention"
 
@@ -58,14 +62,19 @@ class CompareConfig:
     trials: int = 20
     baseline: str | None = None
     examples: int = 3  # test clips whose attention matrices are drawn (Fig. 5)
+    metric: str = DEFAULT_METRIC  # which per-trial metric the paired tests compare (``--metric``)
     train: TrainOptions = field(default_factory=TrainOptions)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "train", self.train.options())  # a TrainConfig given: only its options count
 
     def study_id(self) -> str:
-        # The dataset and every option but the worker count, as earlier versions hashed them (ids stay valid).
-        shared = {"dataset": self.dataset, **{k: v for k, v in asdict(self.train).items() if k != "workers"}}
+        # The dataset and every option but the worker count and the logs, as earlier versions hashed them (ids
+        # stay valid); a clip list scored on (``eval_on``) by its content, and only when there is one.
+        shared = {"dataset": self.dataset, **{k: v for k, v in asdict(self.train).items()
+                                              if k not in ("workers", "log", "eval_on")}}
+        if self.train.eval_on is not None:
+            shared["eval_on"] = _file_digest(Path(self.train.eval_on))
         key = json.dumps({"train": shared, "variants": list(self.variants), "recipe": TRAINING_RECIPE},
                          sort_keys=True)
         return f"compare-{self.dataset}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
@@ -73,6 +82,13 @@ class CompareConfig:
     def run_config(self, variant: str, trial: int) -> TrainConfig:
         """The :class:`TrainConfig` of one (trial, variant) run: seed ``trial``, the shared options."""
         return TrainConfig(self.dataset, variant, trial, **asdict(self.train))
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise AudiobenchError(f"--eval-on {path}: cannot be read ({exc.strerror})") from None
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,9 @@ def check_study(config: CompareConfig, root: Path) -> None:
         has_strong = bool(f.attrs["has_strong"])
     for spec in specs:
         require_strong(spec, split="train", has_strong=has_strong)
+    if config.train.eval_on is not None:
+        eval_subset(config.train.eval_on, feature_file(paths, split_for(paths, "test"), config.train.feature_id))
+    check_log(config.train.log)
 
 
 def check_options(config: CompareConfig) -> list[VariantSpec]:
@@ -126,6 +145,8 @@ def check_options(config: CompareConfig) -> list[VariantSpec]:
     if config.trials < 1:
         raise AudiobenchError(f"--trials must be at least 1, got {config.trials}")
     specs = [variant_spec(v) for v in config.variants]
+    if config.metric not in METRIC_COLUMNS:
+        raise AudiobenchError(f"--metric must be one of {', '.join(METRIC_COLUMNS)}, got {config.metric!r}")
     if config.baseline is not None and config.baseline not in config.variants:
         raise AudiobenchError(f"--baseline {config.baseline!r} is not among --variants {','.join(config.variants)}")
     config.train.check()
@@ -142,6 +163,8 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     >>> compare(cfg, jobs=2).report                                                          # doctest: +SKIP
     """
     root_path = resolve_root(root)
+    if config.train.eval_on is not None:  # trials may run in other processes: the list by its full path
+        config = replace(config, train=replace(config.train, eval_on=str(Path(config.train.eval_on).resolve())))
     check_study(config, root_path)
     check_backend(backend)
     frames = training_frames(DatasetPaths(root_path, config.dataset), feature_id=config.train.feature_id,
@@ -253,16 +276,17 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
     for trial, result in results:
         trials.append({"trial": trial, "variant": result.config.variant, "seed": result.config.seed,
                        "val_map": result.val_map, "test_map": result.test_map, "best_epoch": result.best_epoch,
-                       "seconds": round(result.seconds, 3)})
+                       "seconds": round(result.seconds, 3), "test_auc": result.test_auc,
+                       "test_dprime": result.test_dprime})
         metrics = json.loads(result.metrics.read_text())
         for row in metrics["test_per_class"]:
             if row["ap"] is not None:
                 per_class.append({"trial": trial, "variant": result.config.variant, "class_index": row["index"],
-                                  "mid": row["mid"], "name": row["name"], "ap": row["ap"]})
-    pd.DataFrame(trials, columns=["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds"]
-                 ).to_csv(run_dir / "trials.csv", index=False)
-    pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap"]
-                 ).to_csv(run_dir / "per_class.csv", index=False)
+                                  "mid": row["mid"], "name": row["name"], "ap": row["ap"],
+                                  **{k: row.get(k) for k in ("ap_low", "ap_high", "auc")}})
+    pd.DataFrame(trials, columns=TRIAL_COLUMNS).to_csv(run_dir / "trials.csv", index=False)
+    pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap", "ap_low", "ap_high",
+                                     "auc"]).to_csv(run_dir / "per_class.csv", index=False)
     pd.DataFrame(epochs, columns=["trial", "variant", "epoch", "loss", "val_map"]
                  ).to_csv(run_dir / "epochs.csv", index=False)
 
@@ -292,11 +316,26 @@ def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:
         "dataset": config.dataset, "variants": list(config.variants), "trials": config.trials, "classes": classes,
         "baseline": config.baseline or config.variants[0], "train": asdict(config.train),
         "labels_used": {v: variant_spec(v).labels for v in config.variants}, "study_id": config.study_id(),
+        "metric": config.metric, **study_fingerprints(paths, config),
     }
     pair = fig4_pair(config.variants, payload["baseline"])
     if pair is not None:
         payload["fig4"] = {"variant": pair[0], "over": pair[1]}
     write_atomic(run_dir / "config.json", json.dumps(payload, indent=2))
+
+
+def study_fingerprints(paths: DatasetPaths, config: CompareConfig) -> dict[str, Any]:
+    """``fingerprints`` of the splits every trial trains and is scored on, and ``eval_on`` (None without it)."""
+    from audiobench.features.store import feature_file
+
+    files = {role: feature_file(paths, split_for(paths, role), config.train.feature_id)
+             for role in ("train", "val", "test")}
+    found = {role: split_fingerprint(path) for role, path in files.items()}
+    subset = None
+    if config.train.eval_on is not None:
+        subset = eval_subset(config.train.eval_on, files["test"])
+        found["test"] = subset.fingerprint
+    return {"fingerprints": found, "eval_on": None if subset is None else subset.record()}
 
 
 def _strong_file(root: Path, config: CompareConfig) -> Path | None:

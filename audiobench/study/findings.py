@@ -17,11 +17,11 @@ from typing import Any
 import pandas as pd
 
 from audiobench.study.stats import min_exact_p
+from audiobench.training.options import METRIC_COLUMNS
 
 ALPHA = 0.05
 MIN_TRIALS = 10  # below this, BCa intervals from the trials under-cover and the exact test is coarse
 METRIC_NAMES = {"map": "mAP", "auc": "AUC", "dprime": "d′"}
-METRIC_COLUMNS = {"map": "test_map", "auc": "test_auc", "dprime": "test_dprime"}
 
 
 def metric_column(metric: str | None) -> str:

@@ -34,11 +34,13 @@ from audiobench.study import exports, findings, paper, stats
 from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
                                       plot_validation_curves)
 from audiobench.study.provenance import header_lines, study_facts
+from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
 DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
 EPOCH_COLUMNS = ("trial", "variant", "epoch", "val_map")
 _REQUIRED_TRIALS = ("trial", "variant", "test_map")
+_TESTED = {"map": "mAPs", "auc": "macro AUCs", "dprime": "d′s"}  # what the tests compare, as the text says
 _PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "torch")
 
 
@@ -119,7 +121,9 @@ def read_run(run_dir: Path) -> Run:
 def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
     """Everything ``results.json`` holds except the figures: summaries, tests, per-class APs, provenance."""
     pairs = run.config.get("pairs", "all")
-    rows = stats.compare_variants(run.trials, baseline=run.baseline, pairs=pairs, variants=run.variants, seed=seed)
+    metric = run.config.get("metric", DEFAULT_METRIC)
+    rows = stats.compare_variants(run.trials, baseline=run.baseline, pairs=pairs, variants=run.variants, seed=seed,
+                                  column=METRIC_COLUMNS[metric])
     labels = run.config.get("labels_used") or {}
     variants = []
     for v in run.variants:
@@ -128,17 +132,18 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
             "variant": v, "labels_used": labels.get(v, ""), "baseline": v == run.baseline,
             "test_map": asdict(stats.describe(mine["test_map"])),
             **{f"{col}_mean": _mean(mine, col) for col in ("val_map", "best_epoch", "seconds")},
+            **{col: asdict(stats.describe(mine[col])) for col in ("test_auc", "test_dprime") if col in mine},
         })
     per_class, never_positive, class_notes = _per_class(run)
     tests = [asdict(r) for r in rows]
-    column = findings.metric_column(run.config.get("metric"))
     for t in tests:
-        t.update(findings.win_counts(run.trials, t["a"], t["b"], column))
+        t.update(findings.win_counts(run.trials, t["a"], t["b"], METRIC_COLUMNS[metric]))
     table = paper.table_for(run.config)
     planned = (run.config.get("train") or {}).get("epochs")
     return {
         "dataset": run.config.get("dataset", ""),
-        "header": study_facts(run.dir, run.config),
+        "header": {**study_facts(run.dir, run.config, run.config.get("fingerprints")),
+                   **({"eval_on": run.config["eval_on"]} if run.config.get("eval_on") else {})},
         "training": findings.training_check(run.trials, run.epochs, planned),
         "paper": {"table": table, "title": paper.TITLES[table], "citation": paper.CITATION,
                   "values": paper.TABLES[table]} if table else None,
@@ -147,9 +152,12 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         "trials_planned": run.config.get("trials"),
         "variants": variants,
         "pairs": pairs,
+        "metric": metric,
+        "fingerprints": run.config.get("fingerprints"),
+        "eval_on": run.config.get("eval_on"),
         "tests": tests,
         "statistics": {
-            "test": "two-sided Wilcoxon signed-rank on paired test mAPs (scipy.stats.wilcoxon)",
+            "test": f"two-sided Wilcoxon signed-rank on paired test {_TESTED[metric]} (scipy.stats.wilcoxon)",
             "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
             "approximation": "normal, tie-corrected variance, continuity correction",
             "multiple_comparisons": f"Holm across the {sum(r.p is not None for r in rows)} pair(s) tested "
@@ -421,6 +429,8 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise InputFormatError(f"{path}: expected a JSON object, got {type(config).__name__}")
     if config.get("pairs", "all") not in stats.PAIRS:
         raise InputFormatError(f"{path}: pairs must be one of {', '.join(stats.PAIRS)}, not {config['pairs']!r}")
+    if config.get("metric", DEFAULT_METRIC) not in METRIC_COLUMNS:
+        raise InputFormatError(f"{path}: metric must be one of {', '.join(METRIC_COLUMNS)}, not {config['metric']!r}")
     return config
 
 

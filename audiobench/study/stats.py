@@ -243,17 +243,18 @@ def variant_pairs(variants: Sequence[str], *, baseline: str, pairs: Pairs) -> li
 
 def compare_variants(trials: pd.DataFrame, *, baseline: str, pairs: Pairs = "all",
                      variants: Sequence[str] | None = None, seed: int = SEED,
-                     n_resamples: int = BOOTSTRAP_RESAMPLES) -> list[PairRow]:
-    """The pairwise table over ``trials`` (columns ``trial, variant, test_map``), Holm-corrected across it.
+                     n_resamples: int = BOOTSTRAP_RESAMPLES, column: str = "test_map") -> list[PairRow]:
+    """The pairwise table over ``trials`` (columns ``trial, variant`` and ``column``), Holm-corrected across it.
 
     Each pair uses the trials both variants finished. ``variants`` fixes the order (default: order of first
-    appearance). Marks come from the Holm-adjusted p.
+    appearance). Marks come from the Holm-adjusted p. ``column``: the per-trial metric tested (``test_map``;
+    ``test_auc`` or ``test_dprime`` for ``compare --metric``).
     """
-    missing = {"trial", "variant", "test_map"} - set(trials.columns)
+    missing = {"trial", "variant", column} - set(trials.columns)
     if missing:
         raise AudiobenchError(f"trials table lacks column(s) {', '.join(sorted(missing))}")
     order = list(variants) if variants is not None else list(dict.fromkeys(trials["variant"]))
-    wide = trials.pivot_table(index="trial", columns="variant", values="test_map", aggfunc="first")
+    wide = trials.pivot_table(index="trial", columns="variant", values=column, aggfunc="first")
     tests: list[tuple[str, str, PairedTest]] = []
     for a, b in variant_pairs(order, baseline=baseline, pairs=pairs):
         if a not in wide or b not in wide:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,15 @@ class Predictions:
 
     scores: np.ndarray
     targets: np.ndarray
+
+    def rows(self, rows: Sequence[int] | np.ndarray) -> Predictions:
+        """The predictions of clips ``rows`` only (an ``--eval-on`` subset)."""
+        return Predictions(self.scores[rows], self.targets[rows])
+
+    def save(self, path: Path, clip_ids: Sequence[str]) -> None:
+        """``clip_id``, ``scores`` and ``targets`` as a NumPy ``.npz`` (read back with :func:`numpy.load`)."""
+        with open(path, "wb") as f:
+            np.savez_compressed(f, clip_id=np.array(clip_ids, dtype=str), scores=self.scores, targets=self.targets)
 
 
 def same_length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -48,30 +58,39 @@ def _collate(items: list[dict], *, padding: float) -> dict[str, torch.Tensor]:
             "weak": torch.stack([torch.as_tensor(item["weak"]) for item in items])}
 
 
-def batches(dataset: LogmelDataset, batch_size: int) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
-    """``(dataset indices, batch)`` of same-length batches of a true-length dataset (``frames=None``)."""
-    plan = same_length_batches(dataset.lengths, batch_size)
+def batches(dataset: LogmelDataset, batch_size: int, rows: Sequence[int] | np.ndarray | None = None
+            ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """``(positions, batch)`` of same-length batches of a true-length dataset (``frames=None``).
+
+    ``positions`` index ``rows`` (the clips to read, default all): with every clip, they are dataset indices.
+    """
+    index = np.arange(len(dataset)) if rows is None else np.asarray(rows, dtype=np.int64)
+    plan = same_length_batches(dataset.lengths[index].tolist(), batch_size)
     collate = partial(_collate, padding=dataset.padding_value)
-    yield from zip(plan, DataLoader(dataset, batch_sampler=plan, collate_fn=collate))
+    sampler = [[int(index[i]) for i in batch] for batch in plan]
+    yield from zip(plan, DataLoader(dataset, batch_sampler=sampler, collate_fn=collate))
 
 
 @torch.no_grad()
 def predict(net: Net, dataset: LogmelDataset, *, device: torch.device, batch_size: int = 32,
-            bf16: bool = False) -> Predictions:
-    """Clip probabilities of every clip of ``dataset`` (true lengths), computed in eval mode."""
+            bf16: bool = False, rows: Sequence[int] | np.ndarray | None = None) -> Predictions:
+    """Clip probabilities of every clip of ``dataset`` (true lengths), computed in eval mode.
+
+    ``rows``: only these clips, in this order (``evaluate --eval-on``), instead of every clip.
+    """
     was_training = net.training
     net.eval()
     scores: np.ndarray | None = None
     targets: np.ndarray | None = None
-    n = len(dataset)
-    for rows, batch in batches(dataset, batch_size):
+    n = len(dataset) if rows is None else len(rows)
+    for positions, batch in batches(dataset, batch_size, rows):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             clip = net(batch["logmel"].to(device)).clip
         if scores is None:
             scores = np.zeros((n, clip.shape[1]), dtype=np.float32)
             targets = np.zeros((n, clip.shape[1]), dtype=np.float32)
-        scores[rows] = clip.float().cpu().numpy()
-        targets[rows] = batch["weak"].numpy()
+        scores[positions] = clip.float().cpu().numpy()
+        targets[positions] = batch["weak"].numpy()
     net.train(was_training)
     if scores is None or targets is None:
         raise ValueError("predict needs at least one clip")

@@ -21,15 +21,22 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.models.shape import CONV_LAYERS, SEGMENT_FRAMES
 from audiobench.models.variants import VariantSpec, variant_spec
 
+# The metrics ``compare --metric`` can test, each by the per-trial column it reads (trials.csv, metrics.json).
+METRIC_COLUMNS: dict[str, str] = {"map": "test_map", "auc": "test_auc", "dprime": "test_dprime"}
+DEFAULT_METRIC = "map"
+LOG_FORMATS = ("tensorboard", "csv")  # ``--log``: the training logs a run can write besides metrics.json
+
 
 def option(default: Any = MISSING, help: str = "", *, minimum: float | None = None, maximum: float | None = None,
-           positive: bool = False, why: str = "", metavar: str | None = None) -> Any:
+           positive: bool = False, why: str = "", metavar: str | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
     """A field whose metadata the command line, the pipeline checks and :meth:`TrainOptions.check` read.
 
-    ``minimum``/``maximum``: inclusive bounds; ``positive``: above 0; ``why``: said after a bound's error.
+    ``minimum``/``maximum``: inclusive bounds; ``positive``: above 0; ``why``: said after a bound's error;
+    ``choices``: the values a text option takes.
     """
     meta = {"help": help, "minimum": minimum, "maximum": maximum, "positive": positive, "why": why,
-            "metavar": metavar}
+            "metavar": metavar, "choices": choices}
     return field(metadata=meta) if default is MISSING else field(default=default, metadata=meta)
 
 
@@ -55,6 +62,11 @@ class TrainOptions:
     patience: int | None = option(None, "Stop after N epochs without a better validation mAP.", minimum=1)
     feature_id: str | None = option(None, "Which feature set under features/ (default: the only one).")
     workers: int = option(0, "DataLoader worker processes for the training split.", minimum=0)
+    eval_on: str | None = option(
+        None, "Score the test split only on the clips listed in this CSV (a `status --export` list, or any CSV "
+              "with a clip_id, ytid, youtube_id or source_id column) that the dataset holds.", metavar="CLIPS.csv")
+    log: str | None = option(None, "Also log per-step loss and per-epoch metrics: CSV files, or TensorBoard "
+                                   "events (needs the tensorboard extra).", choices=LOG_FORMATS)
 
     def check(self) -> None:
         """Validate the options once, at the boundary: each field's bounds, and the device's name."""
@@ -62,6 +74,8 @@ class TrainOptions:
             problem = bound_problem(f, getattr(self, f.name))
             if problem:
                 raise AudiobenchError(f"--{f.name.replace('_', '-')} {problem}")
+        if self.log is not None and self.log not in LOG_FORMATS:
+            raise AudiobenchError(f"--log must be {' or '.join(LOG_FORMATS)}, got {self.log!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise AudiobenchError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 

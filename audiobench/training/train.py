@@ -42,7 +42,11 @@ from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, resolve_r
 from audiobench.features.dataset import LogmelDataset
 from audiobench.features.store import summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
-from audiobench.training.metrics import APResult, chance_map, mean_average_precision
+from audiobench.data.cliplist import EvalSubset, eval_subset
+from audiobench.data.fingerprint import split_fingerprint
+from audiobench.training.logs import TrainingLog, check_log, open_log
+from audiobench.training.metrics import (BOOTSTRAP_CONFIDENCE, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, APResult, Scores,
+                                         mean_average_precision, roc_auc, score)
 from audiobench.models.net import Net, Output, build_net, init_prior_bias, use_fast_layout
 from audiobench.core.progress import progress
 from audiobench.training.splits import Splits, open_splits, splits_of, training_frames
@@ -56,6 +60,7 @@ RUN_CONFIG = "config.json"  # written when the run starts: a folder with it and 
 # L8-a); part of a study's id, so that compare never pairs trials of two recipes.
 TRAINING_RECIPE = 2
 CURVE = "training-curve.png"
+PREDICTIONS = "test-predictions.npz"  # the best epoch's scores of every test clip (what --eval-on subsets)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class TrainResult:
     test_per_class: dict[str, float | None]
     seconds: float
     threads: int | None = None  # torch CPU threads it trained with (None: not recorded, an older run)
+    test_auc: float | None = None  # macro ROC AUC and d′ on the test split (None: not recorded, or undefined)
+    test_dprime: float | None = None
     checkpoint: Path = field(init=False)
     metrics: Path = field(init=False)
 
@@ -87,7 +94,7 @@ def read_result(run_dir: str | os.PathLike[str]) -> TrainResult:
     m = json.loads(path.read_text())
     return TrainResult(Path(run_dir), TrainConfig(**m["config"]), m["val_map"], m["test_map"], m["best_epoch"],
                        tuple(m["epochs"]), {c["name"]: c["ap"] for c in m["test_per_class"]},
-                       m["timing"]["total_s"], m.get("threads"))
+                       m["timing"]["total_s"], m.get("threads"), m.get("test_auc"), m.get("test_dprime"))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,10 +141,11 @@ def train_loader(splits: Splits, config: TrainConfig, device: torch.device) -> D
 
 def train_epoch(net: Net, batches: Iterable[dict[str, torch.Tensor]], spec: VariantSpec,
                 optimizer: torch.optim.Optimizer, *, device: torch.device, alpha: float, beta: float,
-                bf16: bool = False) -> dict[str, float]:
+                bf16: bool = False, step_losses: list[torch.Tensor] | None = None) -> dict[str, float]:
     """One pass of Adam over ``batches``; returns the mean of the total loss and of each term.
 
     Losses are accumulated on the device and read once at the end (no per-step synchronisation).
+    ``step_losses``: each step's total loss is appended to it (detached, still on the device; ``--log``).
     """
     net.train()
     names = ["loss", *(term for term, _ in spec.terms)]  # loss_terms returns the terms in this order
@@ -157,6 +165,8 @@ def train_epoch(net: Net, batches: Iterable[dict[str, torch.Tensor]], spec: Vari
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if step_losses is not None:
+            step_losses.append(loss.detach())
         step = torch.stack([loss.detach(), *(values[name].detach() for name in names[1:])]) * len(logmel)
         sums = step if sums is None else sums + step
         count += len(logmel)
@@ -231,6 +241,8 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         splits = open_splits(paths, feature_id=config.feature_id, frames=config.frames, seed=config.seed)
     require_strong(spec, split="train", has_strong=splits.train.has_strong)
     device = resolve_device(config.device)
+    subset = eval_subset(config.eval_on, splits.files["test"]) if config.eval_on else None
+    check_log(config.log)
     run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
     if (run_dir / METRICS).exists():
         raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
@@ -247,40 +259,73 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         optimizer = torch.optim.Adam(transfer.freeze(net, config.freeze), lr=config.lr)
         loader = train_loader(splits, config, device)
         history: list[dict[str, Any]] = []
-        best: tuple[APResult, int, dict[str, torch.Tensor]] | None = None
-        for epoch in progress(range(1, config.epochs + 1), total=config.epochs, quiet=quiet, unit="epoch",
-                              desc=f"{config.variant} seed {config.seed}"):
-            tick = time.perf_counter()
-            splits.train.set_epoch(epoch)  # crops drawn from (seed, epoch, clip): paired across variants
-            losses = train_epoch(net, loader, spec, optimizer, device=device, alpha=config.alpha,
-                                 beta=config.beta, bf16=config.bf16)
-            trained = time.perf_counter()
-            val, _ = evaluate(net, splits, "val", device=device, batch_size=config.batch_size, bf16=config.bf16)
-            history.append({"epoch": epoch, "loss": losses.pop("loss"), "terms": losses, "val_map": val.map,
-                            "train_s": trained - tick, "val_s": time.perf_counter() - trained})
-            if best is None or val.map > best[0].map:  # ties keep the earlier epoch
-                best = (val, epoch, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
-            if config.patience is not None and epoch - best[1] >= config.patience:
-                break
+        best: tuple[APResult, int, dict[str, torch.Tensor], Predictions] | None = None
+        log = open_log(config.log, run_dir)
+        steps = 0
+        try:
+            for epoch in progress(range(1, config.epochs + 1), total=config.epochs, quiet=quiet, unit="epoch",
+                                  desc=f"{config.variant} seed {config.seed}"):
+                tick = time.perf_counter()
+                splits.train.set_epoch(epoch)  # crops drawn from (seed, epoch, clip): paired across variants
+                step_losses: list[torch.Tensor] | None = [] if log is not None else None
+                losses = train_epoch(net, loader, spec, optimizer, device=device, alpha=config.alpha,
+                                     beta=config.beta, bf16=config.bf16, step_losses=step_losses)
+                trained = time.perf_counter()
+                val, val_predictions = evaluate(net, splits, "val", device=device, batch_size=config.batch_size,
+                                                bf16=config.bf16)
+                history.append({"epoch": epoch, "loss": losses.pop("loss"), "terms": losses, "val_map": val.map,
+                                "train_s": trained - tick, "val_s": time.perf_counter() - trained})
+                if log is not None and step_losses is not None:
+                    steps = _log_epoch(log, history[-1], step_losses, steps, val_predictions)
+                if best is None or val.map > best[0].map:  # ties keep the earlier epoch
+                    best = (val, epoch, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+                            val_predictions)
+                if config.patience is not None and epoch - best[1] >= config.patience:
+                    break
+        finally:
+            if log is not None:
+                log.close()
         assert best is not None  # epochs >= 1
-        val, best_epoch, weights = best
+        _, best_epoch, weights, val_predictions = best
         net.load_state_dict(weights)
-        test, test_predictions = evaluate(net, splits, "test", device=device, batch_size=config.batch_size,
-                                          bf16=config.bf16)
+        test_predictions = predict(net, splits.test, device=device, batch_size=config.batch_size, bf16=config.bf16)
     seconds = time.perf_counter() - started
-    return _write_run(run_dir, config, splits, net, history, best_epoch, val, test,
-                      chance_map(test_predictions.targets), seconds, device, curve)
+    scored = test_predictions if subset is None else test_predictions.rows(subset.rows)
+    val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
+    return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
+                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
 
 
-def _per_class(splits: Splits, result: APResult) -> list[dict[str, Any]]:
-    return [{"index": c, "mid": info.mid, "name": info.name, "ap": ap}
-            for c, (info, ap) in enumerate(zip(splits.classes, result.per_class))]
+def _log_epoch(log: TrainingLog, record: dict[str, Any], step_losses: list[torch.Tensor], steps: int,
+               val: Predictions) -> int:
+    """Write one epoch to the ``--log`` log; returns the steps taken so far."""
+    losses = torch.stack(step_losses).float().cpu().tolist() if step_losses else []
+    log.steps(steps + 1, record["epoch"], losses)
+    values = {"loss": record["loss"], **record["terms"], "val_map": record["val_map"]}
+    try:
+        values["val_auc"] = roc_auc(val.scores, val.targets).auc
+    except AudiobenchError:
+        pass  # no class with both outcomes in the validation split: no AUC to log
+    log.epoch(record["epoch"], values)
+    return steps + len(losses)
+
+
+def _per_class(splits: Splits, result: Scores) -> list[dict[str, Any]]:
+    return [{"index": c, "mid": info.mid, "name": info.name, **values}
+            for c, (info, values) in enumerate(zip(splits.classes, result.per_class()))]
+
+
+def _fingerprints(splits: Splits, subset: EvalSubset | None) -> dict[str, str]:
+    """The fingerprint of each split as trained and scored on (the test split's: of the clips scored)."""
+    found = {split: split_fingerprint(path) for split, path in splits.files.items() if split != "test"}
+    found["test"] = split_fingerprint(splits.files["test"]) if subset is None else subset.fingerprint
+    return found
 
 
 def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
-               best_epoch: int, val: APResult, test: APResult, chance: float, seconds: float,
-               device: torch.device, curve: bool) -> TrainResult:
-    """Checkpoint, curve, then ``metrics.json`` last (atomically): a run without it did not finish."""
+               best_epoch: int, val: Scores, test: Scores, test_predictions: Predictions,
+               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool) -> TrainResult:
+    """Checkpoint, curve, predictions, then ``metrics.json`` last (atomically): a run without it did not finish."""
     features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
             "class_mids": [c.mid for c in splits.classes], "version": __version__,
@@ -288,6 +333,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
             "extractor": {"name": splits.train.extractor.name, "params": asdict(splits.train.extractor.params)}}
     writing = time.perf_counter()
     save_checkpoint(run_dir, net, meta)
+    test_predictions.save(run_dir / PREDICTIONS, splits.test.clip_ids)
     if curve:
         plot_training_curve(history, best_epoch, run_dir / CURVE,
                             title=f"{config.dataset} {config.variant} seed {config.seed}")
@@ -297,12 +343,18 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
         "version": __version__, "recipe": TRAINING_RECIPE, "torch": torch.__version__, "device": str(device),
         "threads": torch.get_num_threads(),  # CPU threads change the numbers in the last digits
         "config": asdict(config), "feature_files": {k: str(v) for k, v in splits.files.items()},
-        "clips": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        "val_map": val.map, "test_map": test.map, "best_epoch": best_epoch, "epochs_run": len(history),
+        "clips": {"train": len(splits.train), "val": len(splits.val),
+                  "test": len(splits.test) if subset is None else len(subset.rows)},
+        "val_map": val.ap.map, "test_map": test.ap.map, "best_epoch": best_epoch, "epochs_run": len(history),
         "stopped_early": len(history) < config.epochs,
-        "chance_test_map": chance,
+        "chance_test_map": test.chance,
+        **test.summary("test"), **{k: v for k, v in val.summary("val").items() if k != "val_map"},
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "confidence": BOOTSTRAP_CONFIDENCE, "seed": BOOTSTRAP_SEED,
+                      "method": "percentile", "over": "test clips"},
+        "fingerprints": _fingerprints(splits, subset),
+        "eval_on": None if subset is None else subset.record(),
         "val_per_class": _per_class(splits, val), "test_per_class": _per_class(splits, test),
-        "test_skipped": [splits.classes[c].name for c in test.skipped],
+        "test_skipped": [splits.classes[c].name for c in test.ap.skipped],
         "epochs": history,
         "timing": {"total_s": seconds, "train_s": sum(e["train_s"] for e in history),
                    "val_s": sum(e["val_s"] for e in history),
@@ -310,6 +362,6 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                    "write_s": write_s},
     }
     write_atomic(run_dir / METRICS, json.dumps(metrics, indent=2))
-    return TrainResult(run_dir, config, val.map, test.map, best_epoch, tuple(history),
-                       {c.name: ap for c, ap in zip(splits.classes, test.per_class)}, seconds,
-                       torch.get_num_threads())
+    return TrainResult(run_dir, config, val.ap.map, test.ap.map, best_epoch, tuple(history),
+                       {c.name: ap for c, ap in zip(splits.classes, test.ap.per_class)}, seconds,
+                       torch.get_num_threads(), metrics["test_auc"], metrics["test_dprime"])

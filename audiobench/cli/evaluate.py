@@ -1,0 +1,56 @@
+"""``audiobench evaluate RUN_OR_STUDY --eval-on CLIPS.csv``: finished runs scored on a clip list, no training."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from audiobench.cli.options import json_option, quiet_option_for, root_option, run_folder
+from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
+
+
+@click.command("evaluate")
+@click.argument("run")
+@click.option("--eval-on", "eval_on", required=True, type=click.Path(dir_okay=False), metavar="CLIPS.csv",
+              help="The clips to score: a `status --export` list, or any CSV with a clip_id, ytid, youtube_id or "
+                   "source_id column.")
+@click.option("--name", default=None, help="Names evaluation-NAME.json [default: the CSV's file stem].")
+@click.option("--metric", type=click.Choice(tuple(METRIC_COLUMNS)), default=DEFAULT_METRIC, show_default=True,
+              help="For a study: the metric the paired tests compare.")
+@click.option("--device", default="cpu", show_default=True, metavar="auto|cpu|cuda",
+              help="Where the saved models predict.")
+@root_option
+@quiet_option_for("Print only where the evaluation was written, not the table.")
+@json_option
+def command(run: str, eval_on: str, name: str | None, metric: str, device: str, root: str | None, quiet: bool,
+            as_json: bool) -> None:
+    """Score a finished run, or every trial of a study, on the test clips CLIPS.csv lists, without training.
+
+    Each run's saved model predicts its test split again; the clips listed are scored with every metric
+    (mAP, AUC, d′, per-class AP with its interval) into evaluation-NAME.json in the run folder, and for a
+    study each variant's mean and the paired tests on those clips into the study's evaluation-NAME.json.
+
+    \b
+    Examples:
+      audiobench evaluate synth-demo --eval-on their-clips.csv
+      audiobench evaluate audiobench-data/runs/train-synth-att-self-s0-20250101-120000 --eval-on eval.csv
+    """
+    from audiobench.study.evaluate import evaluate, evaluation_name, evaluation_table
+
+    folder = run_folder(run, root)
+    result = evaluate(folder, eval_on, name=name, metric=metric, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    label = evaluation_name(eval_on, name)
+    if quiet:
+        pass
+    elif "variants" in result:
+        click.echo(evaluation_table(result))
+    else:
+        e = result["eval_on"]
+        auc, dprime = (("n/a" if result[k] is None else f"{result[k]:.4f}") for k in ("test_auc", "test_dprime"))
+        click.echo(f"{result['variant']} seed {result['seed']} on {e['held']} of the {e['listed']} clips listed "
+                   f"({e['clips']} test clips, fingerprint {e['fingerprint']}): mAP {result['test_map']:.4f}, "
+                   f"AUC {auc}, d′ {dprime}")
+    click.echo(f"wrote {folder / f'evaluation-{label}.json'}")

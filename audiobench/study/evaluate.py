@@ -1,0 +1,136 @@
+"""``audiobench evaluate RUN_OR_STUDY --eval-on CLIPS.csv``: finished runs scored again on another clip list.
+
+Nothing is trained: each run's saved model (``model.pt``) predicts the test split it was scored on (the
+feature file its ``metrics.json`` names), and the clips the list names are scored with every metric of
+``metrics.json``. A run gets ``evaluation-<name>.json``; a study gets one per trial, then its own
+``evaluation-<name>.json`` with each variant's mean and the paired tests on the subset (as ``compare``
+tests them, Holm-corrected, on the metric chosen).
+
+>>> evaluate("audiobench-data/runs/synth-demo", "their-clips.csv")     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import validate_name, write_atomic
+from audiobench.data.cliplist import ClipList, read_clip_list, select
+from audiobench.study import stats
+from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
+
+PREFIX = "evaluation-"
+
+
+def evaluation_name(clip_list: str | os.PathLike[str], name: str | None) -> str:
+    """``name``, or the clip list's file stem: ``evaluation-<name>.json``."""
+    return validate_name(name if name is not None else Path(clip_list).stem, what="evaluation name")
+
+
+def evaluate(path: str | os.PathLike[str], clip_list: str | os.PathLike[str], *, name: str | None = None,
+             metric: str = DEFAULT_METRIC, device: str = "cpu") -> dict[str, Any]:
+    """Score a run folder or a study folder on ``clip_list``; returns what ``evaluation-<name>.json`` holds."""
+    folder = Path(path)
+    label = evaluation_name(clip_list, name)
+    clips = read_clip_list(clip_list)
+    if metric not in METRIC_COLUMNS:
+        raise AudiobenchError(f"--metric must be one of {', '.join(METRIC_COLUMNS)}, got {metric!r}")
+    if (folder / "metrics.json").is_file():
+        return evaluate_run(folder, clips, label, device=device)
+    if (folder / "trials").is_dir():
+        return evaluate_study(folder, clips, label, metric=metric, device=device)
+    raise AudiobenchError(f"{folder} is neither a finished run (no metrics.json) nor a study (no trials/)")
+
+
+def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "cpu",
+                 opened: dict[Path, Any] | None = None) -> dict[str, Any]:
+    """One run's metrics on the listed test clips, written to ``<run>/evaluation-<label>.json``.
+
+    ``opened``: test splits already open, by path (a study's trials share theirs); this run's is added.
+    """
+    from audiobench.features.dataset import LogmelDataset
+    from audiobench.models.checkpoint import load_model
+    from audiobench.training.inference import predict
+    from audiobench.training.metrics import score
+    from audiobench.training.train import resolve_device
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    test_file = Path(metrics["feature_files"]["test"])
+    if not test_file.is_file():
+        raise AudiobenchError(f"{run_dir}: its test features {test_file} are gone (featurize the dataset again)")
+    subset = select(clips, test_file)
+    net, _ = load_model(run_dir)
+    where = resolve_device(device)
+    opened = {} if opened is None else opened
+    dataset = opened.get(test_file) or LogmelDataset(test_file, frames=None)
+    opened[test_file] = dataset
+    config = metrics["config"]
+    predictions = predict(net.to(where), dataset, device=where, batch_size=int(config["batch_size"]),
+                          bf16=bool(config.get("bf16", False)), rows=subset.rows)
+    result = score(predictions.scores, predictions.targets)
+    names = [c.name for c in dataset.classes]
+    record = {
+        "run_dir": str(run_dir), "variant": config["variant"], "seed": config["seed"],
+        "eval_on": subset.record(), **result.summary("test"), "chance_test_map": result.chance,
+        "test_per_class": [{"index": c, "name": n, **v} for c, (n, v) in enumerate(zip(names, result.per_class()))],
+        "trained_on": metrics.get("fingerprints"),
+    }
+    write_atomic(run_dir / f"{PREFIX}{label}.json", json.dumps(record, indent=2))
+    return record
+
+
+def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str = DEFAULT_METRIC,
+                   device: str = "cpu") -> dict[str, Any]:
+    """Every finished trial of a study on the listed clips, then per-variant means and the paired tests."""
+    from audiobench.study.compare import finished_runs
+    from audiobench.study.report import json_safe, read_run
+
+    study = read_run(study_dir)
+    runs = finished_runs(study_dir)
+    if not runs:
+        raise AudiobenchError(f"{study_dir} has no finished trial to evaluate")
+    rows, opened = [], {}
+    for trial, result in runs:
+        record = evaluate_run(result.run_dir, clips, label, device=device, opened=opened)
+        rows.append({"trial": trial, "variant": result.config.variant,
+                     **{column: record[column] for column in METRIC_COLUMNS.values()}})
+    table = pd.DataFrame(rows)
+    variants = [v for v in study.variants if v in set(table["variant"])]
+    baseline = study.baseline if study.baseline in variants else variants[0]
+    tests = stats.compare_variants(table, baseline=baseline, pairs=study.config.get("pairs", "all"),
+                                   variants=variants, column=METRIC_COLUMNS[metric])
+    summary = {
+        "study": str(study_dir), "metric": metric, "baseline": baseline,
+        "eval_on": record["eval_on"],
+        "variants": [{"variant": v, **{column: asdict(stats.describe(table.loc[table["variant"] == v, column]))
+                                       for column in METRIC_COLUMNS.values()}} for v in variants],
+        "tests": [asdict(t) for t in tests],
+        "trials": rows,
+    }
+    summary = json_safe(summary)
+    write_atomic(study_dir / f"{PREFIX}{label}.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def evaluation_table(summary: dict[str, Any]) -> str:
+    """A study's evaluation as a Markdown table: each variant's mean ± std, then the paired tests."""
+    from audiobench.study.report import fmt_mean_std, fmt_p
+
+    e = summary["eval_on"]
+    lines = [f"On {e['held']} of the {e['listed']} clips listed in {e['file']} ({e['clips']} test clips, "
+             f"fingerprint {e['fingerprint']}):", "",
+             "| variant | mAP | AUC | d′ | trials |", "|---|---|---|---|---|"]
+    for v in summary["variants"]:
+        cells = [fmt_mean_std(v[c]["mean"], v[c]["std"]) for c in METRIC_COLUMNS.values()]
+        lines.append(f"| {v['variant']} | {' | '.join(cells)} | {v['test_map']['n']} |")
+    lines += ["", f"| pair ({summary['metric']}) | mean diff | p | Holm p |", "|---|---|---|---|"]
+    for t in summary["tests"]:
+        p = "n/a" if t["p"] is None else fmt_p(t["p"])
+        holm = "n/a" if t["p_holm"] is None else fmt_p(t["p_holm"]) + t["mark"]
+        lines.append(f"| {t['b']} − {t['a']} | {t['mean_diff']:+.4f} | {p} | {holm} |")
+    return "\n".join(lines)
