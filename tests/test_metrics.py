@@ -83,3 +83,15 @@ def test_score_gathers_every_metric_and_keeps_the_map_unchanged():
     assert [set(r) for r in rows] == [{"ap", "ap_low", "ap_high", "auc"}] * 5
     assert rows[3] == {"ap": None, "ap_low": None, "ap_high": None, "auc": None}
     assert score(scores, targets, resamples=0).per_class()[0]["ap_low"] is None
+
+
+def test_a_perfect_auc_has_an_infinite_dprime_that_results_files_store_as_null():
+    import json
+    import math
+
+    from audiobench.core.layout import json_safe
+    from audiobench.training.metrics import dprime
+
+    assert dprime(1.0) == math.inf
+    assert json.loads(json.dumps(json_safe({"test_dprime": dprime(1.0), "runs": [np.float32(0.5)]}),
+                                 allow_nan=False)) == {"test_dprime": None, "runs": [0.5]}

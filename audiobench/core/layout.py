@@ -7,10 +7,12 @@ dataset: ``index/`` (verified list files), ``ledger.sqlite``, ``raw/``, ``audio/
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import shutil
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,3 +219,17 @@ def write_atomic(path: Path, data: bytes | str, *, durable: bool = False) -> Non
     """Write ``data`` (text is UTF-8) to ``path`` through :func:`atomic_path`: the old file or the new one."""
     with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN and infinities (a d′ at AUC 1) become null, numpy scalars Python numbers; what every
+    results file holds, so that any JSON reader (not only Python's) takes it."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -26,7 +26,8 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import ensure_writable_dir, validate_name, write_atomic
 from audiobench.study import exports, findings, paper, stats
 from audiobench.study.provenance import study_facts
-from audiobench.study.report import json_safe, fmt_mean_std, fmt_p, read_run
+from audiobench.core.layout import json_safe
+from audiobench.study.report import fmt_mean_std, fmt_p, read_run
 
 
 def render_columns(run_dirs: Sequence[Path], columns: Sequence[str], *, out: Path | None = None,

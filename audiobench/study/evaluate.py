@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import validate_name, write_atomic
+from audiobench.core.layout import json_safe, validate_name, write_atomic
 from audiobench.data.cliplist import ClipList, read_clip_list, select
 from audiobench.study import stats
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
@@ -80,7 +80,7 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
         "test_per_class": [{"index": c, "name": n, **v} for c, (n, v) in enumerate(zip(names, result.per_class()))],
         "trained_on": metrics.get("fingerprints"),
     }
-    write_atomic(run_dir / f"{PREFIX}{label}.json", json.dumps(record, indent=2))
+    write_atomic(run_dir / f"{PREFIX}{label}.json", json.dumps(json_safe(record), indent=2))
     return record
 
 
@@ -88,7 +88,7 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
                    device: str = "cpu") -> dict[str, Any]:
     """Every finished trial of a study on the listed clips, then per-variant means and the paired tests."""
     from audiobench.study.compare import finished_runs
-    from audiobench.study.report import json_safe, read_run
+    from audiobench.study.report import read_run
 
     study = read_run(study_dir)
     runs = finished_runs(study_dir)

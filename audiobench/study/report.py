@@ -28,7 +28,7 @@ import pandas as pd
 
 from audiobench import __version__
 from audiobench.core.errors import AudiobenchError, InputFormatError
-from audiobench.core.layout import write_atomic
+from audiobench.core.layout import json_safe, write_atomic
 from audiobench.models.variants import fig4_pair
 from audiobench.study import exports, findings, paper, stats
 from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
@@ -474,14 +474,3 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def json_safe(value: Any) -> Any:
-    """JSON-safe: NaN becomes null, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

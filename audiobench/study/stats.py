@@ -103,7 +103,8 @@ def describe(maps: Sequence[float]) -> Summary:
     x = x[~np.isnan(x)]
     if x.size == 0:
         return Summary(math.nan, math.nan, math.nan, 0)
-    std = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
+    with np.errstate(invalid="ignore"):  # an infinite d′ (AUC 1) makes the spread undefined, not an error
+        std = float(np.std(x, ddof=1)) if x.size > 1 else math.nan
     return Summary(float(np.mean(x)), std, float(np.median(x)), int(x.size))
 
 

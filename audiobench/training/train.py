@@ -37,8 +37,8 @@ from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError
 from audiobench.training.inference import Predictions, predict
-from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, validate_name,
-                                   write_atomic)
+from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, json_safe, resolve_root, runs_dir,
+                                   validate_name, write_atomic)
 from audiobench.features.dataset import LogmelDataset
 from audiobench.features.store import summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
@@ -361,7 +361,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                    "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
                    "write_s": write_s},
     }
-    write_atomic(run_dir / METRICS, json.dumps(metrics, indent=2))
+    write_atomic(run_dir / METRICS, json.dumps(json_safe(metrics), indent=2))
     return TrainResult(run_dir, config, val.ap.map, test.ap.map, best_epoch, tuple(history),
                        {c.name: ap for c, ap in zip(splits.classes, test.ap.per_class)}, seconds,
                        torch.get_num_threads(), metrics["test_auc"], metrics["test_dprime"])
