@@ -1,6 +1,7 @@
 """The metrics beside mAP: macro ROC AUC and d′ against scikit-learn and scipy, per-class AP intervals."""
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -10,6 +11,7 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import json_safe
 from audiobench.training.metrics import _ap_of_weights, bootstrap_ap, dprime, roc_auc, score
 
 
@@ -86,12 +88,6 @@ def test_score_gathers_every_metric_and_keeps_the_map_unchanged():
 
 
 def test_a_perfect_auc_has_an_infinite_dprime_that_results_files_store_as_null():
-    import json
-    import math
-
-    from audiobench.core.layout import json_safe
-    from audiobench.training.metrics import dprime
-
     assert dprime(1.0) == math.inf
     assert json.loads(json.dumps(json_safe({"test_dprime": dprime(1.0), "runs": [np.float32(0.5)]}),
                                  allow_nan=False)) == {"test_dprime": None, "runs": [0.5]}
