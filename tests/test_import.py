@@ -252,10 +252,11 @@ def test_a_split_that_does_not_exist_is_a_usage_error(tmp_path, reference_dir, l
 
 
 @pytest.mark.slow
-def test_an_imported_dataset_resamples_featurizes_and_trains(tmp_path, reference_dir, one_torch_thread):
+def test_an_imported_dataset_resamples_featurizes_and_compares(tmp_path, reference_dir, one_torch_thread):
     from audiobench.data.resample import resample
     from audiobench.features.featurize import featurize
-    from audiobench.training.train import train
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.training.options import TrainOptions
 
     register_dataset(DATASET, root=tmp_path / "data", mirror=str(reference_dir))
     with Ledger(DatasetPaths(tmp_path / "data", DATASET).ledger) as ledger:
@@ -268,9 +269,12 @@ def test_an_imported_dataset_resamples_featurizes_and_trains(tmp_path, reference
     assert resampled.counts["done"] == len(chosen)  # import wrote the 16 kHz files from what it decoded
     result = featurize(DATASET, root=tmp_path / "data", quiet=True, backend="threading")
     assert sum(s.clips for s in result.splits) == len(chosen) and not result.failures
-    run = train(DATASET, root=tmp_path / "data", variant="att-strong", epochs=1, width=0.0625, batch_size=8,
-                out=tmp_path / "run", quiet=True)
-    assert run.epochs and (tmp_path / "run" / "metrics.json").is_file()
+    options = TrainOptions(epochs=1, width=0.0625, batch_size=8)
+    study = compare(CompareConfig(DATASET, ("noatt-weak", "att-strong"), trials=2, train=options),
+                    root=tmp_path / "data", quiet=True)
+    results = json.loads((study.run_dir / "results.json").read_text())
+    assert {v["variant"]: v["test_map"]["n"] for v in results["variants"]} == {"noatt-weak": 2, "att-strong": 2}
+    assert (study.run_dir / "report.md").is_file()
 
 
 @pytest.mark.slow
