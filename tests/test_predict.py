@@ -17,7 +17,7 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.data.synth import synthesize
 from audiobench.features.featurize import featurize
 from audiobench.models.checkpoint import load_model
-from audiobench.training.inference import predict as inference_predict
+from audiobench.training.inference import predict_dataset
 
 CLASSES = ["Car", "Ambulance (siren)", "Train horn"]
 TINY = dict(epochs=1, width=0.125, lr=1e-3, batch_size=4, quiet=True)
@@ -42,7 +42,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 def test_probabilities_are_those_of_trainings_own_evaluation_for_the_same_audio(trained):
     test = audiobench.open_split("tiny", "test", root=trained["root"])
     net, _ = load_model(trained["att"])
-    expected = inference_predict(net, test, device=torch.device("cpu")).scores
+    expected = predict_dataset(net, test, device=torch.device("cpu")).scores
     files = [trained["audio"] / f"{clip_id}.flac" for clip_id in test.clip_ids]
 
     got = audiobench.predict(trained["att"], files)

@@ -17,7 +17,7 @@ from audiobench.features.dataset import LogmelDataset
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.store import split_path
 from audiobench.features.vggish import feature_id
-from audiobench.training.inference import predict
+from audiobench.training.inference import predict_dataset
 from audiobench.core.layout import DatasetPaths
 from audiobench.data.ledger import Ledger
 from audiobench.models.net import build_net
@@ -179,7 +179,7 @@ def test_inference_on_true_lengths_equals_one_clip_at_a_time(tmp_path):
     paths = write_features(tmp_path, "ragged", sizes=(4, 6, 4), lengths=lengths)
     val = open_splits(paths, feature_id=None, frames=FRAMES, seed=0).val
     net = build_net(4, width=0.0625, attention=True, seed=1).eval()
-    scores = predict(net, val, device=torch.device("cpu"), batch_size=4).scores
+    scores = predict_dataset(net, val, device=torch.device("cpu"), batch_size=4).scores
     for i in range(len(val)):
         x = val[i]["logmel"]
         if x.shape[0] < 16:  # shorter than one segment: padded with silence to 16 frames

@@ -55,7 +55,7 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
     """
     from audiobench.features.dataset import LogmelDataset
     from audiobench.models.checkpoint import load_model
-    from audiobench.training.inference import predict
+    from audiobench.training.inference import predict_dataset
     from audiobench.training.metrics import score
     from audiobench.training.train import resolve_device
 
@@ -70,8 +70,8 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
     dataset = opened.get(test_file) or LogmelDataset(test_file, frames=None)
     opened[test_file] = dataset
     config = metrics["config"]
-    predictions = predict(net.to(where), dataset, device=where, batch_size=int(config["batch_size"]),
-                          bf16=bool(config.get("bf16", False)), rows=subset.rows)
+    predictions = predict_dataset(net.to(where), dataset, device=where, batch_size=int(config["batch_size"]),
+                                  bf16=bool(config.get("bf16", False)), rows=subset.rows)
     result = score(predictions.scores, predictions.targets)
     names = [c.name for c in dataset.classes]
     record = {

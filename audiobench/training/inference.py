@@ -72,7 +72,7 @@ def batches(dataset: LogmelDataset, batch_size: int, rows: Sequence[int] | np.nd
 
 
 @torch.no_grad()
-def predict(net: Net, dataset: LogmelDataset, *, device: torch.device, batch_size: int = 32,
+def predict_dataset(net: Net, dataset: LogmelDataset, *, device: torch.device, batch_size: int = 32,
             bf16: bool = False, rows: Sequence[int] | np.ndarray | None = None) -> Predictions:
     """Clip probabilities of every clip of ``dataset`` (true lengths), computed in eval mode.
 

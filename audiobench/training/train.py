@@ -36,7 +36,7 @@ from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError
-from audiobench.training.inference import Predictions, predict
+from audiobench.training.inference import Predictions, predict_dataset
 from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, json_safe, resolve_root, runs_dir,
                                    validate_name, write_atomic)
 from audiobench.features.dataset import LogmelDataset
@@ -178,7 +178,7 @@ def train_epoch(net: Net, batches: Iterable[dict[str, torch.Tensor]], spec: Vari
 def evaluate(net: Net, splits: Splits, split: str, *, device: torch.device, batch_size: int,
              bf16: bool = False) -> tuple[APResult, Predictions]:
     """mAP of ``net`` on a split (and the predictions it comes from), clips at their true lengths."""
-    predictions = predict(net, splits.eval_set(split), device=device, batch_size=batch_size, bf16=bf16)
+    predictions = predict_dataset(net, splits.eval_set(split), device=device, batch_size=batch_size, bf16=bf16)
     return mean_average_precision(predictions.scores, predictions.targets), predictions
 
 
@@ -288,7 +288,8 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         assert best is not None  # epochs >= 1
         _, best_epoch, weights, val_predictions = best
         net.load_state_dict(weights)
-        test_predictions = predict(net, splits.test, device=device, batch_size=config.batch_size, bf16=config.bf16)
+        test_predictions = predict_dataset(net, splits.test, device=device, batch_size=config.batch_size,
+                                           bf16=config.bf16)
     seconds = time.perf_counter() - started
     scored = test_predictions if subset is None else test_predictions.rows(subset.rows)
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
