@@ -9,6 +9,7 @@ import click
 
 from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import resolve_root
 
 if TYPE_CHECKING:
     from audiobench.data.imports.own_data import OwnDataResult
@@ -55,17 +56,18 @@ def command(dataset: str, paths: tuple[Path, ...], fmt: str, split: str | None, 
     own = (strong, splits_file, folds, classes)
     if labels is None and any(v is not None for v in own):
         raise AudiobenchError("--strong, --splits, --folds and --classes describe your own data: give --labels too")
+    root_path = resolve_root(root)
     if labels is not None:
         result = _own_data(dataset, paths, labels=labels, strong=strong, splits=splits_file, folds=folds,
-                           classes=classes, root=Path(root) if root else None, jobs=jobs, quiet=quiet)
+                           classes=classes, root=root_path, jobs=jobs, quiet=quiet)
     elif fmt == "audiobench":
         from audiobench.data.imports.merge import merge_roots
 
-        result = merge_roots(dataset, list(paths), root=Path(root) if root else None, quiet=quiet)
+        result = merge_roots(dataset, list(paths), root=root_path, quiet=quiet)
     else:
         from audiobench.data.imports.adopt import import_copies
 
-        result = import_copies(dataset, list(paths), root=Path(root) if root else None, format=fmt, split=split,
+        result = import_copies(dataset, list(paths), root=root_path, format=fmt, split=split,
                                index_mirror=index_mirror, jobs=jobs, quiet=quiet)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     if result.empty:
