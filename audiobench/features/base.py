@@ -52,7 +52,7 @@ _BUILTIN = {"vggish-logmel": "audiobench.features.vggish", "kaldi-fbank-128": "a
 # Split-file attributes that are not an extractor parameter: a parameter of the same name would overwrite one.
 RESERVED_ATTRS = frozenset({
     "dataset", "split", "class_mids", "class_names", "has_strong", "feature_id", "dtype", "padding_value",
-    "audiobench_version", "strong_frame_rule", "created", "complete", "extractor", "dims", "crc32",
+    "audiobench_version", "strong_frame_rule", "created", "complete", "extractor", "dims", "crc32", "shard_id",
 })
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # part of a folder name: <name>-<8 hex digits>
 _PLAIN = (bool, int, float, str)  # what an HDF5 attribute stores and reads back as itself

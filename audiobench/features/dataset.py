@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiobench.features import readers
+from audiobench.features.integrity import DamagedShard, RowMap, VerifiedShard, read_row_map, repair_hint, verify_shard
 from audiobench.features.store import check_complete, feature_file
 from audiobench.core.records import ClassInfo
 from audiobench.core.errors import AudiobenchError
@@ -50,10 +52,15 @@ class LogmelDataset(Dataset):
     ``extractor``, ``dims`` and ``frame_seconds`` say what the file holds (read from its attributes).
 
     ``length`` (int64) counts the true frames inside the returned window; ``strong`` is present only when
-    the split has strong labels and equals the file's ``strong`` over the window. The HDF5 file is opened
-    lazily in each process, so ``DataLoader(num_workers=N)`` works; labels and lengths are read once, at
-    construction. ``in_memory`` reads every log-mel into memory at construction too (default: when the
-    file's log-mels take at most :data:`IN_MEMORY_BYTES`); otherwise each item is read from the file.
+    the split has strong labels and equals the file's ``strong`` over the window. Labels, lengths and where
+    each row lies (which shard, which row) are read once, at construction; features are read from the shards
+    directly, each opened lazily in each process, so ``DataLoader(num_workers=N)`` works and a split file
+    that featurize rewrites later changes nothing for this reader. ``in_memory`` reads every log-mel into
+    memory at construction too (default: when the file's log-mels take at most :data:`IN_MEMORY_BYTES`);
+    otherwise each item is read from its shard. Either way a shard is checked before its first row is
+    returned (:mod:`audiobench.features.integrity`): a damaged one is one :class:`DamagedShard` error.
+    While the dataset is open, featurize deletes no shard (:mod:`audiobench.features.readers`); :meth:`close`
+    lets it.
     """
 
     def __init__(self, path: Path, *, frames: Frames = TEN_SECONDS, crop: Crop = "start", seed: int = 0,
@@ -63,11 +70,24 @@ class LogmelDataset(Dataset):
         if crop not in ("start", "random"):
             raise AudiobenchError(f"crop must be 'start' or 'random', got {crop!r}")
         self.path = Path(path)
+        self._in_memory = in_memory
         self.frames = frames
         self.crop = crop
         self.seed = seed
         self.epoch = 0
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._shards: dict[int, tuple[VerifiedShard, h5py.h5d.DatasetID, h5py.h5s.SpaceID]] = {}
+        self._readers = readers.hold(self.path.parent)  # before the split file is read: see readers
+        try:
+            self._open_split()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_split(self) -> None:
         check_complete(self.path)
+        self._identity = _identity(self.path)
         with h5py.File(self.path, "r") as f:
             attrs = f.attrs
             self.classes = [ClassInfo(str(m), str(n)) for m, n in zip(attrs["class_mids"], attrs["class_names"])]
@@ -78,13 +98,13 @@ class LogmelDataset(Dataset):
                 raise AudiobenchError(f"{self.path}: logmel holds {self.dims} dims, its extractor "
                                       f"{self.extractor.name} gives {self.extractor.dims}")
             dtype = f["logmel"].dtype
-            nbytes = int(np.prod(f["logmel"].shape)) * np.dtype(np.float32).itemsize
-            self.in_memory = nbytes <= IN_MEMORY_BYTES if in_memory is None else bool(in_memory)
-            # Read now, in the constructing process: DataLoader workers forked from it share these pages
-            # instead of each reading the file again every epoch.
-            self._memory: np.ndarray | None = _read_all(f["logmel"]) if self.in_memory else None
+            self._shape = tuple(int(n) for n in f["logmel"].shape)
+            nbytes = int(np.prod(self._shape)) * np.dtype(np.float32).itemsize
+            self.in_memory = nbytes <= IN_MEMORY_BYTES if self._in_memory is None else bool(self._in_memory)
             self.clip_ids: list[str] = list(f["clip_id"].asstr()[()])
             self.lengths = f["length"][()].astype(np.int64)
+            self._map: RowMap | None = read_row_map(f)  # None: a file that stores its own features
+            self._hint = repair_hint(self.path, f.attrs)
             self._weak = f["weak"][()].astype(np.float32)
             if self.has_strong:
                 events = f["events"]
@@ -96,12 +116,16 @@ class LogmelDataset(Dataset):
             self.frames = self.extractor.num_frames(10 * self.extractor.sample_rate)
         # What the file holds in padded frames (the extractor's padding value rounded to the stored dtype).
         self.padding_value = float(np.float32(dtype.type(self.extractor.padding_value)))
+        if self._map is not None and (self._map.shard < 0).any():
+            i = int(np.flatnonzero(self._map.shard < 0)[0])
+            raise DamagedShard(f"{self.path}: row {i} ({self.clip_ids[i]}) lies in no shard; {self._hint}")
+        # Read now, in the constructing process: DataLoader workers forked from it share these pages instead of
+        # each reading the file again every epoch.
+        self._memory: np.ndarray | None = self._read_all() if self.in_memory else None
         if self.has_strong:  # events grouped by row: row i's events are _ev[_ev_start[i]:_ev_start[i + 1]]
             order = np.argsort(ev_clip, kind="stable")
             self._ev = np.stack([ev_class, first, stop], axis=1)[order]
             self._ev_start = np.searchsorted(ev_clip[order], np.arange(len(self.lengths) + 1))
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -132,17 +156,60 @@ class LogmelDataset(Dataset):
         """
         if self.in_memory:
             if self._memory is None:  # unpickled in a spawned worker process: read once there
-                with h5py.File(self.path, "r") as f:
-                    self._memory = _read_all(f["logmel"])
+                self._memory = self._read_all()
             out[...] = self._memory[index, start:start + len(out)]
             return
-        if self._file is None or self._pid != os.getpid():  # first use in this process (or a forked worker)
+        if self._pid != os.getpid():  # first use in this process (or a forked worker): open its own files
+            self._file, self._shards, self._pid = None, {}, os.getpid()
+        if self._map is None:
+            dset_id, space, row = self._own_logmel(), self._space, index
+        else:
+            k = int(self._map.shard[index])
+            _, dset_id, space = self._shards.get(k) or self._open_shard(k)
+            row = int(self._map.row[index])
+        space.select_hyperslab((row, start, 0), (1,) + out.shape)
+        dset_id.read(h5py.h5s.create_simple(out.shape), space, out)
+
+    def _verify(self, k: int, *, keep_data: bool) -> VerifiedShard:
+        """Shard ``k`` opened and checked against what the split file says of the rows it maps."""
+        rows = self._map.rows_of(k)
+        return verify_shard(self.path, self._map.refs[k], self._map.row[rows], [self.clip_ids[i] for i in rows],
+                            self.lengths[rows], hint=self._hint, keep_data=keep_data)
+
+    def _open_shard(self, k: int) -> tuple[VerifiedShard, h5py.h5d.DatasetID, h5py.h5s.SpaceID]:
+        """Shard ``k`` on its first touch in this process: checked, then kept open for every later read."""
+        shard = self._verify(k, keep_data=False)
+        dset_id = shard.file["logmel"].id
+        self._shards[k] = entry = (shard, dset_id, dset_id.get_space())
+        return entry
+
+    def _own_logmel(self) -> h5py.h5d.DatasetID:
+        """The ``logmel`` of a file that stores its own features, opened once per process; an error if the file
+        was replaced since the dataset was made (its rows could be other clips')."""
+        if self._file is None:
+            if _identity(self.path) != self._identity:
+                raise AudiobenchError(f"{self.path}: replaced (by `audiobench featurize`?) since this dataset was "
+                                      "opened; open it again")
             self._file = h5py.File(self.path, "r")
-            self._pid = os.getpid()
             self._dset_id = self._file["logmel"].id
             self._space = self._dset_id.get_space()
-        self._space.select_hyperslab((index, start, 0), (1,) + out.shape)
-        self._dset_id.read(h5py.h5s.create_simple(out.shape), self._space, out)
+        return self._dset_id
+
+    def _read_all(self) -> np.ndarray:
+        """Every row as one float32 array (float16 files widened on the way), each shard checked on the way."""
+        if self._map is None:
+            with h5py.File(self.path, "r") as f:
+                return _read_all(f["logmel"])
+        out = np.full(self._shape, self.padding_value, dtype=np.float32)
+        for k in range(len(self._map.refs)):
+            rows = self._map.rows_of(k)
+            if not len(rows):
+                continue
+            shard = self._verify(k, keep_data=True)
+            width = min(shard.data.shape[1], self._shape[1])  # past a row's length both hold padding
+            out[rows, :width] = shard.data[self._map.row[rows], :width]
+            shard.close()
+        return out
 
     def window(self, index: int) -> tuple[int, int, int]:
         """(first frame read, frames read, frames returned) of item ``index``."""
@@ -221,16 +288,22 @@ class LogmelDataset(Dataset):
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()  # an open HDF5 handle does not pickle: each process opens its own
-        state.update(_file=None, _pid=None, _memory=None)
+        state.update(_file=None, _pid=None, _memory=None, _shards={}, _readers=None)
         state.pop("_dset_id", None)
         state.pop("_space", None)
         return state
 
     def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-        self._memory = None
+        """Close the files this process opened, and let featurize delete the shards no split file maps."""
+        if self._pid == os.getpid():
+            if self._file is not None:
+                self._file.close()
+            for shard, _, _ in self._shards.values():
+                shard.close()
+        self._file, self._shards, self._memory = None, {}, None
+        if self._readers is not None:
+            self._readers.close()  # a forked worker closing its copy leaves the parent's lock held
+            self._readers = None
 
 
 def open_split(dataset: str, split: str, *, root: str | os.PathLike[str] | None = None,
@@ -276,6 +349,12 @@ def pad_collate(batch: Sequence[dict[str, object]], *, padding_value: float) -> 
             strong[i, :item["strong"].shape[0]] = item["strong"]
         out["strong"] = strong
     return out
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    """What tells a file from one renamed onto its name since: device, inode, size, modification time."""
+    st = path.stat()
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _read_all(logmel: h5py.Dataset) -> np.ndarray:

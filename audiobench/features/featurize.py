@@ -19,6 +19,7 @@ marker and is renamed onto ``<split>.h5``, and only then are the shards no row m
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -40,9 +41,11 @@ from audiobench.core.layout import (DatasetPaths, disk_full_error, ensure_writab
 from audiobench.data.ledger import Ledger
 from audiobench.core.locking import exclusive
 from audiobench.core.parallel import Backend, map_unordered
+from audiobench.features.readers import unread
 
 __all__ = ["ClipFailure", "FeaturizeResult", "SplitResult", "feature_file", "featurize", "featurize_clip"]
 
+log = logging.getLogger(__name__)
 MAX_SHARD_CLIPS = 32  # clips per task at most: little is lost to a kill, and workers stay balanced
 MIN_SHARD_CLIPS = 2  # the last tasks: one file per clip would cost more than it balances
 
@@ -323,8 +326,9 @@ def _plan_split(ledger: Ledger, feature_dir: Path, split: str, header: SplitHead
         for tmp in plan.shards.glob("*.tmp"):
             _delete(tmp, plan.shards.parent)
         live = existing.shards if existing else frozenset()
+        broken = {path.parent / name for name in existing.broken} if existing else set()
         for shard in sorted(plan.shards.glob("shard-*.h5")):
-            if shard in live:  # holds rows of the split file: nothing pending is in it
+            if shard in live or shard in broken:  # holds rows of the split file, or failed its checks
                 continue
             index = read_shard_index(shard, feature_id=header.feature_id, dtype=header.dtype)
             if index is None or not index.intact():
@@ -451,20 +455,33 @@ class _Assembler:
             path = self.writer.commit()
             used = self.writer.shard_files
             self.writer = None
-        feature_dir = plan.path.parent
-        if plan.shards.is_dir():  # what no row maps any more: superseded, unused, or a killed run's
-            for shard in plan.shards.iterdir():
-                if shard not in used:
-                    _delete(shard, feature_dir / "shards")
-            if not any(plan.shards.iterdir()):
-                require_inside(plan.shards, feature_dir).rmdir()
-        if plan.shards.parent.is_dir() and not any(plan.shards.parent.iterdir()):
-            require_inside(plan.shards.parent, feature_dir).rmdir()
+        self._sweep(used)
         present = plan.kept()
         failures = tuple(self.failures[cid] for cid in sorted(self.failures))
         no_audio = sum(1 for cid in plan.clips if cid not in plan.audio)
         return SplitResult(plan.split, path, present + self.added + self.updated, self.added, present, failures,
                            no_audio, self.updated)
+
+    def _sweep(self, used: frozenset[Path]) -> None:
+        """Delete the shards no row maps any more (superseded, unused, or a killed run's), unless a reader has
+        the features open: it may read them through the split file it opened (:mod:`.readers`)."""
+        plan = self.plan
+        feature_dir = plan.path.parent
+        with unread(feature_dir) as free:
+            if not free:
+                left = [s for s in plan.shards.iterdir() if s not in used] if plan.shards.is_dir() else []
+                if left:
+                    log.info("%s: %d shard files no row maps any more are kept while a reader has the features "
+                             "open; the next featurize deletes them", plan.shards, len(left))
+                return
+            if plan.shards.is_dir():
+                for shard in plan.shards.iterdir():
+                    if shard not in used:
+                        _delete(shard, feature_dir / "shards")
+                if not any(plan.shards.iterdir()):
+                    require_inside(plan.shards, feature_dir).rmdir()
+            if plan.shards.parent.is_dir() and not any(plan.shards.parent.iterdir()):
+                require_inside(plan.shards.parent, feature_dir).rmdir()
 
     def abort(self) -> None:
         if self.writer is not None:

@@ -45,13 +45,13 @@ from audiobench import __version__
 from audiobench.core.records import ClassInfo, Clip
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.base import Extractor, get_extractor
+from audiobench.features.integrity import (COMPLETE, STRING, DamagedShard, ShardRef, read_row_map, repair_hint,
+                                           verify_shard, write_shard_table)
 from audiobench.features.vggish import feature_id as default_feature_id
 from audiobench.core.layout import (DatasetPaths, disk_full_error, fsync_path, is_disk_full, replace_durably,
                                     validate_name)
 from audiobench.data.ledger import now
 
-STRING = h5py.string_dtype("utf-8")
-COMPLETE = "complete"  # attribute set to True as the very last write of a split or shard file
 STRONG_RULE = ("frame t covers samples [hop*t, hop*t + window) and is 1 for a class when it overlaps an event "
                "[onset, offset) of that class; zero-length events label no frame; padding frames are 0")
 _COPY_BLOCK = 64  # rows per read/write when copying an existing split file
@@ -96,9 +96,11 @@ def check_complete(path: Path) -> None:
     names = _check_marker(path)
     missing = [path.parent / name for name in names if not (path.parent / name).is_file()]
     if missing:
-        raise AudiobenchError(f"{path}: the features of some clips lie in {missing[0]}, which is missing "
-                              f"({len(missing)} of {len(names)} shard files are); move or copy the feature folder "
-                              "whole, or rerun `audiobench featurize` to compute those clips again")
+        with h5py.File(path, "r") as f:
+            hint = repair_hint(path, f.attrs)
+        raise DamagedShard(f"{path}: the features of some clips lie in {missing[0]}, which is missing "
+                           f"({len(missing)} of {len(names)} shard files are); {hint} (or copy the feature "
+                           "folder whole)")
 
 
 def _check_marker(path: Path) -> list[str]:
@@ -135,6 +137,8 @@ class ShardRow:
     length: int
     audio_sha256: str
     shape: tuple[int, int, int]
+    crc32: int | None = None  # of the shard's logmel, as written
+    shard_id: str = ""  # the shard's own id ("" for a shard written before shards carried one)
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class ShardIndex:
     shape: tuple[int, int, int]
     crc32: int  # of the logmel bytes, as the worker wrote them
     audio_sha256: tuple[str, ...] = ()  # of each clip's audio file, as the worker decoded it
+    shard_id: str = ""  # the file name it was written under ("" for a shard written before ids)
 
     def read_logmel(self) -> np.ndarray:
         """The shard's ``[n, width, 64]`` features (each row padded past its clip's length)."""
@@ -162,7 +167,8 @@ class ShardIndex:
 
     def row(self, clip_id: str) -> ShardRow:
         i = self.clip_ids.index(clip_id)
-        return ShardRow(self.path, i, int(self.lengths[i]), self.audio_sha256[i], self.shape)
+        return ShardRow(self.path, i, int(self.lengths[i]), self.audio_sha256[i], self.shape, self.crc32,
+                        self.shard_id)
 
 
 def write_shard(path: Path, clip_ids: Sequence[str], logmels: Sequence[np.ndarray], *, feature_id: str,
@@ -186,8 +192,10 @@ def write_shard(path: Path, clip_ids: Sequence[str], logmels: Sequence[np.ndarra
         f.attrs["feature_id"] = feature_id
         f.attrs["dtype"] = dtype
         f.attrs["crc32"] = crc = zlib.crc32(data)
+        f.attrs["shard_id"] = path.name
         f.attrs[COMPLETE] = True
-    return ShardIndex(path, tuple(clip_ids), lengths.astype(np.int64), data.shape, crc, tuple(audio_sha256))
+    return ShardIndex(path, tuple(clip_ids), lengths.astype(np.int64), data.shape, crc, tuple(audio_sha256),
+                      path.name)
 
 
 @contextmanager
@@ -206,13 +214,14 @@ def _shard_file(path: Path, *, needed: int) -> Iterator[h5py.File]:
 
 
 def read_shard_index(path: Path, *, feature_id: str, dtype: str) -> ShardIndex | None:
-    """The shard's index, or ``None`` when it is unreadable, unfinished, from another recipe, or in the
-    layout of an earlier version (clips concatenated, not one per row)."""
+    """The shard's index, or ``None`` when it is unreadable, unfinished, from another recipe, another shard's
+    file under this one's name, or in the layout of an earlier version (clips concatenated, not one per row)."""
     try:
         with h5py.File(path, "r") as f:
             if not (f.attrs.get(COMPLETE, False) and f.attrs.get("feature_id") == feature_id
-                    and f.attrs.get("dtype") == dtype):
+                    and f.attrs.get("dtype") == dtype and f.attrs.get("shard_id", path.name) == path.name):
                 return None
+            shard_id = str(f.attrs.get("shard_id", ""))
             clip_ids = tuple(f["clip_id"].asstr()[()])
             lengths = f["length"][()].astype(np.int64)
             hashes = tuple(f["audio_sha256"].asstr()[()])
@@ -223,7 +232,7 @@ def read_shard_index(path: Path, *, feature_id: str, dtype: str) -> ShardIndex |
                 return None
     except (OSError, KeyError, ValueError):
         return None
-    return ShardIndex(path, clip_ids, lengths, shape, crc, hashes)
+    return ShardIndex(path, clip_ids, lengths, shape, crc, hashes, shard_id)
 
 
 # -- split files -----------------------------------------------------------------------------------------
@@ -287,7 +296,8 @@ class ExistingSplit:
     ``audio_sha256`` is ``""`` for every row of a file written before the hashes were recorded. ``sources``
     gives, per row, the shard file (relative to the split file's folder) and its row there, and ``shapes``
     each shard's ``logmel`` shape; both are empty for a file that stores its own features. ``lost`` names the
-    rows whose shard file is missing.
+    rows whose shard file is missing or fails a check (:func:`audiobench.features.integrity.verify_shard`),
+    ``broken`` those shards; ``refs`` what the others proved to be (shard id, CRC-32).
     """
 
     path: Path
@@ -298,15 +308,21 @@ class ExistingSplit:
     sources: tuple[tuple[str, int], ...] = ()
     shapes: tuple[tuple[str, tuple[int, int, int]], ...] = ()
     lost: frozenset[str] = frozenset()
+    refs: tuple[ShardRef, ...] = ()
+    broken: frozenset[str] = frozenset()
 
     @property
     def shards(self) -> frozenset[Path]:
-        """The shard files the split file maps."""
-        return frozenset(self.path.parent / name for name, _ in self.shapes)
+        """The sound shard files the split file maps."""
+        return frozenset(self.path.parent / name for name, _ in self.shapes if name not in self.broken)
 
 
 def read_existing(path: Path, header: SplitHeader) -> ExistingSplit | None:
-    """The split file's rows, or ``None`` if there is none; an error when it was made differently."""
+    """The split file's rows, or ``None`` if there is none; an error when it was made differently.
+
+    Every shard it maps is checked as a reader checks it (reading all its features once), so that featurize
+    computes again the rows of a shard that is missing, damaged, or not the one the file names.
+    """
     if not path.exists():
         return None
     _check_marker(path)
@@ -320,25 +336,27 @@ def read_existing(path: Path, header: SplitHeader) -> ExistingSplit | None:
             raise AudiobenchError(f"{path}: written for another class list; move the file away to rebuild it")
         clip_ids = tuple(f["clip_id"].asstr()[()])
         hashes = tuple(f["audio_sha256"].asstr()[()]) if "audio_sha256" in f else ("",) * len(clip_ids)
-        sources, shapes = _row_map(f["logmel"]) if f["logmel"].is_virtual else ((), {})
         lengths = tuple(f["length"][()].tolist())
         t_max = int(f["logmel"].shape[1])
-    present = {name for name in shapes if (path.parent / name).is_file()}
-    lost = frozenset(cid for cid, source in zip(clip_ids, sources) if source[0] not in present)
-    return ExistingSplit(path, clip_ids, t_max, lengths, hashes, sources, tuple(shapes.items()), lost)
-
-
-def _row_map(logmel: h5py.Dataset) -> tuple[tuple[tuple[str, int], ...], dict[str, tuple[int, int, int]]]:
-    """Per row of a virtual ``logmel`` as :class:`SplitWriter` maps it: (shard file, row there); and the shape
-    of each shard's ``logmel``. A row mapped to nothing (never written so) reads as in a missing file."""
-    rows: list[tuple[str, int]] = [("", 0)] * logmel.shape[0]
-    shapes: dict[str, tuple[int, int, int]] = {}
-    for m in logmel.virtual_sources():
-        (first, _, _), (last, _, _) = m.vspace.get_select_bounds()
-        (row, _, _), _ = m.src_space.get_select_bounds()
-        shapes[m.file_name] = tuple(int(n) for n in m.src_space.shape)
-        rows[first:last + 1] = [(m.file_name, row + k) for k in range(last - first + 1)]
-    return tuple(rows), shapes
+        rows = read_row_map(f)
+        hint = repair_hint(path, f.attrs)
+    if rows is None:
+        return ExistingSplit(path, clip_ids, t_max, lengths, hashes)
+    sources = tuple((rows.refs[k].name if k >= 0 else "", int(r)) for k, r in zip(rows.shard, rows.row))
+    sound = {}
+    for k, ref in enumerate(rows.refs):
+        mapped = rows.rows_of(k)
+        try:
+            shard = verify_shard(path, ref, rows.row[mapped], [clip_ids[i] for i in mapped],
+                                 np.array(lengths)[mapped], hint=hint)
+        except DamagedShard:
+            continue
+        shard.close()
+        sound[ref.name] = shard.ref
+    lost = frozenset(cid for cid, source in zip(clip_ids, sources) if source[0] not in sound)
+    broken = frozenset(ref.name for ref in rows.refs if ref.name not in sound)
+    return ExistingSplit(path, clip_ids, t_max, lengths, hashes, sources,
+                         tuple((ref.name, ref.shape) for ref in rows.refs), lost, tuple(sound.values()), broken)
 
 
 def strong_block(rows: Sequence[tuple[Clip, int]], t_max: int, n_classes: int,
@@ -384,6 +402,7 @@ class SplitWriter:
         self._events: list[np.ndarray] = []  # per block: [k, 4] float64 (row, class, onset, offset)
         self._sources: list[tuple[str, int]] = []  # per row: shard file (relative to the split file), row there
         self._shapes: dict[str, tuple[int, int, int]] = {}
+        self._refs: dict[str, ShardRef] = {}  # what each shard proved or was written to be: id, CRC-32
         self._durable: set[str] = set()  # shards that a committed split file maps already: on disk for good
         self._syncs: dict[str, Future[None]] = {}
         self._names: dict[Path, str] = {}
@@ -421,6 +440,7 @@ class SplitWriter:
             if existing.shapes:
                 self._sources += [existing.sources[i] for i in rows]
                 self._shapes.update(existing.shapes)
+                self._refs.update((ref.name, ref) for ref in existing.refs)
                 self._durable.update(name for name, _ in existing.shapes)
             else:
                 self._move_into_shard(src["logmel"], keep, existing)
@@ -471,10 +491,12 @@ class SplitWriter:
             out = f.create_dataset("logmel", shape=shape, dtype=logmel.dtype)
             f.attrs["feature_id"] = self.header.feature_id
             f.attrs["dtype"] = self.header.dtype
-            f.attrs["crc32"] = self._copy_rows(logmel, keep, out, self.padding)
+            f.attrs["crc32"] = crc = self._copy_rows(logmel, keep, out, self.padding)
+            f.attrs["shard_id"] = path.name
             f.attrs[COMPLETE] = True
         name = self._name(path)
         self._shapes[name] = shape
+        self._refs[name] = ShardRef(name, shape, path.name, crc)
         self._sources += [(name, k) for k in range(len(rows))]
         self._sync(name)
 
@@ -506,6 +528,7 @@ class SplitWriter:
         for r in rows:
             name = self._name(r.path)
             self._shapes[name] = r.shape
+            self._refs[name] = ShardRef(name, r.shape, r.shard_id, r.crc32)
             self._sources.append((name, r.row))
             self._sync(name)
         if self._strong is not None:
@@ -559,6 +582,8 @@ class SplitWriter:
             fsync_path(self.shards, directory=True)
             fsync_path(self.shards.parent, directory=True)
         self._map_logmel()
+        write_shard_table(f, [self._refs.get(name, ShardRef(name, self._shapes[name]))
+                              for name in {name for name, _ in self._sources}])
         f.create_dataset("clip_id", data=self._clip_ids, dtype=STRING)
         f.create_dataset("ytid", data=self._ytids, dtype=STRING)
         f.create_dataset("start", data=np.array(self._start, dtype=np.float64))
