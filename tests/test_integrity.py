@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from torch.utils.data import DataLoader
 
 from audiobench.cli import cli
 from audiobench.core.errors import AudiobenchError
@@ -24,6 +25,7 @@ from audiobench.data.ledger import Ledger
 from audiobench.data.synth import synthesize
 from audiobench.features.dataset import LogmelDataset, open_split
 from audiobench.features.featurize import featurize
+from audiobench.features.integrity import DamagedShard
 from audiobench.features.store import feature_file, shard_files
 from test_featurize import make_dataset, toy_clips, write_audio
 
@@ -91,6 +93,18 @@ def test_a_damaged_shard_is_one_error_in_every_reader_and_featurize_repairs_it(t
             assert values.tobytes() == written[cid][:len(values)].tobytes()
     again = featurize("toy", root=tmp_path, quiet=True).splits[0]
     assert (again.added, again.updated, again.present) == (0, 0, 6)
+
+
+def test_a_damaged_shard_read_in_a_dataloader_worker_is_the_same_one_line(tmp_path):
+    paths = make_dataset(tmp_path, n_train=4, n_val=0)
+    featurize("toy", root=tmp_path, quiet=True, shard_size=2)
+    shard = sorted(shard_files(feature_file(paths, "train")))[1]
+    damage(shard, "flipped", shard)
+    data = open_split("toy", "train", root=tmp_path, in_memory=False)
+    with pytest.raises(DamagedShard) as error:
+        list(DataLoader(data, batch_size=None, num_workers=1))
+    assert_one_line_naming(str(error.value), shard, tmp_path)
+    assert str(error.value).startswith("damaged feature shard")
 
 
 def test_a_split_file_written_before_shard_tables_reads_and_is_checked_all_the_same(tmp_path):

@@ -43,6 +43,13 @@ UNKNOWN_CRC = -1  # a shard table entry whose CRC-32 was never recorded
 class DamagedShard(AudiobenchError):
     """A shard that a split file maps fails a check: missing, unreadable, another shard, or other bytes."""
 
+    def __init__(self, message: str) -> None:
+        # torch's DataLoader raises a worker's error again as ``DamagedShard("Caught DamagedShard in DataLoader
+        # worker process 0.\nOriginal Traceback ...\n...DamagedShard: <message>")``: keep the one line.
+        if "\n" in message.strip():
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
 
 @dataclass(frozen=True)
 class ShardRef:
