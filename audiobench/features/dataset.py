@@ -207,7 +207,10 @@ class LogmelDataset(Dataset):
                 continue
             shard = self._verify(k, keep_data=True)
             width = min(shard.data.shape[1], self._shape[1])  # past a row's length both hold padding
-            out[rows, :width] = shard.data[self._map.row[rows], :width]
+            source = self._map.row[rows]
+            cuts = np.flatnonzero((np.diff(rows) != 1) | (np.diff(source) != 1)) + 1  # runs of rows, copied whole:
+            for a, b in zip([0, *cuts], [*cuts, len(rows)]):  # fancy indexing costs 20 times as much
+                out[rows[a]:rows[a] + b - a, :width] = shard.data[source[a]:source[a] + b - a, :width]
             shard.close()
         return out
 
