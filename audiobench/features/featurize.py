@@ -6,13 +6,16 @@ featurizes its shard's clips and writes them to one shard file, atomically: that
 stay. The main process takes finished shards in clip-id order and maps their rows into ``<split>.h5.tmp``
 (labels, and an HDF5 virtual dataset over the shards: no feature is read or copied), after the rows of the
 existing ``<split>.h5`` if there is one; once every shard of the split is in, the file gets its completion
-marker and is renamed onto ``<split>.h5``, and only then are the shards no row maps any more deleted. So:
+marker and is renamed onto ``<split>.h5``, and only then are the shards no row maps any more deleted (kept
+while a reader has the features open: :mod:`audiobench.features.readers`). So:
 
 * a rerun adds only clips not yet in the file (existing rows first, then the new clips sorted by clip id),
   and recomputes a clip whose ``audio/`` file is no longer the one its row was computed from (each row keeps
   the sha256 of its audio file; a changed clip leaves its old place and joins the new ones);
 * after a kill at any moment, a rerun reuses the finished shards and gives the same file as a run that was
   never interrupted (same datasets, same attributes except ``created``);
+* a shard of the existing file that is missing or fails a reader's checks (damaged, cut short, zeroed, another
+  shard's file: :mod:`audiobench.features.integrity`) has its clips computed again;
 * a clip that cannot be read, is not 16 kHz mono, or is shorter than one frame is reported by id and reason
   and left out; the others are written.
 """

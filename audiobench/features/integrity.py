@@ -179,6 +179,23 @@ def verify_shard(split: Path, ref: ShardRef, rows: np.ndarray, clip_ids: Sequenc
                            f"clips of {split}; {hint}") from None
 
 
+def sound_shards(split: Path, rows: RowMap, clip_ids: Sequence[str], lengths: np.ndarray, *,
+                 hint: str) -> dict[str, ShardRef]:
+    """The shards of a split file that pass every check, by name, with their shard id and CRC-32 (featurize
+    computes the rows of the others again)."""
+    sound = {}
+    for k, ref in enumerate(rows.refs):
+        mapped = rows.rows_of(k)
+        try:
+            shard = verify_shard(split, ref, rows.row[mapped], [clip_ids[i] for i in mapped], lengths[mapped],
+                                 hint=hint)
+        except DamagedShard:
+            continue
+        shard.close()
+        sound[ref.name] = shard.ref
+    return sound
+
+
 def _check(f: h5py.File, ref: ShardRef, rows: np.ndarray, clip_ids: Sequence[str], lengths: np.ndarray) -> ShardRef:
     """Every check but the CRC-32; ``ref`` with the shard id the file carries."""
     if not f.attrs.get(COMPLETE, False):

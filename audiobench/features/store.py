@@ -8,6 +8,9 @@
   be moved or copied whole); ``length`` int32 ``[N]``, the true frame counts;
 * ``clip_id``, ``ytid`` (UTF-8 strings: the recording's ID in its source, a YouTube ID for YouTube clips),
   ``start``, ``end`` float64 ``[N]``; ``weak`` uint8 ``[N, C]``;
+* ``shards`` (group: ``name``, ``shard_id``, ``crc32``, one entry per shard the ``logmel`` map names): what must
+  be found under each name, checked before a row is read (:mod:`audiobench.features.integrity`); absent in
+  files written before it was recorded, which are checked against each shard's own CRC-32 and clip ids;
 * ``audio_sha256`` (hex strings ``[N]``): the sha256 of the ``audio/`` file each row was computed from, so a
   rerun recomputes a clip whose audio changed (empty in files written before it was recorded);
 * splits with strong labels: ``strong`` uint8 ``[N, T_max, C]`` frame targets (see
@@ -17,8 +20,9 @@
   feature id, dtype, version, created, and ``complete`` (set last). A file without ``extractor`` was written
   before extractors were named: VGGish log-mel, 64 dims.
 
-A worker writes each computed clip once, into a shard (``logmel`` ``[n, width, 64]``, each row padded to the
-shard's longest clip), under a temporary name renamed when whole. A split file is only ever written as
+A worker writes each computed clip once, into a shard (``clip_id``, ``length``, ``logmel`` ``[n, width, 64]``,
+each row padded to the shard's longest clip; attributes ``crc32`` and ``shard_id``, its file name), under a
+temporary name renamed when whole. A split file is only ever written as
 ``<split>.h5.tmp`` (labels and the map of its rows onto shards, a few kB a clip), fsynced after the shards
 it maps, then renamed with ``os.replace``: a ``<split>.h5`` is always whole and every shard it names was on
 disk before it. A killed run leaves at worst a ``.tmp`` that the next run deletes, and finished shards that
@@ -46,7 +50,7 @@ from audiobench.core.records import ClassInfo, Clip
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.base import Extractor, get_extractor
 from audiobench.features.integrity import (COMPLETE, STRING, DamagedShard, ShardRef, read_row_map, repair_hint,
-                                           verify_shard, write_shard_table)
+                                           sound_shards, write_shard_table)
 from audiobench.features.vggish import feature_id as default_feature_id
 from audiobench.core.layout import (DatasetPaths, disk_full_error, fsync_path, is_disk_full, replace_durably,
                                     validate_name)
@@ -343,16 +347,7 @@ def read_existing(path: Path, header: SplitHeader) -> ExistingSplit | None:
     if rows is None:
         return ExistingSplit(path, clip_ids, t_max, lengths, hashes)
     sources = tuple((rows.refs[k].name if k >= 0 else "", int(r)) for k, r in zip(rows.shard, rows.row))
-    sound = {}
-    for k, ref in enumerate(rows.refs):
-        mapped = rows.rows_of(k)
-        try:
-            shard = verify_shard(path, ref, rows.row[mapped], [clip_ids[i] for i in mapped],
-                                 np.array(lengths)[mapped], hint=hint)
-        except DamagedShard:
-            continue
-        shard.close()
-        sound[ref.name] = shard.ref
+    sound = sound_shards(path, rows, clip_ids, np.array(lengths), hint=hint)
     lost = frozenset(cid for cid, source in zip(clip_ids, sources) if source[0] not in sound)
     broken = frozenset(ref.name for ref in rows.refs if ref.name not in sound)
     return ExistingSplit(path, clip_ids, t_max, lengths, hashes, sources,
