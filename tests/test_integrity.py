@@ -224,3 +224,14 @@ def test_a_reader_reads_the_features_it_opened_while_featurize_replaces_a_clip(t
             assert rows[cid].tobytes() == written[cid][:len(rows[cid])].tobytes()
     featurize("toy", root=tmp_path, quiet=True)  # no reader left: the superseded shard goes
     assert not any(p.exists() for p in superseded)
+
+
+def test_a_reader_of_a_file_storing_its_own_features_refuses_it_once_replaced(tmp_path):
+    shutil.copytree(Path(__file__).parent / "data" / "release-0.1" / "synth", tmp_path / "synth")
+    path = feature_file(DatasetPaths(tmp_path, "synth"), "train")
+    data = LogmelDataset(path, frames=None, in_memory=False)
+    shutil.copyfile(path, tmp_path / "copy.h5")
+    os.replace(tmp_path / "copy.h5", path)  # as featurize replaces it: another file under the name
+    with pytest.raises(AudiobenchError, match="replaced .* since this dataset was opened; open it again"):
+        data[0]
+    assert LogmelDataset(path, frames=None, in_memory=False)[0]["logmel"].shape[1] == 64

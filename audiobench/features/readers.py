@@ -13,27 +13,42 @@ The kernel drops a lock when its process ends, however it ends. A folder where t
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 READERS = ".readers"
 
 
-def hold(folder: Path) -> IO[bytes] | None:
+class ReaderLock:
+    """A shared lock on a feature folder's readers file, held until :meth:`close` or until it is collected
+    (without the ``ResourceWarning`` of a file left open: holding it is the point)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        if self._fd is not None:  # no LOCK_UN: a forked child closing its copy leaves the parent's lock held
+            os.close(self._fd)
+            self._fd = None
+
+    __del__ = close
+
+
+def hold(folder: Path) -> ReaderLock | None:
     """A shared lock on ``folder``'s readers file (waiting out a deletion in progress), or ``None`` where the
-    file cannot be opened; close the handle to release it."""
+    file can be neither created nor opened."""
     path = folder / READERS
     try:
-        handle = open(path, "ab")
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError:
         try:
-            handle = open(path, "rb")
+            fd = os.open(path, os.O_RDONLY)
         except OSError:
             return None
-    fcntl.flock(handle, fcntl.LOCK_SH)
-    return handle
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return ReaderLock(fd)
 
 
 @contextmanager
