@@ -27,6 +27,7 @@ from audiobench.features.dataset import LogmelDataset, open_split
 from audiobench.features.featurize import featurize
 from audiobench.features.integrity import DamagedShard
 from audiobench.features.store import feature_file, shard_files
+from audiobench.features.vggish import feature_id
 from test_featurize import make_dataset, toy_clips, write_audio
 
 DAMAGES = ("flipped", "truncated", "zeroed", "swapped", "missing")
@@ -235,3 +236,19 @@ def test_a_reader_of_a_file_storing_its_own_features_refuses_it_once_replaced(tm
     with pytest.raises(AudiobenchError, match="replaced .* since this dataset was opened; open it again"):
         data[0]
     assert LogmelDataset(path, frames=None, in_memory=False)[0]["logmel"].shape[1] == 64
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_rows_read_from_checked_shards_are_the_bytes_hdf5_reads_through_the_split_file(tmp_path, dtype):
+    paths = make_dataset(tmp_path, n_train=5, n_val=0)
+    featurize("toy", root=tmp_path, quiet=True, shard_size=2, dtype=dtype)
+    clip = toy_clips(5, 0)[0]
+    with Ledger(paths.ledger) as ledger:  # its shard keeps the other clip's row, unread past it
+        write_audio(paths, ledger, clip, ledger.audio()[clip.clip_id].samples, seed=5)
+    featurize("toy", root=tmp_path, quiet=True, shard_size=2, dtype=dtype)
+    path = feature_file(paths, "train", feature_id(dtype=dtype))
+    with h5py.File(path, "r") as f:
+        expected = f["logmel"][()].astype(np.float32)
+    for in_memory in (True, False):
+        data = LogmelDataset(path, frames=expected.shape[1], in_memory=in_memory)
+        assert np.stack([data[i]["logmel"].numpy() for i in range(len(data))]).tobytes() == expected.tobytes()

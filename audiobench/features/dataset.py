@@ -170,11 +170,11 @@ class LogmelDataset(Dataset):
         space.select_hyperslab((row, start, 0), (1,) + out.shape)
         dset_id.read(h5py.h5s.create_simple(out.shape), space, out)
 
-    def _verify(self, k: int, *, keep_data: bool) -> VerifiedShard:
+    def _verify(self, k: int, *, keep_data: bool, into: np.ndarray | None = None) -> VerifiedShard:
         """Shard ``k`` opened and checked against what the split file says of the rows it maps."""
         rows = self._map.rows_of(k)
         return verify_shard(self.path, self._map.refs[k], self._map.row[rows], [self.clip_ids[i] for i in rows],
-                            self.lengths[rows], hint=self._hint, keep_data=keep_data)
+                            self.lengths[rows], hint=self._hint, keep_data=keep_data, into=into)
 
     def _open_shard(self, k: int) -> tuple[VerifiedShard, h5py.h5d.DatasetID, h5py.h5s.SpaceID]:
         """Shard ``k`` on its first touch in this process: checked, then kept open for every later read."""
@@ -200,17 +200,22 @@ class LogmelDataset(Dataset):
         if self._map is None:
             with h5py.File(self.path, "r") as f:
                 return _read_all(f["logmel"])
-        out = np.full(self._shape, self.padding_value, dtype=np.float32)
+        out = np.empty(self._shape, dtype=np.float32)  # every row is written below (each lies in one shard)
         for k in range(len(self._map.refs)):
             rows = self._map.rows_of(k)
             if not len(rows):
                 continue
-            shard = self._verify(k, keep_data=True)
-            width = min(shard.data.shape[1], self._shape[1])  # past a row's length both hold padding
             source = self._map.row[rows]
-            cuts = np.flatnonzero((np.diff(rows) != 1) | (np.diff(source) != 1)) + 1  # runs of rows, copied whole:
-            for a, b in zip([0, *cuts], [*cuts, len(rows)]):  # fancy indexing costs 20 times as much
-                out[rows[a]:rows[a] + b - a, :width] = shard.data[source[a]:source[a] + b - a, :width]
+            whole = rows[-1] - rows[0] == len(rows) - 1 and np.array_equal(source, np.arange(len(rows)))
+            shard = self._verify(k, keep_data=True, into=out[rows[0]:rows[-1] + 1] if whole else None)
+            width = min(int(shard.file["logmel"].shape[1]), self._shape[1])  # past a row's length: padding
+            if shard.data is None:  # read straight into place: the frames past the shard's width are padding
+                out[rows[0]:rows[-1] + 1, width:] = self.padding_value
+            else:
+                cuts = np.flatnonzero((np.diff(rows) != 1) | (np.diff(source) != 1)) + 1  # runs, copied whole:
+                for a, b in zip([0, *cuts], [*cuts, len(rows)]):  # fancy indexing costs 20 times as much
+                    out[rows[a]:rows[a] + b - a, :width] = shard.data[source[a]:source[a] + b - a, :width]
+                    out[rows[a]:rows[a] + b - a, width:] = self.padding_value
             shard.close()
         return out
 

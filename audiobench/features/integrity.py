@@ -148,11 +148,14 @@ def repair_hint(split: Path, attrs: Mapping[str, object]) -> str:
 
 
 def verify_shard(split: Path, ref: ShardRef, rows: np.ndarray, clip_ids: Sequence[str], lengths: np.ndarray, *,
-                 hint: str, keep_data: bool = False) -> VerifiedShard:
+                 hint: str, keep_data: bool = False, into: np.ndarray | None = None) -> VerifiedShard:
     """Open the shard ``ref`` of the split file ``split`` and check it (see the module docstring).
 
     ``rows`` are the shard's rows that the split file maps, ``clip_ids`` and ``lengths`` what the split file
     lists for them. Returns the open file (and with ``keep_data`` its ``logmel``), or raises :class:`DamagedShard`.
+    ``into``: a C-contiguous ``[len(rows), T, dims]`` array that ``rows`` fill in order (``rows`` being
+    ``0, 1, ...``); a shard of that many rows, that width or less and ``into``'s dtype is read straight into it
+    (its ``data`` is then ``None``), which spares a copy of every feature when a split is read into memory.
     """
     path = split.parent / ref.name
     f = None
@@ -161,8 +164,7 @@ def verify_shard(split: Path, ref: ShardRef, rows: np.ndarray, clip_ids: Sequenc
             raise _Problem("missing")
         f = h5py.File(path, "r")
         ref = _check(f, ref, rows, clip_ids, lengths)
-        data = f["logmel"][()]
-        crc = zlib.crc32(np.ascontiguousarray(data))
+        data, crc = _read_crc(f["logmel"], into)
         if crc != int(f.attrs["crc32"]) or (ref.crc32 is not None and crc != ref.crc32):
             raise _Problem("its features fail their CRC-32 check (damaged on disk)")
         return VerifiedShard(f, data if keep_data else None, ShardRef(ref.name, ref.shape, ref.shard_id, crc))
@@ -194,6 +196,19 @@ def sound_shards(split: Path, rows: RowMap, clip_ids: Sequence[str], lengths: np
         shard.close()
         sound[ref.name] = shard.ref
     return sound
+
+
+def _read_crc(logmel: h5py.Dataset, into: np.ndarray | None) -> tuple[np.ndarray | None, int]:
+    """The shard's features (``None`` when read into ``into``) and the CRC-32 of their bytes as stored."""
+    n, width, _ = logmel.shape
+    if into is None or into.shape[0] != n or into.shape[1] < width or into.dtype != logmel.dtype:
+        data = logmel[()]
+        return data, zlib.crc32(np.ascontiguousarray(data))
+    logmel.read_direct(into, np.s_[:, :, :], np.s_[:, :width, :])
+    crc = 0
+    for row in into:  # the stored bytes are each row's first ``width`` frames, row after row
+        crc = zlib.crc32(row[:width], crc)
+    return None, crc
 
 
 def _check(f: h5py.File, ref: ShardRef, rows: np.ndarray, clip_ids: Sequence[str], lengths: np.ndarray) -> ShardRef:
