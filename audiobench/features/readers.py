@@ -28,12 +28,13 @@ class ReaderLock:
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
 
-    def close(self) -> None:
+    def close(self, _close=os.close) -> None:  # os.close bound now: at exit the module may be gone first
         if self._fd is not None:  # no LOCK_UN: a forked child closing its copy leaves the parent's lock held
-            os.close(self._fd)
+            _close(self._fd)
             self._fd = None
 
-    __del__ = close
+    def __del__(self) -> None:
+        self.close()
 
 
 def hold(folder: Path) -> ReaderLock | None:
