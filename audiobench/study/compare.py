@@ -223,11 +223,14 @@ def trial_damage(folder: Path) -> str | None:
     """
     if not (folder / METRICS).is_file():
         return UNFINISHED
-    for name in (METRICS, CHECKPOINT_META):
-        try:
-            json.loads((folder / name).read_text())
-        except (OSError, ValueError):
-            return f"{name} unreadable"
+    try:
+        read_result(folder)
+    except AudiobenchError:
+        return f"{METRICS} unreadable or incomplete"
+    try:
+        json.loads((folder / CHECKPOINT_META).read_text())
+    except (OSError, ValueError):
+        return f"{CHECKPOINT_META} unreadable"
     return None
 
 
