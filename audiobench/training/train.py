@@ -37,6 +37,7 @@ from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError, InputFormatError
+from audiobench.core.folders import RUN, differing, require_own_folder
 from audiobench.core.jsonfile import read_json_object
 from audiobench.core.roots import feature_records
 from audiobench.training.inference import Predictions, predict_dataset
@@ -266,6 +267,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
     if (run_dir / METRICS).exists():
         raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
+    check_run_folder(run_dir, config)
     ensure_writable_dir(run_dir)
     write_atomic(run_dir / RUN_CONFIG, json.dumps({"kind": "run", "config": asdict(config)}, indent=2))
 
@@ -315,6 +317,18 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
     return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
                       score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
+
+
+def check_run_folder(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse a run folder that holds anything but an unfinished run of the same settings (trained again)."""
+    fix = "choose another --out"
+    if not require_own_folder(run_dir, RUN, option="--out", fix=fix):
+        return
+    found = read_json_object(run_dir / RUN_CONFIG, required=("config",), fix=fix)["config"]
+    changed = differing(found if isinstance(found, dict) else {}, asdict(config), skip=("workers", "log"))
+    if changed:
+        raise AudiobenchError(f"--out {run_dir}: holds an unfinished run of other settings ({'; '.join(changed)}); "
+                              f"train it with its own settings, or {fix}")
 
 
 def _log_epoch(log: TrainingLog, record: dict[str, Any], step_losses: list[torch.Tensor], steps: int,
