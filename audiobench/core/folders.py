@@ -36,9 +36,9 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 
 def folder_kind(path: Path) -> str:
-    """``"none"`` (missing or empty), ``run``, ``study``, ``dataset``, ``"storage root"`` or ``"other"``."""
-    if not path.is_dir() or not any(path.iterdir()):
-        return "none"
+    """``"none"`` (missing, or empty but for hidden files), ``run``, ``study``, ``dataset``, ``"storage root"`` or ``"other"``."""
+    if not path.is_dir() or all(p.name.startswith(".") for p in path.iterdir()):
+        return "none"  # hidden files only: a lock or a temporary name, no one's work
     config = _json(path / "config.json") if (path / "config.json").is_file() else None
     if config is not None and "study_id" in config:
         return STUDY
@@ -46,8 +46,8 @@ def folder_kind(path: Path) -> str:
         return RUN
     if (path / "trials").is_dir():
         return STUDY  # its config.json cut short: still a study, never a place for anything else
-    if any((path / mark).exists() for mark in _DATASET_MARKS):
-        return DATASET
+    if any((path / mark).exists() for mark in _DATASET_MARKS) or not stray_entries(path, DATASET):
+        return DATASET  # a ledger or manifest, or only what a dataset holds (an import killed before its manifest)
     if (path / "runs").is_dir() or any((child / mark).exists() for child in path.iterdir() if child.is_dir()
                                        for mark in _DATASET_MARKS):
         return "storage root"
