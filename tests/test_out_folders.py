@@ -124,3 +124,17 @@ def test_import_refuses_a_destination_that_is_not_a_dataset(tmp_path, name, hold
 
     assert result.exit_code == 2 and holds in result.output and result.output.count("\n") == 1, result.output
     assert _snapshot(root) == before
+
+
+def test_a_pipeline_rerun_with_other_settings_does_not_skip_the_finished_run(root, tmp_path):
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    pipeline = tmp_path / "p.toml"
+    table = 'dataset = "toy"\n[[train]]\nvariant = "noatt-weak"\nout = "runs/run"\nwidth = 0.0625\nframes = 96\n'
+    pipeline.write_text(table + "batch_size = 16\nepochs = 1\n")
+    same = _invoke("run", pipeline, "--root", copy)
+    assert same.exit_code == 0 and "is finished, skipped" in same.output, same.output
+
+    pipeline.write_text(table + "batch_size = 16\nepochs = 3\n")
+    other = _invoke("run", pipeline, "--root", copy)
+    assert other.exit_code == 2 and "finished run of other settings (epochs 1 → 3)" in other.output, other.output

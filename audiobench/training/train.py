@@ -319,13 +319,38 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
                       score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
 
 
+_CHANGE_NO_NUMBER = ("workers", "log")  # options a rerun may change: the run's numbers stay the same
+
+
+def check_finished_run(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to count the finished run in ``run_dir`` as ``config``'s when its settings differ (``frames``
+    left unset matches the number the run resolved it to)."""
+    found = read_metrics(run_dir)["config"]
+    skip = _CHANGE_NO_NUMBER + (("frames",) if config.frames is None else ())
+    changed = differing(_same_init(found), _same_init(asdict(config)), skip=skip)
+    if changed:
+        raise AudiobenchError(f"{run_dir}: holds a finished run of other settings ({'; '.join(changed)}); "
+                              "choose another out, or remove that folder to train again")
+
+
+def _same_init(config: dict[str, Any]) -> dict[str, Any]:
+    """``init`` by its kind and the last two parts of its path: a pipeline's ``{root}/runs/a`` stays the same
+    setting when the root moves."""
+    init = config.get("init")
+    if not isinstance(init, str):
+        return config
+    kind, _, path = init.partition(":")
+    return {**config, "init": f"{kind}:{'/'.join(Path(path).parts[-2:])}"}
+
+
 def check_run_folder(run_dir: Path, config: TrainConfig) -> None:
     """Refuse a run folder that holds anything but an unfinished run of the same settings (trained again)."""
     fix = "choose another --out"
     if not require_own_folder(run_dir, RUN, option="--out", fix=fix):
         return
     found = read_json_object(run_dir / RUN_CONFIG, required=("config",), fix=fix)["config"]
-    changed = differing(found if isinstance(found, dict) else {}, asdict(config), skip=("workers", "log"))
+    changed = differing(_same_init(found if isinstance(found, dict) else {}), _same_init(asdict(config)),
+                        skip=_CHANGE_NO_NUMBER)
     if changed:
         raise AudiobenchError(f"--out {run_dir}: holds an unfinished run of other settings ({'; '.join(changed)}); "
                               f"train it with its own settings, or {fix}")
