@@ -183,13 +183,15 @@ def _run_featurize(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo
 
 
 def _run_train(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
-    from audiobench.training.train import METRICS, train
+    from audiobench.training.options import TrainConfig
+    from audiobench.training.train import METRICS, check_finished_run, train
 
     options = {k: v for k, v in o.items() if k != "name"}
     out = Path(options.pop("out")) if "out" in options else None
     if out is not None and not out.is_absolute():
         out = root / out
     if out is not None and (out / METRICS).is_file():
+        check_finished_run(out, TrainConfig(p.dataset, **options))  # never skipped for a run of other settings
         echo(f"train: {out} is finished, skipped")
         return
     result = train(p.dataset, root=root, out=out, quiet=quiet, **options)

@@ -38,7 +38,7 @@ def command(run: str, eval_on: str, name: str | None, metric: str, device: str, 
     from audiobench.study.evaluate import evaluate, evaluation_name, evaluation_table
 
     folder = run_folder(run, root)
-    result = evaluate(folder, eval_on, name=name, metric=metric, device=device)
+    result = evaluate(folder, eval_on, name=name, metric=metric, device=device, root=root)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

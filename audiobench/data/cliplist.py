@@ -26,6 +26,9 @@ from audiobench.data.fingerprint import split_fingerprint
 from audiobench.data.ledger import Ledger
 
 ID_COLUMNS = ("clip_id", "ytid", "youtube_id", "source_id")  # in order of preference
+# Cells a spreadsheet would run as a formula (OWASP, CSV injection): the export writes them after a "'".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NEUTRAL = "'"
 _HEADER_ROWS = 10  # a header is looked for in the first rows (AudioSet's CSVs start with two comments)
 
 
@@ -62,7 +65,8 @@ def read_clip_list(path: str | Path) -> ClipList:
     """The ids of a clip-list CSV; a one-line error naming the file when it has no id column or no id."""
     path = Path(path)
     try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), skipinitialspace=True))
+        # a quoted cell may hold a line break: the csv module splits the lines, not str.splitlines
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")), skipinitialspace=True))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise AudiobenchError(f"{path}: cannot be read as a CSV clip list ({exc})") from None
     for at, header in enumerate(rows[:_HEADER_ROWS]):
@@ -71,13 +75,28 @@ def read_clip_list(path: str | Path) -> ClipList:
         if column is None:
             continue
         index = names.index(column)
-        ids = frozenset(row[index].strip() for row in rows[at + 1:]
+        ids = frozenset(plain(row[index].strip()) for row in rows[at + 1:]
                         if len(row) > index and row[index].strip() and not row[0].startswith("#"))
         if not ids:
             raise AudiobenchError(f"{path}: its {column} column lists no clip")
         return ClipList(path, column, ids)
     raise AudiobenchError(f"{path}: no {', '.join(ID_COLUMNS[:-1])} or {ID_COLUMNS[-1]} column in its header: "
                           "not a clip list")
+
+
+def plain(cell: str) -> str:
+    """A cell as it was before :func:`neutral` (the ``'`` it put before a formula's first character removed).
+
+    Every other cell is taken as it is: text, never evaluated; an id like ``=cmd()`` matches no clip, and a
+    YouTube ID may start with ``-``.
+    """
+    return cell[1:] if cell.startswith(NEUTRAL) and cell[1:2] and cell[1] in FORMULA_STARTS else cell
+
+
+def neutral(cell: str) -> str:
+    """``cell``, with a ``'`` first when a spreadsheet would read it as a formula (``=``, ``+``, ``-``, ``@``,
+    tab or CR first): an export's clip names and origins come from other people's files."""
+    return NEUTRAL + cell if cell[:1] in FORMULA_STARTS and cell else cell
 
 
 def select(clips: ClipList, split_file: Path) -> EvalSubset:
@@ -105,20 +124,27 @@ def export_clips(ledger: Ledger, path: Path) -> int:
 
     Columns: :data:`EXPORT_COLUMNS` (``audio_sha256``: the ledger's sha256 of the audio as adopted), then
     each key of the clips' recorded origins as ``origin_<key>`` (``origin_via``: yt-dlp or import, and the
-    facts each recorded), empty where a clip has none. The file reads back as an ``--eval-on`` list.
+    facts each recorded), empty where a clip has none. A cell that would start a spreadsheet formula is
+    written after a ``'`` (:func:`neutral`). The file reads back as an ``--eval-on`` list (without the ``'``).
     """
     statuses = ledger.statuses()
     origins = ledger.origins()
     keys = sorted({key for origin in origins.values() for key in origin})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*EXPORT_COLUMNS, *(f"origin_{k}" for k in keys)])
+    quoted = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a CR in a cell: quoted, or it ends the row
+    writer.writerow([neutral(name) for name in (*EXPORT_COLUMNS, *(f"origin_{k}" for k in keys))])
     for s in statuses:
         origin = origins.get(s.clip_id, {})
-        writer.writerow([s.clip_id, s.split, s.status, s.source, s.source_id, s.start, s.end,
-                         "" if s.duration is None else s.duration, s.sha256 or "",
-                         *(_cell(origin.get(k)) for k in keys)])
-    write_atomic(path, out.getvalue())
+        row = [neutral(_cell(value)) for value in (s.clip_id, s.split, s.status, s.source, s.source_id, s.start,
+                                                   s.end, s.duration, s.sha256, *(origin.get(k) for k in keys))]
+        (quoted if any("\r" in cell for cell in row) else writer).writerow(row)
+    if not path.parent.is_dir():
+        raise AudiobenchError(f"--export {path}: no folder {path.parent} to write it in (create it first)")
+    try:
+        write_atomic(path, out.getvalue())
+    except OSError as exc:
+        raise AudiobenchError(f"--export {path}: cannot be written ({exc.strerror or exc})") from None
     return len(statuses)
 
 

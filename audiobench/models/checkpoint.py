@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from audiobench.core.errors import AudiobenchError
+from audiobench.core.errors import AudiobenchError, InputFormatError
+from audiobench.core.jsonfile import read_json_object
 from audiobench.core.layout import atomic_path, write_atomic
 from audiobench.models.net import MEL_BANDS, Net
 
@@ -71,10 +72,18 @@ def load_model(path: str | os.PathLike[str]) -> tuple[Net, dict[str, Any]]:
     meta_path = weights.with_name(CHECKPOINT_META)
     if not meta_path.is_file():
         raise AudiobenchError(f"no {CHECKPOINT_META} beside {weights}: not an audiobench run checkpoint")
-    meta = json.loads(meta_path.read_text())
+    fix = "train the run again, or restore its folder from a copy"
+    meta = read_json_object(meta_path, required=("classes", "width", "attention"), fix=fix)
+    try:
+        shape = (int(meta["classes"]), float(meta["width"]), bool(meta["attention"]),
+                 int(meta.get("bands", MEL_BANDS)))  # runs from before bands was recorded: VGGish's 64
+    except (TypeError, ValueError) as exc:
+        raise InputFormatError(f"{meta_path}: classes, width or bands is not a number ({exc}); {fix}") from None
     with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the global RNG alone
-        net = Net(int(meta["classes"]), width=float(meta["width"]), attention=bool(meta["attention"]),
-                  bands=int(meta.get("bands", MEL_BANDS)))  # runs from before it was recorded: VGGish's 64
+        try:
+            net = Net(shape[0], width=shape[1], attention=shape[2], bands=shape[3])
+        except (ValueError, RuntimeError) as exc:
+            raise InputFormatError(f"{meta_path}: describes no network ({exc}); {fix}") from None
     state = load_state_dict(weights)
     try:
         net.load_state_dict(state)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import ensure_writable_dir, validate_name, write_atomic
+from audiobench.core.roots import record_path
 from audiobench.study import exports, findings, paper, stats
 from audiobench.study.provenance import study_facts
 from audiobench.core.layout import json_safe
@@ -63,7 +64,7 @@ def summarise_columns(runs: Sequence[Any], columns: list[str], *, seed: int = st
         table = paper.table_for(run.config)
         facts = study_facts(run.dir, run.config)
         studies.append({
-            "column": name, "folder": str(run.dir), "dataset": run.config.get("dataset", ""),
+            "column": name, "folder": record_path(run.dir), "dataset": run.config.get("dataset", ""),
             "test_fingerprint": (facts.get("fingerprints") or {}).get("test"),
             "paper_table": table, "paper": paper.TABLES[table] if table else {},
             "maps": {v: asdict(stats.describe(run.trials.loc[run.trials["variant"] == v, "test_map"]))

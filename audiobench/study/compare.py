@@ -30,6 +30,8 @@ import pandas as pd
 from audiobench.models.checkpoint import CHECKPOINT_META
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, ensure_writable_dir, resolve_root, runs_dir, write_atomic
+from audiobench.core.folders import STUDY, differing, require_own_folder
+from audiobench.core.jsonfile import read_json_object
 from audiobench.core.locking import exclusive
 from audiobench.data.roles import split_for
 from audiobench.core.parallel import Backend, check_backend, map_unordered
@@ -170,7 +172,9 @@ def compare(config: CompareConfig, *, root: str | os.PathLike[str] | None = None
     frames = training_frames(DatasetPaths(root_path, config.dataset), feature_id=config.train.feature_id,
                              frames=config.train.frames)  # resolved first: the study id hashes the number
     config = replace(config, train=replace(config.train, frames=frames))
-    run_dir = ensure_writable_dir(Path(out) if out is not None else runs_dir(root_path) / config.study_id())
+    run_dir = Path(out) if out is not None else runs_dir(root_path) / config.study_id()
+    require_own_folder(run_dir, STUDY, option="--out", fix=_ANOTHER_OUT)
+    ensure_writable_dir(run_dir)
     with exclusive(run_dir, busy=f"another `audiobench compare` is training the study in {run_dir}"):
         return _run_study(config, root_path, run_dir, jobs=jobs, backend=backend, scheduler=scheduler,
                           quiet=quiet)
@@ -223,11 +227,14 @@ def trial_damage(folder: Path) -> str | None:
     """
     if not (folder / METRICS).is_file():
         return UNFINISHED
-    for name in (METRICS, CHECKPOINT_META):
-        try:
-            json.loads((folder / name).read_text())
-        except (OSError, ValueError):
-            return f"{name} unreadable"
+    try:
+        read_result(folder)
+    except AudiobenchError:
+        return f"{METRICS} unreadable"
+    try:
+        json.loads((folder / CHECKPOINT_META).read_text())
+    except (OSError, ValueError):
+        return f"{CHECKPOINT_META} unreadable"
     return None
 
 
@@ -291,19 +298,27 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
                  ).to_csv(run_dir / "epochs.csv", index=False)
 
 
+_ANOTHER_OUT = "choose another --out, or remove that folder to start again"
+_SAME_EVERY_RUN = ("workers", "log")  # options that change no number (and are not part of the study id)
+
+
 def _check_same_study(run_dir: Path, config: CompareConfig) -> None:
-    """Refuse to resume trials of another study (other options or variants) found in ``run_dir``."""
+    """Refuse to resume trials of another study found in ``run_dir``, naming the settings that differ."""
     path = run_dir / "config.json"
     if not path.is_file():
         return
-    try:
-        found = json.loads(path.read_text()).get("study_id")
-    except (OSError, ValueError, AttributeError):
-        found = None
-    if found != config.study_id():
-        raise AudiobenchError(f"{run_dir} holds another study ({found or 'unreadable config.json'}; this one is "
-                              f"{config.study_id()}): its trials were trained with other options. Choose another "
-                              "--out, or remove that folder to start again")
+    found = read_json_object(path, fix=_ANOTHER_OUT)
+    if found.get("study_id") == config.study_id():
+        return
+    wanted = {"dataset": config.dataset, "variants": list(config.variants), **asdict(config.train)}
+    had = {"dataset": found.get("dataset"), "variants": found.get("variants"),
+           **(found.get("train") if isinstance(found.get("train"), dict) else {})}
+    changed = differing(had, wanted, skip=_SAME_EVERY_RUN)
+    if not changed and config.train.eval_on is not None:
+        changed = [f"eval_on: the content of {config.train.eval_on} changed"]
+    why = "; ".join(changed) or "trained with another training recipe (an earlier audiobench)"
+    raise AudiobenchError(f"--out {run_dir}: holds another study ({found.get('study_id')}; this one is "
+                          f"{config.study_id()}): {why}. Its trials were trained with other settings: {_ANOTHER_OUT}")
 
 
 def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import json_safe, validate_name, write_atomic
+from audiobench.core.roots import feature_path, record_path
 from audiobench.data.cliplist import ClipList, read_clip_list, select
 from audiobench.study import stats
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
@@ -33,36 +34,44 @@ def evaluation_name(clip_list: str | os.PathLike[str], name: str | None) -> str:
 
 
 def evaluate(path: str | os.PathLike[str], clip_list: str | os.PathLike[str], *, name: str | None = None,
-             metric: str = DEFAULT_METRIC, device: str = "cpu") -> dict[str, Any]:
-    """Score a run folder or a study folder on ``clip_list``; returns what ``evaluation-<name>.json`` holds."""
+             metric: str = DEFAULT_METRIC, device: str = "cpu",
+             root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Score a run folder or a study folder on ``clip_list``; returns what ``evaluation-<name>.json`` holds.
+
+    Each run is scored on the test features of the storage root it lies in (a copied or moved root: the
+    copy's); ``root``: the root of runs kept outside it, when that root moved (``--root``).
+    """
+    from audiobench.training.train import resolve_device
+
     folder = Path(path)
+    resolve_device(device)  # a bad name is refused before anything is read
     label = evaluation_name(clip_list, name)
     clips = read_clip_list(clip_list)
     if metric not in METRIC_COLUMNS:
         raise AudiobenchError(f"--metric must be one of {', '.join(METRIC_COLUMNS)}, got {metric!r}")
     if (folder / "metrics.json").is_file():
-        return evaluate_run(folder, clips, label, device=device)
+        return evaluate_run(folder, clips, label, device=device, root=root)
     if (folder / "trials").is_dir():
-        return evaluate_study(folder, clips, label, metric=metric, device=device)
+        return evaluate_study(folder, clips, label, metric=metric, device=device, root=root)
     raise AudiobenchError(f"{folder} is neither a finished run (no metrics.json) nor a study (no trials/)")
 
 
 def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "cpu",
-                 opened: dict[Path, Any] | None = None) -> dict[str, Any]:
+                 opened: dict[Path, Any] | None = None,
+                 root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """One run's metrics on the listed test clips, written to ``<run>/evaluation-<label>.json``.
 
     ``opened``: test splits already open, by path (a study's trials share theirs); this run's is added.
+    ``root``: see :func:`evaluate`.
     """
     from audiobench.features.dataset import LogmelDataset
     from audiobench.models.checkpoint import load_model
     from audiobench.training.inference import predict_dataset
     from audiobench.training.metrics import score
-    from audiobench.training.train import resolve_device
+    from audiobench.training.train import read_metrics, resolve_device
 
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    test_file = Path(metrics["feature_files"]["test"])
-    if not test_file.is_file():
-        raise AudiobenchError(f"{run_dir}: its test features {test_file} are gone (featurize the dataset again)")
+    metrics = read_metrics(run_dir)
+    test_file = feature_path(metrics, run_dir, "test", root=root)
     subset = select(clips, test_file)
     net, _ = load_model(run_dir)
     where = resolve_device(device)
@@ -75,7 +84,7 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
     result = score(predictions.scores, predictions.targets)
     names = [c.name for c in dataset.classes]
     record = {
-        "run_dir": str(run_dir), "variant": config["variant"], "seed": config["seed"],
+        "run_dir": record_path(run_dir), "variant": config["variant"], "seed": config["seed"],
         "eval_on": subset.record(), **result.summary("test"), "chance_test_map": result.chance,
         "test_per_class": [{"index": c, "name": n, **v} for c, (n, v) in enumerate(zip(names, result.per_class()))],
         "trained_on": metrics.get("fingerprints"),
@@ -85,7 +94,7 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
 
 
 def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str = DEFAULT_METRIC,
-                   device: str = "cpu") -> dict[str, Any]:
+                   device: str = "cpu", root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Every finished trial of a study on the listed clips, then per-variant means and the paired tests."""
     from audiobench.study.compare import finished_runs
     from audiobench.study.report import read_run
@@ -96,7 +105,7 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
         raise AudiobenchError(f"{study_dir} has no finished trial to evaluate")
     rows, opened = [], {}
     for trial, result in runs:
-        record = evaluate_run(result.run_dir, clips, label, device=device, opened=opened)
+        record = evaluate_run(result.run_dir, clips, label, device=device, opened=opened, root=root)
         rows.append({"trial": trial, "variant": result.config.variant,
                      **{column: record[column] for column in METRIC_COLUMNS.values()}})
     table = pd.DataFrame(rows)
@@ -105,7 +114,7 @@ def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str 
     tests = stats.compare_variants(table, baseline=baseline, pairs=study.config.get("pairs", "all"),
                                    variants=variants, column=METRIC_COLUMNS[metric])
     summary = {
-        "study": str(study_dir), "metric": metric, "baseline": baseline,
+        "study": record_path(study_dir), "metric": metric, "baseline": baseline,
         "eval_on": record["eval_on"],
         "variants": [{"variant": v, **{column: asdict(stats.describe(table.loc[table["variant"] == v, column]))
                                        for column in METRIC_COLUMNS.values()}} for v in variants],

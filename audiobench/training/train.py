@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +36,10 @@ from audiobench import __version__
 from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
-from audiobench.core.errors import AudiobenchError
+from audiobench.core.errors import AudiobenchError, InputFormatError
+from audiobench.core.folders import RUN, differing, require_own_folder
+from audiobench.core.jsonfile import read_json_object
+from audiobench.core.roots import feature_records
 from audiobench.training.inference import Predictions, predict_dataset
 from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, json_safe, resolve_root, runs_dir,
                                    validate_name, write_atomic)
@@ -91,14 +95,31 @@ def read_result(run_dir: str | os.PathLike[str]) -> TrainResult:
     path = Path(run_dir) / METRICS
     if not path.is_file():
         raise AudiobenchError(f"{run_dir} holds no finished run (no {METRICS})")
-    m = json.loads(path.read_text())
-    return TrainResult(Path(run_dir), TrainConfig(**m["config"]), m["val_map"], m["test_map"], m["best_epoch"],
-                       tuple(m["epochs"]), {c["name"]: c["ap"] for c in m["test_per_class"]},
-                       m["timing"]["total_s"], m.get("threads"), m.get("test_auc"), m.get("test_dprime"))
+    m = read_metrics(Path(run_dir))
+    try:
+        return TrainResult(Path(run_dir), TrainConfig(**m["config"]), m["val_map"], m["test_map"], m["best_epoch"],
+                           tuple(m["epochs"]), {c["name"]: c["ap"] for c in m["test_per_class"]},
+                           m["timing"]["total_s"], m.get("threads"), m.get("test_auc"), m.get("test_dprime"))
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise InputFormatError(f"{path}: not the metrics of a run ({type(exc).__name__}: {exc}); {_RETRAIN}") from None
+
+
+_RETRAIN = "train the run again (compare retrains such a trial)"
+METRICS_KEYS = ("config", "val_map", "test_map", "best_epoch", "epochs", "test_per_class", "timing")
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json``, with the keys every reader needs; else a one-line error."""
+    metrics = read_json_object(run_dir / METRICS, required=METRICS_KEYS, fix=_RETRAIN)
+    if not isinstance(metrics["config"], dict):
+        raise InputFormatError(f"{run_dir / METRICS}: its config is not an object; {_RETRAIN}")
+    return metrics
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    """``auto``: CUDA when available, else the CPU; ``cuda`` without a GPU is an error, as is any other name."""
+    if name not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", name):
+        raise AudiobenchError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -246,6 +267,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     run_dir = Path(out) if out is not None else new_run_dir(root_path, config)
     if (run_dir / METRICS).exists():
         raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
+    check_run_folder(run_dir, config)
     ensure_writable_dir(run_dir)
     write_atomic(run_dir / RUN_CONFIG, json.dumps({"kind": "run", "config": asdict(config)}, indent=2))
 
@@ -297,6 +319,43 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
                       score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
 
 
+_CHANGE_NO_NUMBER = ("workers", "log")  # options a rerun may change: the run's numbers stay the same
+
+
+def check_finished_run(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to count the finished run in ``run_dir`` as ``config``'s when its settings differ (``frames``
+    left unset matches the number the run resolved it to)."""
+    found = read_metrics(run_dir)["config"]
+    skip = _CHANGE_NO_NUMBER + (("frames",) if config.frames is None else ())
+    changed = differing(_same_init(found), _same_init(asdict(config)), skip=skip)
+    if changed:
+        raise AudiobenchError(f"{run_dir}: holds a finished run of other settings ({'; '.join(changed)}); "
+                              "choose another out, or remove that folder to train again")
+
+
+def _same_init(config: dict[str, Any]) -> dict[str, Any]:
+    """``init`` by its kind and the last two parts of its path: a pipeline's ``{root}/runs/a`` stays the same
+    setting when the root moves."""
+    init = config.get("init")
+    if not isinstance(init, str):
+        return config
+    kind, _, path = init.partition(":")
+    return {**config, "init": f"{kind}:{'/'.join(Path(path).parts[-2:])}"}
+
+
+def check_run_folder(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse a run folder that holds anything but an unfinished run of the same settings (trained again)."""
+    fix = "choose another --out"
+    if not require_own_folder(run_dir, RUN, option="--out", fix=fix):
+        return
+    found = read_json_object(run_dir / RUN_CONFIG, required=("config",), fix=fix)["config"]
+    changed = differing(_same_init(found if isinstance(found, dict) else {}), _same_init(asdict(config)),
+                        skip=_CHANGE_NO_NUMBER)
+    if changed:
+        raise AudiobenchError(f"--out {run_dir}: holds an unfinished run of other settings ({'; '.join(changed)}); "
+                              f"train it with its own settings, or {fix}")
+
+
 def _log_epoch(log: TrainingLog, record: dict[str, Any], step_losses: list[torch.Tensor], steps: int,
                val: Predictions) -> int:
     """Write one epoch to the ``--log`` log; returns the steps taken so far."""
@@ -343,7 +402,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
     metrics = {
         "version": __version__, "recipe": TRAINING_RECIPE, "torch": torch.__version__, "device": str(device),
         "threads": torch.get_num_threads(),  # CPU threads change the numbers in the last digits
-        "config": asdict(config), "feature_files": {k: str(v) for k, v in splits.files.items()},
+        "config": asdict(config), **feature_records(splits.files, run_dir),  # relative: the root moves with them
         "clips": {"train": len(splits.train), "val": len(splits.val),
                   "test": len(splits.test) if subset is None else len(subset.rows)},
         "val_map": val.ap.map, "test_map": test.ap.map, "best_epoch": best_epoch, "epochs_run": len(history),
