@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -152,6 +153,85 @@ def test_panns_hdf5_rows_trimmed_of_their_padding(tmp_path, reference_dir, liste
     assert copies.sf.info(_raw(tmp_path, rows[b.clip_id])).duration == pytest.approx(6.0)
     assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, y)] == [1, 2, 4]
     assert json.loads(rows[y.clip_id]["origin"])["member"] == "balanced_train.h5#4"
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "float32", "float64"])
+def test_panns_waveforms_of_every_sample_type_keep_their_level(tmp_path, reference_dir, listed, dtype):
+    """int16 / 32768, int32 / 2^31, floats as they are: a 0.5-amplitude tone stays at 0.5, not near silence."""
+    a = listed[0][0]
+    path = copies.panns_hdf5(tmp_path / "eval.h5", [(f"Y{a.source_id}.wav", 3, 10.0, [])], dtype=dtype)
+    result = _import(tmp_path, reference_dir, path)
+    assert result.adopted == 1, result.summary()
+    row = _rows(tmp_path)[a.clip_id]
+    assert code_of(_raw(tmp_path, row)) == 3
+    for audio in (_raw(tmp_path, row), DatasetPaths(tmp_path / "data", DATASET).dir / f"audio/test/{a.clip_id}.flac"):
+        samples, _ = copies.sf.read(audio, dtype="float32")
+        assert np.abs(samples).max() == pytest.approx(0.5, abs=0.01)
+
+
+def _rewrite(path: Path, **datasets) -> None:
+    """Replace datasets (or, for ``sample_rate``, the attribute) of a packed file."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        for name, value in datasets.items():
+            if name == "sample_rate":
+                f.attrs[name] = value
+            else:
+                data = value(f) if callable(value) else value
+                del f[name]
+                f.create_dataset(name, data=data)
+
+
+_TONE = (0.5 * np.sin(np.arange(320000) / 10) * 32767).astype(np.int16)
+_ODD_PANNS = {  # what is wrong -> (what the file gets, what the one line says)
+    "1-D waveform": (dict(waveform=np.concatenate([_TONE, _TONE])), "waveform has shape (640000,)"),
+    "3-D waveform": (dict(waveform=np.stack([_TONE[None], _TONE[None]])), "waveform has shape (2, 1, 320000)"),
+    "zero-length rows": (dict(waveform=np.zeros((2, 0), np.int16)), "waveform has shape (2, 0)"),
+    "fewer waveform rows": (dict(waveform=_TONE[None]), "audio_name has 2 rows but waveform 1"),
+    "uint8 samples": (dict(waveform=np.zeros((2, 10), np.uint8)), "waveform is uint8"),
+    "rate 0": (dict(sample_rate=0), "sample_rate = 0 is not a sample rate"),
+    "rate as text": (dict(sample_rate="32k"), "sample_rate = '32k' is not a sample rate"),
+    "two rates": (dict(sample_rate=[32000, 16000]), "sample_rate = [32000, 16000] is not a sample rate"),
+    "names not UTF-8": (dict(audio_name=lambda f: np.array([b"\xff\xfe.wav", f["audio_name"][1]], "S20")),
+                        "row 0: audio_name b'\\xff\\xfe.wav' is not UTF-8 text"),
+    "names as numbers": (dict(audio_name=np.arange(2)), "audio_name is int64"),
+    "names in 2-D": (dict(audio_name=lambda f: f["audio_name"][:][None]), "audio_name is |S20 of shape (1, 2)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ODD_PANNS))
+def test_odd_panns_files_are_one_line_errors_naming_the_file(tmp_path, reference_dir, listed, case):
+    a, b = listed[0][:2]
+    path = copies.panns_hdf5(tmp_path / "eval.h5", [(f"Y{a.source_id}.wav", 1, 10.0, []),
+                                                     (f"Y{b.source_id}.wav", 2, 10.0, [])])
+    change, said = _ODD_PANNS[case]
+    _rewrite(path, **change)
+    out = CliRunner().invoke(cli, ["import", DATASET, str(path), "--root", str(tmp_path / "data"),
+                                   "--index-mirror", str(reference_dir), "--quiet"])
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and said in lines[0], out.output
+
+
+def test_panns_index_files_are_skipped_with_a_notice(tmp_path, reference_dir, listed):
+    """A PANNs workspace's hdf5s/ folder: waveforms/*.h5 are read, create_indexes.py's indexes/*.h5 passed over."""
+    a, b = listed[0][:2]
+    hdf5s = tmp_path / "workspaces" / "audioset_tagging" / "hdf5s"
+    (hdf5s / "waveforms").mkdir(parents=True)
+    packed = copies.panns_hdf5(hdf5s / "waveforms" / "eval.h5", [(f"Y{a.source_id}.wav", 1, 10.0, []),
+                                                                 (f"Y{b.source_id}.wav", 2, 10.0, [])])
+    copies.panns_indexes(packed, hdf5s / "indexes" / "eval.h5")
+    out = CliRunner().invoke(cli, ["import", DATASET, str(hdf5s), "--root", str(tmp_path / "data"),
+                                   "--index-mirror", str(reference_dir), "--quiet", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["adopted"] == 2 and data["rejected"] == {}
+    assert data["notices"] == [f"indexes/eval.h5: a PANNs index file (create_indexes.py: names and targets, no "
+                               f"waveforms; they are packed in {packed})"]
+    alone = CliRunner().invoke(cli, ["import", DATASET, str(hdf5s / "indexes"), "--root", str(tmp_path / "other"),
+                                     "--index-mirror", str(reference_dir), "--quiet"])
+    assert alone.exit_code == 2 and "Skipped eval.h5: a PANNs index file" in alone.output
 
 
 def test_hf_parquet_rows_in_row_groups_with_label_checks(tmp_path, reference_dir, listed):
