@@ -151,6 +151,24 @@ def hf_parquet(path: Path, rows: list[tuple[str, int, float, list[str]]], *, rat
     return path
 
 
+def hf_dataset(path: Path, columns: dict[str, list], *, audio=None) -> Path:
+    """A parquet file written by the ``datasets`` library itself: ``Dataset.from_dict(columns)``, the ``audio``
+    column cast to ``audio`` (an ``Audio()`` feature) where given, then ``to_parquet``."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_dict(columns)
+    if audio is not None:
+        dataset = dataset.cast_column("audio", audio)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.to_parquet(str(path))
+    return path
+
+
+def audio_bytes(code: int, seconds: float, fmt: str, rate: int = 44100) -> bytes:
+    """Encoded bytes of the clip coded ``code`` in ``fmt`` (WAV, FLAC, OGG (Vorbis), MP3)."""
+    return encode(tone(code, seconds, rate), rate, fmt, {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}.get(fmt))
+
+
 def webdataset(path: Path, samples: list[tuple[str, int, float, str]], *, ext: str = "flac") -> Path:
     """A WebDataset shard: ``sample-%09d.<ext>`` + ``.json`` ({"id": ...}) per (id, code, seconds, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -254,6 +254,61 @@ def test_hf_parquet_rows_in_row_groups_with_label_checks(tmp_path, reference_dir
     assert json.loads(rows[c.clip_id]["origin"])["member"] == "data/eval/00000.parquet#3"
 
 
+def test_hf_rows_without_paths_are_named_by_their_container(tmp_path, reference_dir, listed):
+    """``Dataset.from_dict`` + ``cast_column(Audio())`` rows: bytes and no path; each kept under its own suffix."""
+    from datasets import Audio
+
+    clips = listed[0][:4]
+    formats = ["WAV", "FLAC", "OGG", "MP3"]
+    path = copies.hf_dataset(tmp_path / "hf" / "train.parquet", {
+        "video_id": [c.source_id for c in clips],
+        "audio": [{"bytes": copies.audio_bytes(i, 10.0, fmt), "path": None} for i, fmt in enumerate(formats)],
+    }, audio=Audio())
+    result = _import(tmp_path, reference_dir, path)
+    assert result.adopted == 4, result.summary()
+    rows = _rows(tmp_path)
+    assert [rows[c.clip_id]["path"].rsplit(".", 1)[1] for c in clips] == ["wav", "flac", "ogg", "mp3"]
+    assert [code_of(_raw(tmp_path, rows[c.clip_id])) for c in clips] == [0, 1, 2, 3]
+
+
+def test_hf_audio_given_as_paths_or_decoded_samples_is_read(tmp_path, reference_dir, listed, monkeypatch):
+    """``Audio(decode=False)`` of local files (``to_parquet`` keeps the paths), a column of path strings, and a
+    decoded {array, sampling_rate} struct; a path to no file is refused in one line."""
+    from datasets import Audio
+
+    a, b, c, d, e = listed[0][:5]
+    folder = tmp_path / "hf"
+    copies.write(folder / "clips" / "a.flac", copies.tone(1, 10.0, 44100), 44100)
+    absolute = copies.write(tmp_path / "elsewhere" / "b.wav", copies.tone(2, 10.0, 32000), 32000)
+    gone = copies.write(folder / "clips" / "gone.flac", copies.tone(3, 10.0, 44100), 44100)
+    monkeypatch.chdir(folder)  # datasets sizes the files it names: relative paths from the parquet's folder
+    copies.hf_dataset(folder / "paths.parquet", {"video_id": [a.source_id, b.source_id, c.source_id],
+                                                 "audio": ["clips/a.flac", str(absolute), "clips/gone.flac"]},
+                      audio=Audio(decode=False))
+    gone.unlink()  # moved since
+    copies.write(folder / "clips" / "d.wav", copies.tone(4, 10.0, 22050), 22050)
+    copies.hf_dataset(folder / "strings.parquet", {"video_id": [d.source_id], "audio": ["clips/d.wav"]})
+    copies.hf_dataset(folder / "decoded.parquet", {"video_id": [e.source_id], "audio": [
+        {"array": copies.tone(5, 10.0, 16000)[:, 0].astype(np.float64), "sampling_rate": 16000}]})
+    result = _import(tmp_path, reference_dir, folder)
+    assert result.adopted == 4, result.summary()
+    assert dict(result.rejected) == {"missing-file": 1}
+    assert "audio path clips/gone.flac: no such file" in result.rejected_entries[0].reason
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, d, e)] == [1, 2, 4, 5]
+    assert rows[c.clip_id]["last_error"].startswith("import: paths.parquet#2: audio path clips/gone.flac")
+    samples, _ = copies.sf.read(_raw(tmp_path, rows[e.clip_id]), dtype="float32")
+    assert np.abs(samples).max() == pytest.approx(0.5, abs=0.01)  # decoded floats kept at their level
+    odd = copies.hf_dataset(tmp_path / "odd.parquet", {"video_id": [a.source_id], "audio": [3]})
+    out = CliRunner().invoke(cli, ["import", DATASET, str(odd), "--root", str(tmp_path / "data"),
+                                   "--index-mirror", str(reference_dir), "--quiet"])
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit)
+    assert out.output.strip().splitlines() == [f"error: {odd}: the audio column holds int64; expected encoded "
+                                               "audio ({bytes, path}, as the datasets Audio feature stores it), a "
+                                               "file path, or decoded mono samples ({array: list<float>, "
+                                               "sampling_rate: int})"]
+
+
 def test_webdataset_shards_read_as_a_stream(tmp_path, reference_dir, listed):
     plain, with_y = listed
     a, b = plain[:2]
