@@ -74,6 +74,20 @@ def audioset_download(folder: Path, labels: list[str], ytid: str, start: float, 
     return [folder / label / name for label in labels]
 
 
+def audioset_download_vorbis(folder: Path, labels: list[str], ytid: str, start: float, end: float,
+                             code: int) -> Path:
+    """What audioset-download 1.1's default run (``format='vorbis'``) leaves: its ``Downloader.download_file``
+    names ``<first label>/<ytid>_<start_seconds>-<end_seconds>.ogg`` (the seconds as pandas reads them,
+    ``30.0``) as yt-dlp's ``--output``; yt-dlp's ExtractAudio then appends its own extension (its
+    ``replace_extension(path, 'ogg', <the download's real ext>)``), so the file is ``….ogg.ogg``, and the
+    package, not finding ``….ogg``, makes no copies for the other labels."""
+    from yt_dlp.utils import replace_extension
+
+    file_path = folder / labels[0] / f"{ytid}_{float(start)}-{float(end)}.ogg"
+    final = Path(replace_extension(str(file_path), "ogg", "webm"))
+    return write(final, tone(code, end - start, 48000, 2), 48000, "VORBIS")
+
+
 def panns_hdf5(path: Path, rows: list[tuple[str, int, float, list[int]]], *, classes: int = 527,
                dtype: str = "int16") -> Path:
     """PANNs' packed file: rows of (``Y<ytid>.wav`` or ``""`` for never downloaded, code, seconds, targets).

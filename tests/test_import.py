@@ -137,6 +137,22 @@ def test_downloader_folders_with_every_trap(tmp_path, reference_dir, listed):
         assert rows[clip.clip_id]["status"] == "pending" and rows[clip.clip_id]["last_error"].startswith("import: ")
 
 
+def test_audioset_download_default_vorbis_files_are_read(tmp_path, reference_dir, listed):
+    """audioset-download's default run leaves ``<label>/<ytid>_<start>-<end>.ogg.ogg`` (yt-dlp's extension added)."""
+    a, b = listed[0][:2]
+    copy = tmp_path / "audioset"
+    first = copies.audioset_download_vorbis(copy, ["Car", "Train"], a.source_id, a.start, a.end, 1)
+    copies.audioset_download_vorbis(copy, ["Train"], b.source_id, b.start, b.end, 2)
+    assert first.name == f"{a.source_id}_{float(a.start)}-{float(a.end)}.ogg.ogg"
+    result = _import(tmp_path, reference_dir, copy)
+    assert result.formats == {str(copy): "audioset-wav"}
+    assert (result.adopted, result.not_listed, dict(result.rejected)) == (2, 0, {}), result.summary()
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b)] == [1, 2]
+    assert rows[a.clip_id]["path"] == f"raw/test/{a.clip_id}.ogg"
+    assert json.loads(rows[a.clip_id]["origin"])["member"] == f"Car/{first.name}"
+
+
 def test_panns_hdf5_rows_trimmed_of_their_padding(tmp_path, reference_dir, listed):
     plain, with_y = listed
     a, b, c = plain[:3]
