@@ -178,6 +178,12 @@ def hf_dataset(path: Path, columns: dict[str, list], *, audio=None) -> Path:
     return path
 
 
+def pq_row_groups(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_row_groups
+
+
 def audio_bytes(code: int, seconds: float, fmt: str, rate: int = 44100) -> bytes:
     """Encoded bytes of the clip coded ``code`` in ``fmt`` (WAV, FLAC, OGG (Vorbis), MP3)."""
     return encode(tone(code, seconds, rate), rate, fmt, {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}.get(fmt))

@@ -325,6 +325,39 @@ def test_hf_audio_given_as_paths_or_decoded_samples_is_read(tmp_path, reference_
                                                "sampling_rate: int})"]
 
 
+@pytest.mark.slow
+def test_a_big_row_group_and_an_hour_long_row_import_in_bounded_memory(tmp_path, reference_dir, listed):
+    """One row group (as datasets writes a small file) of 24 clips of 48 kHz stereo FLAC and a row holding an
+    hour: rows are read a few at a time, and the hour is refused by its header, not decoded (600 MB before)."""
+    from datasets import Audio
+
+    clips = listed[0][:25]
+    hour = np.zeros((3600 * 16000, 1), np.float32)
+    hour[:16000, 0] = 0.5 * np.sin(np.arange(16000) / 5)
+    rng = np.random.default_rng(0)
+    audio = [{"bytes": copies.encode(hour, 16000, "FLAC"), "path": None}]
+    del hour
+    for i in range(24):
+        x = copies.tone(i, 10.0, 48000, 2) + 0.05 * rng.standard_normal((480000, 2)).astype(np.float32)
+        audio.append({"bytes": copies.encode(x, 48000, "FLAC", "PCM_24"), "path": None})
+    path = copies.hf_dataset(tmp_path / "big.parquet", {"video_id": [c.source_id for c in clips], "audio": audio},
+                             audio=Audio())
+    del audio
+    assert copies.pq_row_groups(path) == 1
+    code = ("import json, sys; from pathlib import Path; from audiobench.data.imports.adopt import import_copies; "
+            "from audiobench.testing.memory import peak_rss_mb; "
+            f"r = import_copies({DATASET!r}, [Path({str(path)!r})], root=Path({str(tmp_path / 'data')!r}), "
+            f"index_mirror={str(reference_dir)!r}, jobs=2, quiet=True); "
+            "print(json.dumps([r.to_dict(), peak_rss_mb()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result, peak = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["adopted"] >= 20
+    refused = [e for e in result["rejected_entries"] if e["member"] == "big.parquet#0"]
+    assert "3600.00 s of audio by its header" in refused[0]["reason"] and "not decoded" in refused[0]["reason"]
+    assert peak < 400, f"peak RSS {peak:.0f} MB"
+
+
 def test_webdataset_shards_read_as_a_stream(tmp_path, reference_dir, listed):
     plain, with_y = listed
     a, b = plain[:2]
