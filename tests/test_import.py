@@ -274,17 +274,18 @@ def test_hf_rows_without_paths_are_named_by_their_container(tmp_path, reference_
     """``Dataset.from_dict`` + ``cast_column(Audio())`` rows: bytes and no path; each kept under its own suffix."""
     from datasets import Audio
 
-    clips = listed[0][:4]
-    formats = ["WAV", "FLAC", "OGG", "MP3"]
+    clips = listed[0][:5]
+    formats = ["WAV", "FLAC", "OGG", "MP3", "WAV"]
     path = copies.hf_dataset(tmp_path / "hf" / "train.parquet", {
         "video_id": [c.source_id for c in clips],
-        "audio": [{"bytes": copies.audio_bytes(i, 10.0, fmt), "path": None} for i, fmt in enumerate(formats)],
+        "audio": [{"bytes": copies.audio_bytes(i, 10.0, fmt), "path": None} for i, fmt in enumerate(formats[:4])]
+        + [{"bytes": copies.audio_bytes(4, 10.0, "WAV"), "path": "named-wrong.flac"}],  # the bytes win
     }, audio=Audio())
     result = _import(tmp_path, reference_dir, path)
-    assert result.adopted == 4, result.summary()
+    assert result.adopted == 5, result.summary()
     rows = _rows(tmp_path)
-    assert [rows[c.clip_id]["path"].rsplit(".", 1)[1] for c in clips] == ["wav", "flac", "ogg", "mp3"]
-    assert [code_of(_raw(tmp_path, rows[c.clip_id])) for c in clips] == [0, 1, 2, 3]
+    assert [rows[c.clip_id]["path"].rsplit(".", 1)[1] for c in clips] == ["wav", "flac", "ogg", "mp3", "wav"]
+    assert [code_of(_raw(tmp_path, rows[c.clip_id])) for c in clips] == [0, 1, 2, 3, 4]
 
 
 def test_hf_audio_given_as_paths_or_decoded_samples_is_read(tmp_path, reference_dir, listed, monkeypatch):
