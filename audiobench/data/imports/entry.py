@@ -1,11 +1,10 @@
 """What every copy reader yields: one light entry per file, row or tar member, its bytes read on demand."""
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import io
 
 import numpy as np
 import soundfile as sf

@@ -44,9 +44,10 @@ def count(path: Path) -> int:
     import h5py
 
     with h5py.File(path, "r") as f:
-        if _is_index(f) or not isinstance(f.get("audio_name"), h5py.Dataset):
-            return 0
-        return sum(1 for name in f["audio_name"][:] if _is_named(name))
+        names = f.get("audio_name")
+        if _is_index(f) or not isinstance(names, h5py.Dataset) or names.ndim != 1:
+            return 0  # entries() says what is wrong
+        return sum(1 for name in names[:] if _is_named(name))
 
 
 def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
