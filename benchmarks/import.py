@@ -109,13 +109,15 @@ def hand_loop(parquet: Path, out: Path, pool: ProcessPoolExecutor, jobs: int) ->
 
 
 def peak_rss_of_import(parquet: Path, mirror: Path, root: Path, jobs: int) -> float:
-    """MB: the peak resident memory of a process that only imports the file."""
-    code = ("import resource,sys; from pathlib import Path; from audiobench.data.imports.adopt import import_copies; "
+    """MB: the peak resident memory of a process that only imports the file (``resource``'s ru_maxrss, or
+    where Linux has it the same mark counted from the exec: :mod:`audiobench.testing.memory`)."""
+    code = ("from pathlib import Path; from audiobench.data.imports.adopt import import_copies; "
+            "from audiobench.testing.memory import peak_rss_mb; "
             f"import_copies({DATASET!r}, [Path({str(parquet)!r})], root=Path({str(root)!r}), "
             f"index_mirror={str(mirror)!r}, jobs={jobs}, quiet=True); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print(peak_rss_mb())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -136,6 +137,22 @@ def test_downloader_folders_with_every_trap(tmp_path, reference_dir, listed):
         assert rows[clip.clip_id]["status"] == "pending" and rows[clip.clip_id]["last_error"].startswith("import: ")
 
 
+def test_audioset_download_default_vorbis_files_are_read(tmp_path, reference_dir, listed):
+    """audioset-download's default run leaves ``<label>/<ytid>_<start>-<end>.ogg.ogg`` (yt-dlp's extension added)."""
+    a, b = listed[0][:2]
+    copy = tmp_path / "audioset"
+    first = copies.audioset_download_vorbis(copy, ["Car", "Train"], a.source_id, a.start, a.end, 1)
+    copies.audioset_download_vorbis(copy, ["Train"], b.source_id, b.start, b.end, 2)
+    assert first.name == f"{a.source_id}_{float(a.start)}-{float(a.end)}.ogg.ogg"
+    result = _import(tmp_path, reference_dir, copy)
+    assert result.formats == {str(copy): "audioset-wav"}
+    assert (result.adopted, result.not_listed, dict(result.rejected)) == (2, 0, {}), result.summary()
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b)] == [1, 2]
+    assert rows[a.clip_id]["path"] == f"raw/test/{a.clip_id}.ogg"
+    assert json.loads(rows[a.clip_id]["origin"])["member"] == f"Car/{first.name}"
+
+
 def test_panns_hdf5_rows_trimmed_of_their_padding(tmp_path, reference_dir, listed):
     plain, with_y = listed
     a, b, c = plain[:3]
@@ -152,6 +169,85 @@ def test_panns_hdf5_rows_trimmed_of_their_padding(tmp_path, reference_dir, liste
     assert copies.sf.info(_raw(tmp_path, rows[b.clip_id])).duration == pytest.approx(6.0)
     assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, y)] == [1, 2, 4]
     assert json.loads(rows[y.clip_id]["origin"])["member"] == "balanced_train.h5#4"
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "float32", "float64"])
+def test_panns_waveforms_of_every_sample_type_keep_their_level(tmp_path, reference_dir, listed, dtype):
+    """int16 / 32768, int32 / 2^31, floats as they are: a 0.5-amplitude tone stays at 0.5, not near silence."""
+    a = listed[0][0]
+    path = copies.panns_hdf5(tmp_path / "eval.h5", [(f"Y{a.source_id}.wav", 3, 10.0, [])], dtype=dtype)
+    result = _import(tmp_path, reference_dir, path)
+    assert result.adopted == 1, result.summary()
+    row = _rows(tmp_path)[a.clip_id]
+    assert code_of(_raw(tmp_path, row)) == 3
+    for audio in (_raw(tmp_path, row), DatasetPaths(tmp_path / "data", DATASET).dir / f"audio/test/{a.clip_id}.flac"):
+        samples, _ = copies.sf.read(audio, dtype="float32")
+        assert np.abs(samples).max() == pytest.approx(0.5, abs=0.01)
+
+
+def _rewrite(path: Path, **datasets) -> None:
+    """Replace datasets (or, for ``sample_rate``, the attribute) of a packed file."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        for name, value in datasets.items():
+            if name == "sample_rate":
+                f.attrs[name] = value
+            else:
+                data = value(f) if callable(value) else value
+                del f[name]
+                f.create_dataset(name, data=data)
+
+
+_TONE = (0.5 * np.sin(np.arange(320000) / 10) * 32767).astype(np.int16)
+_ODD_PANNS = {  # what is wrong -> (what the file gets, what the one line says)
+    "1-D waveform": (dict(waveform=np.concatenate([_TONE, _TONE])), "waveform has shape (640000,)"),
+    "3-D waveform": (dict(waveform=np.stack([_TONE[None], _TONE[None]])), "waveform has shape (2, 1, 320000)"),
+    "zero-length rows": (dict(waveform=np.zeros((2, 0), np.int16)), "waveform has shape (2, 0)"),
+    "fewer waveform rows": (dict(waveform=_TONE[None]), "audio_name has 2 rows but waveform 1"),
+    "uint8 samples": (dict(waveform=np.zeros((2, 10), np.uint8)), "waveform is uint8"),
+    "rate 0": (dict(sample_rate=0), "sample_rate = 0 is not a sample rate"),
+    "rate as text": (dict(sample_rate="32k"), "sample_rate = '32k' is not a sample rate"),
+    "two rates": (dict(sample_rate=[32000, 16000]), "sample_rate = [32000, 16000] is not a sample rate"),
+    "names not UTF-8": (dict(audio_name=lambda f: np.array([b"\xff\xfe.wav", f["audio_name"][1]], "S20")),
+                        "row 0: audio_name b'\\xff\\xfe.wav' is not UTF-8 text"),
+    "names as numbers": (dict(audio_name=np.arange(2)), "audio_name is int64"),
+    "names in 2-D": (dict(audio_name=lambda f: f["audio_name"][:][None]), "audio_name is |S20 of shape (1, 2)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ODD_PANNS))
+def test_odd_panns_files_are_one_line_errors_naming_the_file(tmp_path, reference_dir, listed, case):
+    a, b = listed[0][:2]
+    path = copies.panns_hdf5(tmp_path / "eval.h5", [(f"Y{a.source_id}.wav", 1, 10.0, []),
+                                                     (f"Y{b.source_id}.wav", 2, 10.0, [])])
+    change, said = _ODD_PANNS[case]
+    _rewrite(path, **change)
+    out = CliRunner().invoke(cli, ["import", DATASET, str(path), "--root", str(tmp_path / "data"),
+                                   "--index-mirror", str(reference_dir), "--quiet"])
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit), out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and said in lines[0], out.output
+
+
+def test_panns_index_files_are_skipped_with_a_notice(tmp_path, reference_dir, listed):
+    """A PANNs workspace's hdf5s/ folder: waveforms/*.h5 are read, create_indexes.py's indexes/*.h5 passed over."""
+    a, b = listed[0][:2]
+    hdf5s = tmp_path / "workspaces" / "audioset_tagging" / "hdf5s"
+    (hdf5s / "waveforms").mkdir(parents=True)
+    packed = copies.panns_hdf5(hdf5s / "waveforms" / "eval.h5", [(f"Y{a.source_id}.wav", 1, 10.0, []),
+                                                                 (f"Y{b.source_id}.wav", 2, 10.0, [])])
+    copies.panns_indexes(packed, hdf5s / "indexes" / "eval.h5")
+    out = CliRunner().invoke(cli, ["import", DATASET, str(hdf5s), "--root", str(tmp_path / "data"),
+                                   "--index-mirror", str(reference_dir), "--quiet", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["adopted"] == 2 and data["rejected"] == {}
+    assert data["notices"] == [f"indexes/eval.h5: a PANNs index file (create_indexes.py: names and targets, no "
+                               f"waveforms; they are packed in {packed})"]
+    alone = CliRunner().invoke(cli, ["import", DATASET, str(hdf5s / "indexes"), "--root", str(tmp_path / "other"),
+                                     "--index-mirror", str(reference_dir), "--quiet"])
+    assert alone.exit_code == 2 and "Skipped eval.h5: a PANNs index file" in alone.output
 
 
 def test_hf_parquet_rows_in_row_groups_with_label_checks(tmp_path, reference_dir, listed):
@@ -172,6 +268,95 @@ def test_hf_parquet_rows_in_row_groups_with_label_checks(tmp_path, reference_dir
     raw = _raw(tmp_path, rows[c.clip_id])
     assert code_of(raw) == 3 and copies.sf.info(raw).samplerate == 48000 and copies.sf.info(raw).channels == 2
     assert json.loads(rows[c.clip_id]["origin"])["member"] == "data/eval/00000.parquet#3"
+
+
+def test_hf_rows_without_paths_are_named_by_their_container(tmp_path, reference_dir, listed):
+    """``Dataset.from_dict`` + ``cast_column(Audio())`` rows: bytes and no path; each kept under its own suffix."""
+    from datasets import Audio
+
+    clips = listed[0][:5]
+    formats = ["WAV", "FLAC", "OGG", "MP3", "WAV"]
+    path = copies.hf_dataset(tmp_path / "hf" / "train.parquet", {
+        "video_id": [c.source_id for c in clips],
+        "audio": [{"bytes": copies.audio_bytes(i, 10.0, fmt), "path": None} for i, fmt in enumerate(formats[:4])]
+        + [{"bytes": copies.audio_bytes(4, 10.0, "WAV"), "path": "named-wrong.flac"}],  # the bytes win
+    }, audio=Audio())
+    result = _import(tmp_path, reference_dir, path)
+    assert result.adopted == 5, result.summary()
+    rows = _rows(tmp_path)
+    assert [rows[c.clip_id]["path"].rsplit(".", 1)[1] for c in clips] == ["wav", "flac", "ogg", "mp3", "wav"]
+    assert [code_of(_raw(tmp_path, rows[c.clip_id])) for c in clips] == [0, 1, 2, 3, 4]
+
+
+def test_hf_audio_given_as_paths_or_decoded_samples_is_read(tmp_path, reference_dir, listed, monkeypatch):
+    """``Audio(decode=False)`` of local files (``to_parquet`` keeps the paths), a column of path strings, and a
+    decoded {array, sampling_rate} struct; a path to no file is refused in one line."""
+    from datasets import Audio
+
+    a, b, c, d, e = listed[0][:5]
+    folder = tmp_path / "hf"
+    copies.write(folder / "clips" / "a.flac", copies.tone(1, 10.0, 44100), 44100)
+    absolute = copies.write(tmp_path / "elsewhere" / "b.wav", copies.tone(2, 10.0, 32000), 32000)
+    gone = copies.write(folder / "clips" / "gone.flac", copies.tone(3, 10.0, 44100), 44100)
+    monkeypatch.chdir(folder)  # datasets sizes the files it names: relative paths from the parquet's folder
+    copies.hf_dataset(folder / "paths.parquet", {"video_id": [a.source_id, b.source_id, c.source_id],
+                                                 "audio": ["clips/a.flac", str(absolute), "clips/gone.flac"]},
+                      audio=Audio(decode=False))
+    gone.unlink()  # moved since
+    copies.write(folder / "clips" / "d.wav", copies.tone(4, 10.0, 22050), 22050)
+    copies.hf_dataset(folder / "strings.parquet", {"video_id": [d.source_id], "audio": ["clips/d.wav"]})
+    copies.hf_dataset(folder / "decoded.parquet", {"video_id": [e.source_id], "audio": [
+        {"array": copies.tone(5, 10.0, 16000)[:, 0].astype(np.float64), "sampling_rate": 16000}]})
+    result = _import(tmp_path, reference_dir, folder)
+    assert result.adopted == 4, result.summary()
+    assert dict(result.rejected) == {"missing-file": 1}
+    assert "audio path clips/gone.flac: no such file" in result.rejected_entries[0].reason
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, d, e)] == [1, 2, 4, 5]
+    assert rows[c.clip_id]["last_error"].startswith("import: paths.parquet#2: audio path clips/gone.flac")
+    samples, _ = copies.sf.read(_raw(tmp_path, rows[e.clip_id]), dtype="float32")
+    assert np.abs(samples).max() == pytest.approx(0.5, abs=0.01)  # decoded floats kept at their level
+    odd = copies.hf_dataset(tmp_path / "odd.parquet", {"video_id": [a.source_id], "audio": [3]})
+    out = CliRunner().invoke(cli, ["import", DATASET, str(odd), "--root", str(tmp_path / "data"),
+                                   "--index-mirror", str(reference_dir), "--quiet"])
+    assert out.exit_code == 2 and isinstance(out.exception, SystemExit)
+    assert out.output.strip().splitlines() == [f"error: {odd}: the audio column holds int64; expected encoded "
+                                               "audio ({bytes, path}, as the datasets Audio feature stores it), a "
+                                               "file path, or decoded mono samples ({array: list<float>, "
+                                               "sampling_rate: int})"]
+
+
+@pytest.mark.slow
+def test_a_big_row_group_and_an_hour_long_row_import_in_bounded_memory(tmp_path, reference_dir, listed):
+    """One row group (as datasets writes a small file) of 24 clips of 48 kHz stereo FLAC and a row holding an
+    hour: rows are read a few at a time, and the hour is refused by its header, not decoded (600 MB before)."""
+    from datasets import Audio
+
+    clips = listed[0][:25]
+    hour = np.zeros((3600 * 16000, 1), np.float32)
+    hour[:16000, 0] = 0.5 * np.sin(np.arange(16000) / 5)
+    rng = np.random.default_rng(0)
+    audio = [{"bytes": copies.encode(hour, 16000, "FLAC"), "path": None}]
+    del hour
+    for i in range(24):
+        x = copies.tone(i, 10.0, 48000, 2) + 0.05 * rng.standard_normal((480000, 2)).astype(np.float32)
+        audio.append({"bytes": copies.encode(x, 48000, "FLAC", "PCM_24"), "path": None})
+    path = copies.hf_dataset(tmp_path / "big.parquet", {"video_id": [c.source_id for c in clips], "audio": audio},
+                             audio=Audio())
+    del audio
+    assert copies.pq_row_groups(path) == 1
+    code = ("import json, sys; from pathlib import Path; from audiobench.data.imports.adopt import import_copies; "
+            "from audiobench.testing.memory import peak_rss_mb; "
+            f"r = import_copies({DATASET!r}, [Path({str(path)!r})], root=Path({str(tmp_path / 'data')!r}), "
+            f"index_mirror={str(reference_dir)!r}, jobs=2, quiet=True); "
+            "print(json.dumps([r.to_dict(), peak_rss_mb()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result, peak = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["adopted"] >= 20
+    refused = [e for e in result["rejected_entries"] if e["member"] == "big.parquet#0"]
+    assert "3600.00 s of audio by its header" in refused[0]["reason"] and "not decoded" in refused[0]["reason"]
+    assert peak < 400, f"peak RSS {peak:.0f} MB"
 
 
 def test_webdataset_shards_read_as_a_stream(tmp_path, reference_dir, listed):

@@ -108,16 +108,17 @@ def _read_flac(f: sf.SoundFile, path: Path, data: bytes | None) -> np.ndarray:
     if signature is not None:
         bits, expected = signature
         shift, nbytes = width - bits, (bits + 7) // 8
-        values = ints >> shift if shift else ints
         if nbytes == width // 8:
-            pcm = values.astype(f"<i{nbytes}", copy=False).tobytes()
-        else:  # the low ``nbytes`` of each little-endian int32, byte column by byte column (5x a strided copy)
-            raw = values.astype("<i4", copy=False).reshape(-1).view(np.uint8)
-            packed = np.empty((raw.size // 4, nbytes), np.uint8)
+            pcm = ints >> shift if shift else ints  # whole words: hashed as they are, no copy
+        else:  # ``nbytes`` of each little-endian int32, byte column by byte column (5x a strided copy)
+            # libsndfile left-justifies: for 24 bits in 32 the sample's bytes are 1-3 of each word, unshifted
+            justified = shift == 8 * (width // 8 - nbytes)
+            raw = (ints if justified else ints >> shift).astype("<i4", copy=False).reshape(-1).view(np.uint8)
+            first = width // 8 - nbytes if justified else 0
+            pcm = np.empty((raw.size // 4, nbytes), np.uint8)
             for b in range(nbytes):
-                packed[:, b] = raw[b::4]
-            pcm = packed.tobytes()
-        if hashlib.md5(pcm).digest() != expected:
+                pcm[:, b] = raw[first + b::4]
+        if hashlib.md5(pcm.astype(pcm.dtype.newbyteorder("<"), copy=False)).digest() != expected:  # no bytes copy
             raise DecodeError(f"{path}: corrupt FLAC: the decoded samples do not match its MD5 signature")
     return ints.T.astype(np.float32, order="C") * np.float32(2.0 ** (1 - width))
 

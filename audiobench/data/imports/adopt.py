@@ -12,16 +12,12 @@ records the reason as its last error (unless it already says so: a rerun changes
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections.abc import Iterable, Sequence
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import soundfile as sf
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
@@ -137,6 +133,9 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
     flight: deque[tuple[Entry, ClipStatus, Future[Examined]]] = deque()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for entry in progress(entries, total=total, desc="import", quiet=quiet, unit="clip"):
+            if entry.notice:
+                result.notices.append(f"{entry.member}: {entry.notice}")
+                continue
             if entry.skip:
                 result.reject(str(entry.copy), entry.member, "partial", entry.skip)
                 continue
@@ -194,11 +193,12 @@ def examine(entry: Entry, clip: ClipStatus) -> Examined:
         payload = entry.read()
         segment = clip.end - clip.start
         if isinstance(payload, Pcm):
-            n, duration = check_length(payload.samples, payload.rate, segment)
-            data, suffix = encode_pcm(payload, n), ".flac"
-            audio, rate = payload.samples[:, :n].astype(np.float32) / np.float32(32768), payload.rate
+            audio, rate = payload.audio(), payload.rate  # scaled by the stored type
+            n, duration = check_length(audio, rate, segment)
+            data, suffix = payload.flac(n), ".flac"
+            audio = audio[:, :n]
         else:
-            audio, rate = decode(payload, path=entry.path, suffix=entry.suffix)
+            audio, rate = decode(payload, path=entry.path, suffix=entry.suffix, segment=segment)
             _, duration = check_length(audio, rate, segment)
             data, suffix = payload, entry.suffix
         mono = to_mono_16k(audio, rate)  # what resample would make of the adopted file
@@ -209,13 +209,6 @@ def examine(entry: Entry, clip: ClipStatus) -> Examined:
         return Examined(rejected=Rejected("unreadable", f"cannot read ({exc.strerror or exc})"))
     return Examined(data, hashlib.sha256(data).hexdigest(), duration, suffix, audio=encode_flac(mono),
                     samples=int(mono.size))
-
-
-def encode_pcm(pcm: Pcm, n: int) -> bytes:
-    """FLAC bytes of the first ``n`` samples (the padding trimmed), 16-bit, at the copy's rate."""
-    buf = io.BytesIO()
-    sf.write(buf, pcm.samples[:, :n].T, pcm.rate, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def keep(ledger: Ledger, paths: DatasetPaths, entry: Entry, clip: ClipStatus, out: Examined) -> None:

@@ -30,6 +30,7 @@ class ImportResult:
     label_disagreements: int = 0
     rejected: Counter = field(default_factory=Counter)
     rejected_entries: list[RejectedEntry] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # files of the copies passed over, and why
 
     @property
     def empty(self) -> bool:
@@ -46,7 +47,7 @@ class ImportResult:
             "already_had": self.already_had, "identical_copies": self.identical, "duplicates": self.duplicates,
             "not_listed": self.not_listed, "other_split": self.other_split, "missing": self.missing,
             "label_disagreements": self.label_disagreements, "rejected": dict(sorted(self.rejected.items())),
-            "rejected_entries": [vars(e) for e in self.rejected_entries],
+            "rejected_entries": [vars(e) for e in self.rejected_entries], "notices": self.notices,
         }
 
     def summary(self) -> str:
@@ -68,4 +69,5 @@ class ImportResult:
             parts.append(f"{self.label_disagreements} adopted clips whose labels in the copy differ from the lists "
                          "(the lists win)")
         head = f"{self.dataset}: {read}. " if read else f"{self.dataset}: "
-        return head + ", ".join(parts) + "."
+        skipped = "".join(f" Skipped {text}." for text in self.notices)
+        return head + ", ".join(parts) + "." + skipped

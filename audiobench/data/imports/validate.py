@@ -28,14 +28,27 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def decode(data: bytes, *, path: Path | None, suffix: str) -> tuple[np.ndarray, int]:
-    """Samples of encoded bytes (``path``: the file they came from, for ffmpeg's fallback and messages)."""
+def decode_limit(segment: float) -> float:
+    """Seconds past which a file is not decoded for a ``segment``-second clip: well past any cut of it (a clip
+    zero-padded to 10 s included, whose padding :func:`check_length` trims)."""
+    return 2 * segment + 10.0
+
+
+def decode(data: bytes, *, path: Path | None, suffix: str, segment: float | None = None) -> tuple[np.ndarray, int]:
+    """Samples of encoded bytes (``path``: the file they came from, for ffmpeg's fallback and messages).
+
+    With ``segment``, a file whose header says it lasts over :func:`decode_limit` is :class:`Rejected` as
+    ``too-long`` unread."""
     if not data:
         raise Rejected("empty", "empty file (0 bytes)")
+    header = _libsndfile_header(data)
+    if header is not None and segment is not None and header > decode_limit(segment):
+        raise Rejected("too-long", f"{header:.2f} s of audio by its header for a {segment:.2f} s segment "
+                                   "(likely the whole video, not the cut; not decoded)")
     try:
         if path is not None:
             return read_audio(path, data=data)
-        if _libsndfile_opens(data):  # decoded from memory
+        if header is not None:  # decoded from memory
             return read_audio(Path(f"entry{suffix}"), data=data)
         with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:  # ffmpeg, where libsndfile cannot, reads a file
             tmp.write(data)
@@ -47,12 +60,13 @@ def decode(data: bytes, *, path: Path | None, suffix: str) -> tuple[np.ndarray, 
         raise Rejected("undecodable", reason) from None
 
 
-def _libsndfile_opens(data: bytes) -> bool:
+def _libsndfile_header(data: bytes) -> float | None:
+    """The duration in seconds the header gives, where libsndfile opens the bytes (None: let ffmpeg try)."""
     try:
-        sf.info(io.BytesIO(data))
+        info = sf.info(io.BytesIO(data))
     except Exception:  # noqa: BLE001 - libsndfile's errors vary by version; any means "let ffmpeg try"
-        return False
-    return True
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 else 0.0
 
 
 def trimmed_length(samples: np.ndarray) -> int:
