@@ -6,7 +6,7 @@ import json
 import click
 
 from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
-                                     stops_workers_on_signals)
+                                     stops_workers_on_signals, wait_option)
 from audiobench.features.base import DEFAULT_EXTRACTOR, DTYPES, extractors
 from audiobench.core.layout import resolve_root
 from audiobench.core.errors import AudiobenchError
@@ -23,16 +23,18 @@ from audiobench.core.errors import AudiobenchError
               help=f"Feature extractor, one of: {', '.join(extractors())}.")
 @click.option("--split", "splits", multiple=True, metavar="NAME",
               help="Only this split (repeat for several) [default: every split].")
+@wait_option
 @quiet_option
 @json_option
 @stops_workers_on_signals
 def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, dtype: str,
-            features: str, splits: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+            features: str, splits: tuple[str, ...], wait: bool, quiet: bool, as_json: bool) -> None:
     """Compute features (VGGish log-mel by default) into features/<feature-id>/<split>.h5.
 
     Adds only clips not yet in the files; safe to kill and rerun. Clips that cannot be read are listed at
     the end by id and reason, and do not stop the others. Exits with 2 when no clip has 16 kHz audio yet
-    (run resample first), or when every clip failed.
+    (run resample first), when every clip failed, or while another process writes the dataset (fetch,
+    import, resample) or featurizes the same recipe (with --wait: waits for it).
 
     \b
     Example:
@@ -43,7 +45,8 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     from audiobench.features.featurize import featurize
 
     result = featurize(dataset, root=resolve_root(root), jobs=jobs, backend=backend, scheduler=scheduler,
-                       dtype=dtype, splits=splits or None, quiet=quiet or as_json, features=features)
+                       dtype=dtype, splits=splits or None, quiet=quiet or as_json, features=features,
+                       wait=wait)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from audiobench.cli.options import json_option, quiet_option, root_option
+from audiobench.cli.options import json_option, quiet_option, root_option, wait_option
 from audiobench.data.sources.youtube import YOUTUBE_TEMPLATE, DownloadSettings
 
 
@@ -51,25 +51,29 @@ from audiobench.data.sources.youtube import YOUTUBE_TEMPLATE, DownloadSettings
 @click.option("--socket-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds without data before a download counts as failed.")
 @click.option("--ffmpeg", default=None, help="Use this ffmpeg instead of the bundled one.")
+@wait_option
 @quiet_option
 @json_option
 def command(dataset: str, root: str | None, index_mirror: str | None, source_template: str, split: str | None,
             shard: str | None, limit: int | None, jobs: int, retries: int, backoff: float, sleep: float,
             rate_limit: float | None, max_refusals: int, max_network_errors: int, max_per_hour: int | None,
             probe: str | None, extractor_args: tuple[str, ...], retry_unavailable: bool,
-            cookies: Path | None, proxy: str | None, socket_timeout: float, ffmpeg: str | None, quiet: bool,
-            as_json: bool) -> None:
+            cookies: Path | None, proxy: str | None, socket_timeout: float, ffmpeg: str | None, wait: bool,
+            quiet: bool, as_json: bool) -> None:
     """Download the list files (checked by sha256) and every listed segment; print what was had.
 
     Before the first download (and whenever unavailable clips pile up) a probe clip known to exist is
     fetched; if it fails too, the setup is broken, not the videos: the run stops and the clips marked
     unavailable since the last good probe are pending again.
 
+    One writer per dataset: while another process fetches, imports, resamples or featurizes it, the run
+    stops at once naming that process (exit 2), or with --wait waits for it.
+
     Exit status: 0 when the run went through and the fetched splits hold clips; 2 on a usage or input
-    error, or when no clip of them is fetched; 3 when a host does not answer (checked before anything is
-    downloaded), the source refused or could not be reached for --max-refusals / --max-network-errors
-    downloads in a row, the probe failed, or --max-per-hour is spent, and the run stopped early. Clips the
-    network failed stay as they were.
+    error, when another process writes the dataset, or when no clip of them is fetched; 3 when a host does
+    not answer (checked before anything is downloaded), the source refused or could not be reached for
+    --max-refusals / --max-network-errors downloads in a row, the probe failed, or --max-per-hour is spent,
+    and the run stopped early. Clips the network failed stay as they were.
 
     \b
     Examples:
@@ -85,7 +89,7 @@ def command(dataset: str, root: str | None, index_mirror: str | None, source_tem
     options = FetchOptions(
         source_template=source_template, jobs=jobs, retries=retries, backoff=backoff, rate_limit=rate_limit,
         max_refusals=max_refusals, max_network_errors=max_network_errors, retry_unavailable=retry_unavailable,
-        split=split, shard=parse_shard(shard), limit=limit, probe=probe, max_per_hour=max_per_hour,
+        split=split, shard=parse_shard(shard), limit=limit, probe=probe, max_per_hour=max_per_hour, wait=wait,
         download=DownloadSettings(socket_timeout=socket_timeout, proxy=proxy, cookies=cookies, sleep=sleep,
                                   ffmpeg=ffmpeg, extractor_args=parse_extractor_args(extractor_args)),
     )

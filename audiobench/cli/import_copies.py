@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option
+from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option, wait_option
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import resolve_root
 
@@ -36,16 +36,20 @@ FORMATS = ("auto", "dcase2017", "audioset-wav", "panns-hdf5", "hf-parquet", "web
               help="Your own data: the class names, one a line, in this order.")
 @root_option
 @jobs_option
+@wait_option
 @quiet_option
 @json_option
 def command(dataset: str, paths: tuple[Path, ...], fmt: str, split: str | None, index_mirror: str | None,
             labels: Path | None, strong: Path | None, splits_file: Path | None, folds: int | None,
-            classes: Path | None, root: str | None, jobs: int, quiet: bool, as_json: bool) -> None:
+            classes: Path | None, root: str | None, jobs: int, wait: bool, quiet: bool, as_json: bool) -> None:
     """Match each file, row or tar member of the copies to a listed clip (by YouTube ID and segment), check
     its audio, and adopt it as if fetched: raw/ file, ledger row ok with its origin.
 
+    One writer per dataset: while another process writes it (fetch, import, resample) or featurizes it, the
+    import stops at once naming that process, or with --wait waits for it.
+
     Exit status: 0 when any clip was adopted or already there (even if some entries were rejected); 2 when
-    nothing could be adopted, or on a usage error.
+    nothing could be adopted, another process writes the dataset, or on a usage error.
 
     \b
     Examples:
@@ -60,16 +64,16 @@ def command(dataset: str, paths: tuple[Path, ...], fmt: str, split: str | None, 
     require_dataset_folder(root_path, dataset)
     if labels is not None:
         result = _own_data(dataset, paths, labels=labels, strong=strong, splits=splits_file, folds=folds,
-                           classes=classes, root=root_path, jobs=jobs, quiet=quiet)
+                           classes=classes, root=root_path, jobs=jobs, quiet=quiet, wait=wait)
     elif fmt == "audiobench":
         from audiobench.data.imports.merge import merge_roots
 
-        result = merge_roots(dataset, list(paths), root=root_path, quiet=quiet)
+        result = merge_roots(dataset, list(paths), root=root_path, quiet=quiet, wait=wait)
     else:
         from audiobench.data.imports.adopt import import_copies
 
         result = import_copies(dataset, list(paths), root=root_path, format=fmt, split=split,
-                               index_mirror=index_mirror, jobs=jobs, quiet=quiet)
+                               index_mirror=index_mirror, jobs=jobs, quiet=quiet, wait=wait)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     if result.empty:
         raise AudiobenchError(f"nothing of {dataset} could be adopted from {', '.join(map(str, paths))}")

@@ -26,6 +26,10 @@ def quiet_option_for(help: str) -> Callable[[F], F]:
 
 quiet_option = quiet_option_for("No progress bars.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON for machines.")
+wait_option = click.option(
+    "--wait", is_flag=True,
+    help="If another process writes this dataset, wait for it to finish (one line says for whom) instead of "
+         "stopping at once.")
 jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
                            help="Parallel workers.")
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import click
 
 from audiobench.cli.options import (backend_options, jobs_option, json_option, quiet_option, root_option,
-                                     stops_workers_on_signals)
+                                     stops_workers_on_signals, wait_option)
 from audiobench.core.errors import AudiobenchError
 
 
@@ -16,16 +16,18 @@ from audiobench.core.errors import AudiobenchError
 @root_option
 @jobs_option
 @backend_options
+@wait_option
 @quiet_option
 @json_option
 @stops_workers_on_signals
-def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, quiet: bool,
+def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: str | None, wait: bool, quiet: bool,
             as_json: bool) -> None:
     """Decode every fetched clip, mix to mono, resample to 16 kHz (soxr) and write FLAC under audio/.
 
     Clips already converted from the same raw file are skipped. A clip that cannot be decoded is listed
     with its reason and keeps its fetch status; the others complete. Exits with 2 when no clip is fetched
-    yet, or when every clip failed (nothing for featurize).
+    yet, when every clip failed (nothing for featurize), or when another process writes the dataset (with
+    --wait: waits for it).
 
     \b
     Example:
@@ -33,7 +35,7 @@ def command(dataset: str, root: str | None, jobs: int, backend: str, scheduler: 
     """
     from audiobench.data.resample import resample
 
-    result = resample(dataset, root=root, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet)
+    result = resample(dataset, root=root, jobs=jobs, backend=backend, scheduler=scheduler, quiet=quiet, wait=wait)
     if as_json:
         click.echo(json.dumps({"dataset": result.dataset, **result.counts, "elapsed": round(result.elapsed, 3),
                                "failures": [asdict(r) for r in result.failed]}, indent=2))

@@ -5,7 +5,8 @@ import json
 
 import click
 
-from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option, stops_workers_on_signals
+from audiobench.cli.options import (jobs_option, json_option, quiet_option, root_option, stops_workers_on_signals,
+                                     wait_option)
 
 
 @click.command("synth")
@@ -23,15 +24,17 @@ from audiobench.cli.options import jobs_option, json_option, quiet_option, root_
                    "'Air horn, truck horn', by its MID) "
                    "[default: all 17].")
 @jobs_option
+@wait_option
 @quiet_option
 @json_option
 @stops_workers_on_signals
 def command(root: str | None, name: str, seed: int, train: int, val: int, test: int, duration: float,
-            classes: str | None, jobs: int, quiet: bool, as_json: bool) -> None:
+            classes: str | None, jobs: int, wait: bool, quiet: bool, as_json: bool) -> None:
     """Write a strongly labelled synthetic dataset: sirens, horns, beeps, engines, screams over noise.
 
     Audio goes straight to audio/<split>/ as 16 kHz mono FLAC, with the ledger, so featurize runs next
-    (resample has nothing to do). Rerunning finishes an interrupted run and skips what is done.
+    (resample has nothing to do). Rerunning finishes an interrupted run and skips what is done. While
+    another process writes the dataset, the run stops at once naming it (or with --wait waits for it).
 
     \b
     Example:
@@ -43,7 +46,7 @@ def command(root: str | None, name: str, seed: int, train: int, val: int, test: 
 
     chosen = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     result = synthesize(name, root=root, seed=seed, train=train, val=val, test=test, duration=duration,
-                        classes=chosen, jobs=jobs, quiet=quiet)
+                        classes=chosen, jobs=jobs, quiet=quiet, wait=wait)
     if as_json:
         click.echo(json.dumps({"dataset": result.dataset, "path": str(result.path), "seed": result.seed,
                                "splits": result.splits, "events": result.events, "generated": result.generated,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.locking import LOCK_NAME, hold, pid_running
 
 DEFAULT_ROOT = Path("audiobench-data")
 AUDIO_RATE = 16000  # Hz: every file under audio/ is mono at this rate (the VGGish front end's input rate)
@@ -151,6 +152,50 @@ class DatasetPaths:
     def features(self) -> Path:
         return self.dir / "features"
 
+    @property
+    def partial(self) -> Path:
+        """``raw/.partial``: downloads in progress, one folder per fetch process (``<pid>/``)."""
+        return self.raw / ".partial"
+
+    @property
+    def lock(self) -> Path:
+        """``<dataset>/.lock``: the dataset's one-writer lock (:meth:`writing`, :meth:`reading`)."""
+        return self.dir / LOCK_NAME
+
+    @contextmanager
+    def writing(self, *, wait: bool = False) -> Iterator[None]:
+        """Be the dataset's one writer for the duration: fetch, import, merge, resample and synth hold this
+        while they write its lists, ledger, ``raw/`` or ``audio/``. Another writer (or a featurize reading
+        the dataset) makes it fail at once naming that process, or with ``wait`` wait for it.
+
+        Once held, what killed runs left is removed: temporary files in ``raw/`` and ``audio/`` and download
+        folders under ``raw/.partial/``; no other process can be writing them now.
+        """
+        ensure_writable_dir(self.dir)
+        with hold(self.lock, shared=False, busy=f"dataset {self.name!r} in {self.root} is in use",
+                  wait=wait, hint=BUSY_HINT):
+            self.remove_leftovers()
+            yield
+
+    @contextmanager
+    def reading(self, *, wait: bool = False) -> Iterator[None]:
+        """Read the dataset while no writer changes it (featurize): shared with other readers, never with a
+        writer (see :meth:`writing`)."""
+        ensure_writable_dir(self.dir)
+        with hold(self.lock, shared=True, busy=f"dataset {self.name!r} in {self.root} is being written",
+                  wait=wait, hint=BUSY_HINT):
+            yield
+
+    def remove_leftovers(self) -> None:
+        """Delete every temporary file under ``raw/<split>/`` and ``audio/<split>/`` and every download folder
+        under ``raw/.partial/``: only for the dataset's writer (:meth:`writing`), when nothing else writes them.
+        """
+        for folder in (self.raw, self.audio):
+            remove_dead_temporaries(folder, everyone=True)
+        if self.partial.is_dir():
+            for leftover in self.partial.iterdir():
+                remove_tree(require_inside(leftover, self.partial))
+
     def feature_dir(self, feature_id: str) -> Path:
         """``features/<feature_id>``; an id that could leave ``features/`` (``--feature-id ../x``) is refused."""
         return self.features / validate_name(feature_id, what="feature id")
@@ -163,6 +208,37 @@ class DatasetPaths:
                 f"run `audiobench synth --name {self.name}` or `audiobench fetch {self.name}` first"
             )
         return self.ledger
+
+
+BUSY_HINT = "rerun with --wait to wait for it, or once it has finished"
+
+
+def temporary_pid(path: Path) -> int | None:
+    """The process that writes a temporary name of :func:`atomic_path` (``.<name>.<pid>.tmp``), if it says."""
+    pid = path.name.rsplit(".", 2)[-2] if path.name.count(".") >= 2 else ""
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_dead_temporaries(folder: Path, *, everyone: bool = False) -> None:
+    """Delete the temporary files (``.*.tmp``) in ``folder``'s subfolders (``raw/<split>/``, ``audio/<split>/``)
+    that a killed run left: those of processes no longer running, or that name none; with ``everyone``, all
+    (for the dataset's writer, when no other process may be writing there). They never counted: a file only
+    counts once renamed to its name, and the ledger marks a clip only after that.
+    """
+    if not folder.is_dir():
+        return
+    for tmp in folder.glob("*/.*.tmp"):
+        pid = temporary_pid(tmp)
+        if everyone or pid is None or not pid_running(pid):
+            require_inside(tmp, folder).unlink(missing_ok=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a file or folder, and whatever is in it; already gone is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def runs_dir(root: Path) -> Path:

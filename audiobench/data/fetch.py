@@ -20,6 +20,7 @@ Each ``ok`` clip's origin records the source stream (format, codec, sample rate,
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 import threading
@@ -44,7 +45,8 @@ from audiobench.data.sources.youtube import (
     source_url,
 )
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, ensure_writable_dir, require_inside, resolve_root
+from audiobench.core.layout import DatasetPaths, ensure_writable_dir, remove_tree, require_inside, resolve_root
+from audiobench.core.locking import pid_running
 from audiobench.data.ledger import Ledger, now
 from audiobench.data.pacing import Clock, NotStarted, Pacer
 from audiobench.data.probe import (
@@ -83,6 +85,7 @@ class FetchOptions:
     limit: int | None = None
     probe: str | None = None  # the recording the probe fetches (default: see audiobench.data.probe)
     max_per_hour: int | None = None  # downloads started per rolling hour, all workers and runs together
+    wait: bool = False  # another process writes the dataset: wait for it (else refused at once)
     download: DownloadSettings = field(default_factory=DownloadSettings)
 
 
@@ -126,7 +129,9 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
     """Rebuild ``dataset`` from its published lists: verified index files, then every segment that can be had.
 
     Rerun at will: finished clips are skipped, ``failed`` ones are tried again, ``unavailable`` ones only
-    with ``retry_unavailable``.
+    with ``retry_unavailable``. One writer per dataset: while another process writes it (fetch, import,
+    resample, synth) or featurize reads it, :class:`~audiobench.core.locking.Busy` names that process, or with
+    ``options.wait`` the run waits for it.
 
     >>> fetch("sl-dcase17", root="data", options=FetchOptions(split="test", limit=10))   # doctest: +SKIP
     """
@@ -134,17 +139,20 @@ def fetch(dataset: str, *, root: str | Path | None = None, index_mirror: str | N
     manifest = load_manifest(dataset, root=root)
     require_fetchable(manifest.source, what=f"dataset {manifest.name!r} ({manifest.path})")
     check_source_template(options.source_template)  # before any work, so the message comes first
-    if is_local(options.source_template):  # local files: validated and adopted by the importer
-        from audiobench.data.imports.template import fetch_from_files
+    local = is_local(options.source_template)
+    if not local:
+        require_javascript_runtime(options.source_template)
+    with DatasetPaths(resolve_root(root), manifest.name).writing(wait=options.wait):  # the lists too
+        if local:  # local files: validated and adopted by the importer
+            from audiobench.data.imports.template import fetch_from_files
 
-        return fetch_from_files(dataset, root=root, index_mirror=index_mirror, options=options, quiet=quiet)
-    require_javascript_runtime(options.source_template)
-    registration = register_dataset(manifest.path, root=root, mirror=index_mirror)
-    paths = DatasetPaths(resolve_root(root), registration.dataset)
-    with Ledger(paths.ledger) as ledger:
-        splits_of(ledger, options.split)
-        summary = download_clips(ledger, paths, options, quiet=quiet)
-        rows = [r for r in coverage(ledger) if options.split in (None, r.split)]
+            return fetch_from_files(dataset, root=root, index_mirror=index_mirror, options=options, quiet=quiet)
+        registration = register_dataset(manifest.path, root=root, mirror=index_mirror)
+        paths = DatasetPaths(resolve_root(root), registration.dataset)
+        with Ledger(paths.ledger) as ledger:
+            splits_of(ledger, options.split)
+            summary = download_clips(ledger, paths, options, quiet=quiet)
+            rows = [r for r in coverage(ledger) if options.split in (None, r.split)]
     return FetchResult(registration, empty_if_nothing_ok(summary, rows, registration.dataset, options), rows)
 
 
@@ -217,9 +225,10 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
         require_reachable(source_url(options.source_template, first.source_id, first.start, first.end),
                           proxy=options.download.proxy,
                           hint=f"no clip was tried or marked; {_network_hint(options)}")
-    partial = ensure_writable_dir(paths.raw / ".partial")
-    shutil.rmtree(partial, ignore_errors=True)  # leftovers of a killed run: never counted, start afresh
-    partial.mkdir(parents=True)
+    remove_dead_downloads(paths)
+    partial = partial_dir(paths)
+    remove_tree(partial)  # this process's own, of an earlier call: never counted, start afresh
+    ensure_writable_dir(partial)
     stop = threading.Event()
     limiter = RateLimiter(options.rate_limit)
     pacer = Pacer(ledger, options.max_per_hour, clock=clock)
@@ -243,7 +252,25 @@ def download_clips(ledger: Ledger, paths: DatasetPaths, options: FetchOptions, *
             run.take(outcome, probe)
     else:
         run.counts["pending"] = len(rows)
+    remove_tree(partial)  # after an exception, the next run removes it (see remove_dead_downloads)
     return run.summary(notes)
+
+
+def partial_dir(paths: DatasetPaths) -> Path:
+    """``raw/.partial/<pid>/``: this process's downloads in progress, never another's (their names say whose)."""
+    return paths.partial / str(os.getpid())
+
+
+def remove_dead_downloads(paths: DatasetPaths) -> None:
+    """Delete the download folders under ``raw/.partial/`` of processes no longer running (a killed fetch's).
+
+    Those of a live process are left alone, whoever it is; the dataset's writer lock clears the rest
+    (:meth:`DatasetPaths.writing`).
+    """
+    if paths.partial.is_dir():
+        for folder in paths.partial.iterdir():
+            if folder.name.isdigit() and not pid_running(int(folder.name)):
+                remove_tree(require_inside(folder, paths.partial))
 
 
 def setup_notes() -> list[str]:
@@ -393,7 +420,7 @@ def fetch_one(row: ClipStatus, paths: DatasetPaths, options: FetchOptions, *, js
     """Try one clip up to ``1 + retries`` times; transient failures back off exponentially with jitter."""
     request = SegmentRequest(row.clip_id, row.source_id, row.start, row.end,
                              source_url(options.source_template, row.source_id, row.start, row.end))
-    workdir = require_inside(paths.raw / ".partial" / row.clip_id, paths.raw / ".partial")  # it gets rmtree
+    workdir = require_inside(partial_dir(paths) / row.clip_id, partial_dir(paths))  # it gets rmtree
     error, tries = None, 0
     for attempt in range(options.retries + 1):
         if attempt:

@@ -9,7 +9,8 @@ can be taken for the whole recording (it reaches the segment's end), with a noti
 
 A clip that fails (empty, truncated, not audio) keeps its fetch status: the raw file is what it is, and a
 new fetch is the remedy. It is returned (and printed by the CLI) with its reason, and the other clips
-complete. Reruns skip clips whose audio record names the same raw file (same size and sha256: content, not
+complete. It runs as the dataset's one writer (:meth:`DatasetPaths.writing`), which also removes what a
+killed run left. Reruns skip clips whose audio record names the same raw file (same size and sha256: content, not
 modification time) and whose file exists; clips that synth wrote (no raw file, audio already there) count as
 done. A full disk stops the run with one line; every clip recorded before it stays done.
 """
@@ -33,7 +34,7 @@ from audiobench.data.decode import ffmpeg_exe, read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
 from audiobench.data.index import sha256_file
 from audiobench.core.layout import (AUDIO_RATE, DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full,
-                                    require_inside, resolve_root, validate_name, write_atomic)
+                                    resolve_root, validate_name, write_atomic)
 from audiobench.data.ledger import Ledger
 from audiobench.core.parallel import Backend, map_unordered
 
@@ -55,13 +56,6 @@ def encode_flac(samples: np.ndarray) -> bytes:
 def audio_relpath(split: str, clip_id: str) -> str:
     """Where a clip's 16 kHz file lives, relative to the dataset folder."""
     return f"audio/{split}/{clip_id}.flac"
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files a killed run left behind (they never count as done)."""
-    if folder.is_dir():
-        for tmp in folder.glob(".*.flac.*.tmp"):
-            require_inside(tmp, folder).unlink(missing_ok=True)
 
 
 # -- results -------------------------------------------------------------------------------------------------
@@ -151,12 +145,15 @@ class _Converted:
 
 # -- the stage -----------------------------------------------------------------------------------------------
 def resample(dataset: str, *, root: str | os.PathLike[str] | None = None, jobs: int = 1,
-             backend: Backend = "loky", scheduler: str | None = None, quiet: bool = False) -> ResampleResult:
+             backend: Backend = "loky", scheduler: str | None = None, quiet: bool = False,
+             wait: bool = False) -> ResampleResult:
     """Decode, mix to mono and resample every fetched clip of ``dataset`` to 16 kHz FLAC under ``audio/``.
 
     Returns one row per clip with status ``ok`` (converted, already done, or failed with a reason); per-clip
     failures never stop the others. Raises :class:`AudiobenchError` when the dataset or its ``audio/``
-    folder cannot be used, or when no clip is fetched yet (an empty stage stops a pipeline there).
+    folder cannot be used, or when no clip is fetched yet (an empty stage stops a pipeline there). The run is
+    the dataset's one writer: another (fetch, import, synth, resample) or a featurize of it running makes it
+    fail at once naming that process, or with ``wait`` wait for it.
 
     >>> result = resample("sl-dcase17", root="audiobench-data", jobs=4)   # doctest: +SKIP
     >>> result.counts                                                      # doctest: +SKIP
@@ -164,7 +161,8 @@ def resample(dataset: str, *, root: str | os.PathLike[str] | None = None, jobs: 
     """
     started = time.perf_counter()
     paths = DatasetPaths(resolve_root(root), dataset)
-    with Ledger(paths.require_ledger()) as ledger:
+    paths.require_ledger()
+    with paths.writing(wait=wait), Ledger(paths.ledger) as ledger:
         for split in ledger.splits():  # a ledger written before split names were checked could hold any name
             validate_name(split, what="split name", where=str(ledger.path))
         fetched = ledger.statuses(status="ok")
@@ -176,7 +174,6 @@ def resample(dataset: str, *, root: str | os.PathLike[str] | None = None, jobs: 
             ffmpeg_exe()  # a wrong AUDIOBENCH_FFMPEG stops the run here, not clip by clip
         for split in sorted({t.split for t in tasks}):
             ensure_writable_dir(paths.audio / split)
-            remove_stale_temporaries(paths.audio / split)
         chunks = [tasks[i:i + CHUNK] for i in range(0, len(tasks), CHUNK)]
         left = {t.clip_id: t.segment for t in tasks}
         try:

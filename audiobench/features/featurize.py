@@ -39,8 +39,8 @@ from audiobench.data.decode import read_audio, read_bytes
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.base import DEFAULT_EXTRACTOR, Extractor, FeatureDtype, check_dtype, get_extractor
 from audiobench.data.index import sha256_file
-from audiobench.core.layout import (DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full, require_inside,
-                               resolve_root, validate_name)
+from audiobench.core.layout import (BUSY_HINT, DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full,
+                                    require_inside, resolve_root, validate_name)
 from audiobench.data.ledger import Ledger
 from audiobench.core.locking import exclusive
 from audiobench.core.parallel import Backend, map_unordered
@@ -176,7 +176,8 @@ def compute_shard(task: ShardTask) -> ShardOutcome:
 
 def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend: Backend = "loky",
               scheduler: str | None = None, dtype: FeatureDtype = "float32", splits: Sequence[str] | None = None,
-              quiet: bool = False, shard_size: int | None = None, features: str = DEFAULT_EXTRACTOR) -> FeaturizeResult:
+              quiet: bool = False, shard_size: int | None = None, features: str = DEFAULT_EXTRACTOR,
+              wait: bool = False) -> FeaturizeResult:
     """Compute the features of every clip with audio into ``features/<feature-id>/<split>.h5``.
 
     ``features`` names a registered extractor (:func:`audiobench.features.base.extractors`): ``vggish-logmel``
@@ -189,6 +190,10 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
     from 32 to 2 as the work left shrinks). Returns per split the rows in the file, rows added, rows already
     present, and the clips that failed (by id and reason); a failing clip never stops the others. When no
     clip of those splits has 16 kHz audio, an :class:`AudiobenchError` names the stage to run first.
+
+    While another process writes the dataset (fetch, import, resample, synth) or featurizes the same recipe,
+    the run fails at once naming that process, or with ``wait`` waits for it. Featurize runs of other
+    recipes (another extractor or dtype) share the dataset and run side by side.
 
     >>> result = featurize("synth", jobs=2)            # doctest: +SKIP
     >>> [(s.split, s.clips, s.failed) for s in result.splits]
@@ -204,7 +209,10 @@ def featurize(dataset: str, *, root: Path | None = None, jobs: int = 1, backend:
         _require_audio(ledger, list(_choose_splits(ledger, splits, dataset)), dataset)
     fid = extractor.feature_id(dtype)
     feature_dir = ensure_writable_dir(paths.feature_dir(fid))
-    with exclusive(feature_dir, busy=f"another `audiobench featurize {dataset}` is writing {feature_dir}"):
+    # The dataset shared (its ledger and audio/ stay as planned: no fetch, import or resample meanwhile; other
+    # recipes may featurize beside), the feature folder alone (one writer of these files).
+    busy = f"another `audiobench featurize {dataset}` is writing {feature_dir}"
+    with paths.reading(wait=wait), exclusive(feature_dir, busy=busy, wait=wait, hint=BUSY_HINT):
         with Ledger(ledger_path) as ledger:
             classes = tuple(ledger.classes())
             plans = [_plan_split(ledger, feature_dir, split,

@@ -12,6 +12,7 @@ records the reason as its last error (unless it already says so: a rerun changes
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterable, Sequence
 from collections import deque
@@ -29,6 +30,7 @@ from audiobench.data.imports.match import Catalog
 from audiobench.data.imports.result import ImportResult
 from audiobench.data.imports.validate import Rejected, check_length, decode
 from audiobench.data.ledger import Ledger
+from audiobench.data.manifests import load_manifest
 from audiobench.data.register import register_dataset
 from audiobench.data.resample import SHORT_TOLERANCE, audio_relpath, encode_flac, to_mono_16k
 
@@ -48,11 +50,13 @@ class Examined:
 
 def import_copies(dataset: str, paths: Sequence[Path], *, root: Path | None = None, format: str = "auto",
                   split: str | None = None, index_mirror: str | None = None, jobs: int = 1,
-                  quiet: bool = False) -> ImportResult:
+                  quiet: bool = False, wait: bool = False) -> ImportResult:
     """Register ``dataset``'s lists (as fetch does) and adopt every listed clip the copies at ``paths`` hold.
 
     ``format`` is one of :data:`folder.FORMATS` (``auto`` detects each copy's). Returns the counts; raises
-    :class:`AudiobenchError` on a usage error (an unknown format or split, a missing path).
+    :class:`AudiobenchError` on a usage error (an unknown format or split, a missing path). The import is
+    the dataset's one writer: another one (or a featurize of it) running makes it fail at once naming that
+    process, or with ``wait`` wait for it.
 
     >>> import_copies("sl-dcase17", [Path("dcase2017/audio")], index_mirror="lists").summary()  # doctest: +SKIP
     'sl-dcase17: dcase2017/audio read as dcase2017. 1578 clips adopted, 0 already had, ...'
@@ -71,18 +75,19 @@ def import_copies(dataset: str, paths: Sequence[Path], *, root: Path | None = No
             from audiobench.data.imports.merge import merge_roots
         except ImportError:
             raise AudiobenchError("--format audiobench (merging roots) is not available in this build") from None
-        return merge_roots(dataset, copies, root=root, quiet=quiet)
-    registration = register_dataset(dataset, root=root, mirror=index_mirror)
-    dpaths = DatasetPaths(resolve_root(root), registration.dataset)
-    result = ImportResult(registration.dataset, {str(c): f for c, f in chosen.items()})
+        return merge_roots(dataset, copies, root=root, quiet=quiet, wait=wait)
     total = None
     estimates = [folder.estimate(f, c) for c, f in chosen.items()]
     if None not in estimates:
         total = sum(e for e in estimates if e is not None)
-    entries = (e for c, f in chosen.items() for e in folder.entries(f, c))
-    with Ledger(dpaths.ledger) as ledger:
-        check_split(ledger, split)
-        adopt_entries(ledger, dpaths, entries, result, split=split, jobs=jobs, quiet=quiet, total=total)
+    with DatasetPaths(resolve_root(root), load_manifest(dataset, root=root).name).writing(wait=wait):
+        registration = register_dataset(dataset, root=root, mirror=index_mirror)
+        dpaths = DatasetPaths(resolve_root(root), registration.dataset)
+        result = ImportResult(registration.dataset, {str(c): f for c, f in chosen.items()})
+        entries = (e for c, f in chosen.items() for e in folder.entries(f, c))
+        with Ledger(dpaths.ledger) as ledger:
+            check_split(ledger, split)
+            adopt_entries(ledger, dpaths, entries, result, split=split, jobs=jobs, quiet=quiet, total=total)
     return result
 
 
@@ -102,8 +107,8 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
     rejections: dict[str, str] = {}  # clip id -> the first reason one of its entries was refused
     had: set[str] = set()
     size = 2 * jobs + 2  # entries in flight: memory holds this many clips' bytes
-    remove_dead_temporaries(ensure_writable_dir(paths.raw))
-    remove_dead_temporaries(ensure_writable_dir(paths.audio))
+    ensure_writable_dir(paths.raw)
+    ensure_writable_dir(paths.audio)
 
     def refuse(entry: Entry, clip: ClipStatus | None, category: str, reason: str, *, record: bool = True) -> None:
         result.reject(str(entry.copy), entry.member, category, reason, clip.clip_id if clip else None)
@@ -163,28 +168,6 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
         row = catalog.by_clip[clip_id]
         if clip_id not in adopted and clip_id not in ok_before and row.last_error != reason:
             ledger.mark(clip_id, row.status, error=reason, attempts=0)
-
-
-def remove_dead_temporaries(raw: Path) -> None:
-    """Delete the temporary files (``.<name>.<pid>.tmp``) a killed run left under ``raw/<split>/`` (or ``audio/``).
-
-    They never counted (the ledger marks a clip only after the rename); those of a process still running
-    are left alone.
-    """
-    for tmp in raw.glob("*/.*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _running(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def examine(entry: Entry, clip: ClipStatus) -> Examined:

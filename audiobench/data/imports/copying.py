@@ -1,16 +1,13 @@
-"""Copy files into a dataset's ``raw/``, checked on the way, one writer at a time: what a merge and an import
-both need."""
+"""Copy files into a dataset's ``raw/``, checked on the way: what a merge and an import both need (each as the
+dataset's one writer, :meth:`~audiobench.core.layout.DatasetPaths.writing`)."""
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, atomic_path, ensure_writable_dir, require_inside
-from audiobench.core.locking import exclusive
+from audiobench.core.layout import atomic_path, ensure_writable_dir
 
 _CHUNK = 1 << 20
 
@@ -38,16 +35,3 @@ def copy_checked(source: Path, target: Path, *, sha256: str, size: int | None = 
     except OSError as exc:
         raise AudiobenchError(f"cannot copy {source} to {target}: {exc.strerror or exc}") from None
     return copied
-
-
-@contextmanager
-def raw_writer(paths: DatasetPaths, *, what: str) -> Iterator[None]:
-    """Hold ``raw/``'s lock while copying into it (a second merge or import waits its turn by failing fast),
-    after deleting the temporary files a killed run left in ``raw/<split>/`` (they never counted)."""
-    raw = ensure_writable_dir(paths.raw)
-    with exclusive(raw, busy=f"another {what} is writing {raw}"):
-        for folder in raw.iterdir():
-            if folder.is_dir() and not folder.name.startswith("."):
-                for tmp in folder.glob(".*.tmp"):
-                    require_inside(tmp, raw).unlink(missing_ok=True)
-        yield

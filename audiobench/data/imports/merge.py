@@ -34,11 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import (DatasetPaths, clip_id_for, ensure_writable_dir, resolve_root, validate_name,
-                                    write_atomic)
+from audiobench.core.layout import DatasetPaths, clip_id_for, resolve_root, validate_name, write_atomic
 from audiobench.core.progress import progress
 from audiobench.core.records import ClipStatus
-from audiobench.data.imports.copying import CopyMismatch, copy_checked, raw_writer
+from audiobench.data.imports.copying import CopyMismatch, copy_checked
 from audiobench.data.ledger import Ledger
 from audiobench.data.manifests import OWN_MANIFEST
 from audiobench.data.register import REGISTRATION_META
@@ -89,8 +88,9 @@ class _SourceRow:
 
 
 def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = None,
-                quiet: bool = False) -> MergeResult:
-    """Merge ``dataset`` of each root in ``sources`` into ``root`` (see the module docstring for the rules).
+                quiet: bool = False, wait: bool = False) -> MergeResult:
+    """Merge ``dataset`` of each root in ``sources`` into ``root`` (see the module docstring for the rules),
+    as the target dataset's one writer (``wait``: for another one to finish, else refused at once).
 
     >>> merge_roots("sl-dcase17", [Path("machine-a"), Path("machine-b")], root=Path("data"))  # doctest: +SKIP
     """
@@ -105,9 +105,9 @@ def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = No
         if not (folder / "ledger.sqlite").is_file():
             raise AudiobenchError(f"merge: no dataset {dataset!r} under {folder.parent} "
                                   f"(no {folder / 'ledger.sqlite'})")
-    ensure_writable_dir(paths.dir)
     result = MergeResult(dataset, paths.root, tuple(Path(s) for s in sources))
-    with tempfile.TemporaryDirectory(prefix="audiobench-merge-") as tmp, Ledger(paths.ledger) as target:
+    with paths.writing(wait=wait), tempfile.TemporaryDirectory(prefix="audiobench-merge-") as tmp, \
+            Ledger(paths.ledger) as target:
         rows: dict[str, list[_SourceRow]] = {}
         for i, folder in enumerate(source_dirs):
             with Ledger(_snapshot(folder / "ledger.sqlite", Path(tmp) / f"{i}.sqlite")) as src:
@@ -120,10 +120,9 @@ def merge_roots(dataset: str, sources: Sequence[Path], *, root: Path | None = No
                 for row in statuses:
                     rows.setdefault(row.clip_id, []).append(_SourceRow(folder, row, origins.get(row.clip_id)))
         origins = target.origins()
-        with raw_writer(paths, what="merge or import"):
-            for current in progress(target.statuses(), desc="merge", quiet=quiet, unit="clip"):
-                _merge_clip(target, paths, current, origins.get(current.clip_id), rows.get(current.clip_id, []),
-                            result)
+        for current in progress(target.statuses(), desc="merge", quiet=quiet, unit="clip"):
+            _merge_clip(target, paths, current, origins.get(current.clip_id), rows.get(current.clip_id, []),
+                        result)
     return result
 
 

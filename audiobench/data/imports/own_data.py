@@ -40,7 +40,7 @@ from audiobench.core.layout import (DatasetPaths, atomic_path, ensure_writable_d
 from audiobench.core.parallel import map_unordered
 from audiobench.core.progress import progress
 from audiobench.data.decode import DecodeError, read_audio
-from audiobench.data.imports.copying import CopyMismatch, copy_checked, raw_writer
+from audiobench.data.imports.copying import CopyMismatch, copy_checked
 from audiobench.data.ledger import Ledger
 from audiobench.data.lists._common import csv_fields, format_error, numbered_lines, seconds
 from audiobench.data.lists.local import HEADER
@@ -110,11 +110,14 @@ class _Plan:
 
 def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | None = None,
                     splits: Path | None = None, folds: int | None = None, classes: Path | None = None,
-                    root: Path | None = None, jobs: int = 1, quiet: bool = False, seed: int = 0) -> OwnDataResult:
+                    root: Path | None = None, jobs: int = 1, quiet: bool = False, seed: int = 0,
+                    wait: bool = False) -> OwnDataResult:
     """Make dataset ``name`` from the audio files in ``folder`` (see the module docstring).
 
     ``labels``: ``file,labels``; ``strong``: ``file,onset,offset,label``; ``splits``: ``file,split`` (or ``folds``:
-    that many stratified folds, seeded by ``seed``); ``classes``: one class name a line.
+    that many stratified folds, seeded by ``seed``); ``classes``: one class name a line. Each dataset is
+    written as its one writer: another process writing it makes the import fail naming that process, or with
+    ``wait`` wait for it.
     """
     validate_name(name)
     folder = Path(folder).expanduser()
@@ -140,7 +143,8 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
         validate_name(fold_dataset(name, k), where=f"--folds {folds}")
     result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(plan.classes), {}, folds=folds)
     result.splits, result.copied, result.already = _make(DatasetPaths(root_path, name), folder, plan, folds=folds,
-                                                         seed=seed, strong=strong is not None, quiet=quiet)
+                                                         seed=seed, strong=strong is not None, quiet=quiet,
+                                                         wait=wait)
     if folds:
         with Ledger(DatasetPaths(root_path, name).ledger) as ledger:
             fold_of = {row.source_id: int(row.split[len("fold"):]) for row in ledger.statuses()}
@@ -148,7 +152,7 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
             rotation = _Plan([replace(f, split=_role(fold_of[f.source_id], k, folds)) for f in plan.files],
                              plan.classes)
             _make(DatasetPaths(root_path, fold_dataset(name, k)), folder, rotation, folds=None, seed=seed,
-                  strong=strong is not None, quiet=quiet, base=DatasetPaths(root_path, name))
+                  strong=strong is not None, quiet=quiet, base=DatasetPaths(root_path, name), wait=wait)
             result.rotations.append(fold_dataset(name, k))
     return result
 
@@ -166,17 +170,18 @@ def _role(fold: int, k: int, folds: int) -> str:
 
 
 def _make(paths: DatasetPaths, folder: Path, plan: _Plan, *, folds: int | None, seed: int, strong: bool,
-          quiet: bool, base: DatasetPaths | None = None) -> tuple[dict[str, int], int, int]:
-    """Lists, manifest, ledger and raw files of one dataset (a rotation of ``base``'s folds, if given);
-    returns its clips per split, files copied and files already there."""
+          quiet: bool, base: DatasetPaths | None = None, wait: bool = False) -> tuple[dict[str, int], int, int]:
+    """Lists, manifest, ledger and raw files of one dataset (a rotation of ``base``'s folds, if given), as its
+    one writer; returns its clips per split, files copied and files already there."""
     lists = _lists(plan, folds)
     made_by = f"audiobench import {base.name if base else paths.name} {folder}"
     what = f"rotation {paths.name} of the folds of {base.name}" if base else "a folder of your own audio"
     manifest = _manifest(paths.name, plan, lists, folds=folds, seed=seed, strong=strong,
                          comment=f"Written by `{made_by}`: {what}.", description=f"{len(plan.files)} files of {folder}")
-    _write(paths, manifest, lists)
-    registration = register_dataset(paths.dir / OWN_MANIFEST, root=paths.root)
-    return (dict(registration.listed), *_copy_files(paths, folder, plan.files, quiet=quiet, base=base))
+    with paths.writing(wait=wait):
+        _write(paths, manifest, lists)
+        registration = register_dataset(paths.dir / OWN_MANIFEST, root=paths.root)
+        return (dict(registration.listed), *_copy_files(paths, folder, plan.files, quiet=quiet, base=base))
 
 
 # -- the tables ---------------------------------------------------------------------------------------------
@@ -390,7 +395,7 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], *, qu
     if base is not None:
         with Ledger(base.ledger) as ledger:
             linked = {r.source_id: base.dir / r.path for r in ledger.statuses(status="ok") if r.path}
-    with Ledger(paths.ledger) as ledger, raw_writer(paths, what="merge or import"):
+    with Ledger(paths.ledger) as ledger:
         rows = ledger.statuses()
         for row in progress(rows, desc="import", quiet=quiet, unit="clip"):
             f = by_id[row.source_id]

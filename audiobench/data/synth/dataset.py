@@ -21,7 +21,7 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
 from audiobench.data.ledger import Ledger
 from audiobench.core.parallel import map_unordered
-from audiobench.data.resample import audio_relpath, encode_flac, remove_stale_temporaries
+from audiobench.data.resample import audio_relpath, encode_flac
 from audiobench.data.synth.scene import SPLITS, ClipPlan, plan_clip, render_clip
 from audiobench.data.synth.targets import TARGETS
 
@@ -62,14 +62,16 @@ class _Written:
 
 def synthesize(name: str = "synth", *, root: str | os.PathLike[str] | None = None, seed: int = 0,
                train: int = 600, val: int = 200, test: int = 200, duration: float = 10.0,
-               classes: Sequence[str] | None = None, jobs: int = 1, quiet: bool = False) -> SynthResult:
+               classes: Sequence[str] | None = None, jobs: int = 1, quiet: bool = False,
+               wait: bool = False) -> SynthResult:
     """Generate (or finish generating) the synthetic SL-DCASE-17-like dataset ``name`` under ``root``.
 
     ``train``/``val``/``test`` are clip counts, ``duration`` the clip length in seconds. Every split is
     strongly labelled. ``classes`` (names or MIDs of :data:`CLASSES`) keeps only those target classes, in
     that order: a smaller, quicker problem (the demo uses six). The same seed gives byte-identical FLACs
     whatever ``jobs`` is. Rerunning with other parameters into an existing dataset is refused (use a new
-    ``name``).
+    ``name``). The run is the dataset's one writer: another one running makes it fail naming that process,
+    or with ``wait`` wait for it.
 
     >>> result = synthesize("synth-small", root="audiobench-data", train=60, val=20, test=20)  # doctest: +SKIP
     >>> result.splits, result.events                                                          # doctest: +SKIP
@@ -86,7 +88,7 @@ def synthesize(name: str = "synth", *, root: str | os.PathLike[str] | None = Non
             "seed": seed, "duration": duration, "sample_rate": AUDIO_RATE, "splits": counts,
             "classes": [c.mid for c in dataset_classes]}
     plans = [plan_clip(seed, split, i, duration, subset) for split in SPLITS for i in range(counts[split])]
-    with Ledger(paths.ledger) as ledger:
+    with paths.writing(wait=wait), Ledger(paths.ledger) as ledger:
         _claim(ledger, meta, paths)
         ledger.set_classes(dataset_classes)
         ledger.add_clips(plan.to_clip() for plan in plans)
@@ -95,7 +97,6 @@ def synthesize(name: str = "synth", *, root: str | os.PathLike[str] | None = Non
         todo = [p for p in plans if p.clip_id not in done]
         for split in SPLITS:
             ensure_writable_dir(paths.audio / split)
-            remove_stale_temporaries(paths.audio / split)
         chunk = max(1, min(16, len(todo) // (4 * jobs) or 1))
         chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
         work = partial(_render_chunk, str(paths.dir))
