@@ -138,7 +138,7 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for entry in progress(entries, total=total, desc="import", quiet=quiet, unit="clip"):
             if entry.skip:
-                result.reject(str(entry.copy), entry.member, "partial", entry.skip)
+                result.reject(str(entry.copy), entry.member, entry.skip_category, entry.skip)
                 continue
             if entry.clip_id is not None:
                 clip = catalog.by_clip[entry.clip_id]

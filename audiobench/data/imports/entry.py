@@ -41,6 +41,7 @@ class Entry:
     labels_complete: bool = True
     clip_id: str | None = None  # already known (a --source-template path): no name to resolve
     skip: str | None = None  # a reason the entry is refused before reading (a partial download)
+    skip_category: str = "partial"  # the count ``skip`` goes to ("damaged": a container cut or damaged there)
 
 
 def audio_files(folder: Path) -> Iterator[Path]:
