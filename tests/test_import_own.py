@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -263,3 +264,154 @@ def test_the_import_command_makes_your_own_dataset_and_status_shows_it(own, tmp_
         (f"fold{k}", "import folder", 8) for k in (1, 2, 3)}
     lonely = CliRunner().invoke(cli, ["import", "pets", str(own["folder"]), "--folds", "3", "--root", str(root)])
     assert lonely.exit_code == 2 and "give --labels too" in lonely.output
+
+
+# -- refused imports through the command line: one line, nothing written, then the corrected command works ----
+def _append_labels(own: dict[str, Path], text: str) -> None:
+    with own["labels"].open("a") as f:
+        f.write(text + "\n")
+
+
+def _same_bytes(own: dict[str, Path]) -> None:
+    (own["folder"] / "dup.wav").write_bytes((own["folder"] / "c00.wav").read_bytes())
+    _append_labels(own, "dup.wav,dog")
+
+
+def _classes_file(own: dict[str, Path], text: str) -> list[str]:
+    (own["labels"].parent / "classes.txt").write_text(text)
+    return ["--classes", str(own["labels"].parent / "classes.txt")]
+
+
+def _splits_file(own: dict[str, Path], last: str | None = None) -> list[str]:
+    names = [row.split(",")[0] for row in own["labels"].read_text().splitlines()[1:]]
+    rows = [f"{n},{['train', 'val', 'test'][i % 3]}" for i, n in enumerate(names)]
+    if last is not None:
+        rows[-1] = last
+    (own["labels"].parent / "splits.csv").write_text("file,split\n" + "\n".join(rows) + "\n")
+    return ["--splits", str(own["labels"].parent / "splits.csv")]
+
+
+def _unlabelled_in_splits(own: dict[str, Path]) -> list[str]:
+    sf.write(own["folder"] / "other.wav", _tone(1.0, 500), RATE)
+    return _splits_file(own, last="other.wav,test")
+
+
+def _other_dataset_named(own: dict[str, Path], root: Path, name: str) -> None:
+    """Another import already made dataset ``name`` (here: the rotation name a later ``--folds`` import needs)."""
+    import_own_data(name, own["folder"], labels=own["labels"], splits=Path(_splits_file(own)[1]), root=root,
+                    quiet=True)
+
+
+def _folds3(own: dict[str, Path]) -> list[str]:
+    return ["--folds", "3"]
+
+
+def _broken_line(line: int, text: str):
+    return lambda own: _edit(own["labels"], line, text) or _folds3(own)
+
+
+def _added_line(text: str):
+    return lambda own: _append_labels(own, text) or _folds3(own)
+
+
+def _with_classes(text: str):
+    return lambda own: _classes_file(own, text) + _folds3(own)
+
+
+def _late_event(own: dict[str, Path]) -> list[str]:
+    _edit(own["strong"], 3, "street/clip 01.flac,0.1,9.5,siren")
+    return ["--strong", str(own["strong"]), *_folds3(own)]
+
+
+# id: how the input is broken (returns the options to give), what the one line says, the corrected options
+# (the labels table is restored before the corrected command runs)
+REFUSALS = {
+    "control character in a label": (_broken_line(4, "c02.wav,ra\x07in"),
+                                     r"labels.csv line 4: control character '\\x07' at column 11", _folds3),
+    "NUL in a file name": (_broken_line(4, "c02.wav\x00,rain"), r"labels.csv line 4: control character '\\x00'",
+                           _folds3),
+    "bidirectional override in a label": (_broken_line(4, "c02.wav,ra\u202ein"),
+                                          r"labels.csv line 4: control character '\\u202e'", _folds3),
+    "unterminated quote": (_broken_line(4, 'c02.wav,"rain'),
+                           r"labels.csv line 4: malformed CSV \(unexpected end of data\)", _folds3),
+    "a file listed twice": (_added_line("./c02.wav,rain"), r"labels.csv line 8: file 'c02.wav' already on line 4",
+                            _folds3),
+    "two files with the same bytes": (lambda own: _same_bytes(own) or _folds3(own),
+                                      r"labels.csv line 8: dup.wav holds the same bytes as c00.wav \(line 2\)",
+                                      _folds3),
+    "a file listed but missing": (_added_line("gone.wav,dog"), r"labels.csv line 8: no file 'gone.wav' in", _folds3),
+    "control character in a class name": (_with_classes("dog\nsiren\nrain\nfog\x1b[31m\n"),
+                                          r"classes.txt line 4: control character '\\x1b'", _folds3),
+    "a class name with a comma": (_with_classes("dog\nsiren\nrain\nfog,mist\n"),
+                                  r"classes.txt line 4: class 'fog,mist' contains", _folds3),
+    "more folds than files": (lambda own: ["--folds", "7"],
+                              r"--folds 7: .*labels.csv names 6 files, too few for 7 folds .* --folds 3 to 6", _folds3),
+    "fewer folds than three": (lambda own: ["--folds", "2"], r"--folds 2: need 3 to 99 folds", _folds3),
+    "a split table naming an unlabelled file": (_unlabelled_in_splits,
+                                                r"splits.csv line 7: file 'other.wav' is not in the labels table",
+                                                lambda own: _splits_file(own)),
+    "a split name that is not a name": (lambda own: _splits_file(own, last="street/clip 05.flac,te st"),
+                                        r"splits.csv line 7: invalid split name 'te st'",
+                                        lambda own: _splits_file(own)),
+    "an event after the end of its file": (_late_event, r"strong.csv line 3: street/clip 01.flac: event 'siren' "
+                                                        r"0.1-9.5 s ends after the file", _folds3),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS), ids=list(REFUSALS))
+def test_a_refused_import_writes_nothing_and_the_corrected_command_then_works(tmp_path, case):
+    from click.testing import CliRunner
+
+    from audiobench.cli import cli
+
+    own = make_folder(tmp_path / "mine", n=6)
+    clean = own["labels"].read_text()
+    root = tmp_path / "root"
+    breaks, message, corrected = REFUSALS[case]
+    options = breaks(own)
+    refused = CliRunner().invoke(cli, ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]),
+                                       *options, "--root", str(root), "--quiet"])
+    assert refused.exit_code == 2 and refused.stdout == "", refused.output
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1, refused.stderr
+    assert re.search(message, refused.stderr), refused.stderr
+    assert not root.exists() or not list(root.iterdir())  # no manifest, no index, no dataset folder
+    own["labels"].write_text(clean)
+    again = CliRunner().invoke(cli, ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]),
+                                     *corrected(own), "--root", str(root), "--quiet", "--json"])
+    assert again.exit_code == 0, again.output
+    assert sum(json.loads(again.stdout)["splits"].values()) == 6
+
+
+def test_a_name_one_rotation_would_take_is_refused_before_any_dataset_is_written(tmp_path):
+    from click.testing import CliRunner
+
+    from audiobench.cli import cli
+
+    own = make_folder(tmp_path / "mine", n=6)
+    root = tmp_path / "root"
+    _other_dataset_named(own, root, "pets-fold2")
+    before = sorted(p.name for p in root.iterdir())
+    args = ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]), "--folds", "3", "--quiet"]
+    refused = CliRunner().invoke(cli, [*args, "--root", str(root)])
+    assert refused.exit_code == 2 and refused.stderr.count("\n") == 1, refused.output
+    assert "dataset 'pets-fold2' was imported from other files or tables" in refused.stderr
+    assert sorted(p.name for p in root.iterdir()) == before == ["pets-fold2"]  # neither pets nor pets-fold1
+    args[1] = "cats"
+    assert CliRunner().invoke(cli, [*args, "--root", str(root)]).exit_code == 0
+
+
+def test_the_folds_limits_in_help_are_the_ones_the_import_checks(own, tmp_path):
+    from click.testing import CliRunner
+
+    from audiobench.cli import cli, import_copies
+    from audiobench.data.imports import own_data
+
+    assert (import_copies.FOLDS_MIN, import_copies.FOLDS_MAX) == (own_data.FOLDS_MIN, own_data.FOLDS_MAX)
+    shown = CliRunner().invoke(cli, ["import", "--help"], terminal_width=200).output
+    assert f"K seeded stratified folds, {own_data.FOLDS_MIN} to {own_data.FOLDS_MAX}" in shown
+    args = ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]), "--quiet"]
+    low = CliRunner().invoke(cli, [*args, "--folds", str(own_data.FOLDS_MIN - 1), "--root", str(tmp_path / "a")])
+    high = CliRunner().invoke(cli, [*args, "--folds", str(own_data.FOLDS_MAX + 1), "--root", str(tmp_path / "a")])
+    assert low.exit_code == high.exit_code == 2 and "need 3 to 99 folds" in low.stderr + high.stderr
+    assert CliRunner().invoke(cli, [*args, "--folds", str(own_data.FOLDS_MIN), "--root", str(tmp_path / "b")]
+                              ).exit_code == 0

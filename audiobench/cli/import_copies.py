@@ -14,6 +14,8 @@ from audiobench.core.layout import resolve_root
 if TYPE_CHECKING:
     from audiobench.data.imports.own_data import OwnDataResult
 
+# The limits of --folds, checked by import_own_data (kept here so that --help does not import it).
+FOLDS_MIN, FOLDS_MAX = 3, 99
 FORMATS = ("auto", "dcase2017", "audioset-wav", "panns-hdf5", "hf-parquet", "webdataset", "audiobench", "folder")
 
 
@@ -31,7 +33,8 @@ FORMATS = ("auto", "dcase2017", "audioset-wav", "panns-hdf5", "hf-parquet", "web
               help="Your own data: a file,onset,offset,label table of strong events.")
 @click.option("--splits", "splits_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="Your own data: a file,split table.")
-@click.option("--folds", type=click.IntRange(min=2), default=None, help="Your own data: K seeded stratified folds.")
+@click.option("--folds", type=int, default=None, metavar="K",
+              help=f"Your own data: K seeded stratified folds, {FOLDS_MIN} to {FOLDS_MAX} and at most one per file.")
 @click.option("--classes", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Your own data: the class names, one a line, in this order.")
 @root_option

@@ -142,7 +142,7 @@ def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry],
                 result.notices.append(f"{entry.member}: {entry.notice}")
                 continue
             if entry.skip:
-                result.reject(str(entry.copy), entry.member, "partial", entry.skip)
+                result.reject(str(entry.copy), entry.member, entry.skip_category, entry.skip)
                 continue
             if entry.clip_id is not None:
                 clip = catalog.by_clip[entry.clip_id]

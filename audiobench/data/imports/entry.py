@@ -79,6 +79,7 @@ class Entry:
     clip_id: str | None = None  # already known (a --source-template path): no name to resolve
     skip: str | None = None  # a reason the entry is refused before reading (a partial download)
     notice: str | None = None  # not a clip: a file the reader passed over, and why (said in the summary)
+    skip_category: str = "partial"  # the count ``skip`` goes to ("damaged": a container cut or damaged there)
 
 
 def audio_files(folder: Path) -> Iterator[Path]:

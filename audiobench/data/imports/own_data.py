@@ -19,7 +19,9 @@ hard-links the raw files of ``<NAME>`` where the file system allows.
 Each file is one clip, its segment the whole file (``0`` to its duration). Its recording ID is made from its
 path in the folder (``audiobench.data.sources.local``); a path that leaves the folder (``..``, an absolute path,
 a link pointing out) is an error. Every error in a table is one line naming the table and the line; nothing is
-written until all tables and files have been read and checked. A rerun with the same inputs changes nothing;
+written until all tables and files have been read and checked, the folds divided (on a scratch copy outside the
+root, by the parser and partition that registration runs) and every dataset to be written checked for one of
+that name made from other inputs (:func:`_plan`). A rerun with the same inputs changes nothing;
 other inputs under the same name are refused (choose another name or root).
 """
 from __future__ import annotations
@@ -30,7 +32,9 @@ import io
 import json
 import os
 import re
-from collections.abc import Sequence
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -44,16 +48,19 @@ from audiobench.data.imports.copying import CopyMismatch, copy_checked
 from audiobench.data.ledger import Ledger
 from audiobench.data.lists._common import csv_fields, format_error, numbered_lines, seconds
 from audiobench.data.lists.local import HEADER
-from audiobench.data.manifests import OWN_MANIFEST
-from audiobench.data.register import register_dataset
+from audiobench.data.lists import parse_clips
+from audiobench.data.manifests import OWN_MANIFEST, load_manifest
+from audiobench.data.register import load_classes, partition, register_dataset
 from audiobench.data.roles import ROLES
 from audiobench.data.sources import LOCAL
 from audiobench.data.sources.local import local_id_for
 
 FORMAT = "local-clips"
 FOLDS_FILE = "clips.csv"
+FOLDS_MIN, FOLDS_MAX = 3, 99  # a test, a validation and a training fold at least
 _LABEL_SPLIT = re.compile(r"[;,]")
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass
@@ -102,12 +109,6 @@ class _File:
     split: str = ""
 
 
-@dataclass
-class _Plan:
-    files: list[_File] = field(default_factory=list)
-    classes: list[str] = field(default_factory=list)
-
-
 def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | None = None,
                     splits: Path | None = None, folds: int | None = None, classes: Path | None = None,
                     root: Path | None = None, jobs: int = 1, quiet: bool = False, seed: int = 0,
@@ -115,9 +116,9 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
     """Make dataset ``name`` from the audio files in ``folder`` (see the module docstring).
 
     ``labels``: ``file,labels``; ``strong``: ``file,onset,offset,label``; ``splits``: ``file,split`` (or ``folds``:
-    that many stratified folds, seeded by ``seed``); ``classes``: one class name a line. Each dataset is
-    written as its one writer: another process writing it makes the import fail naming that process, or with
-    ``wait`` wait for it.
+    that many stratified folds, seeded by ``seed``); ``classes``: one class name a line. Everything is read and
+    checked first (:func:`_plan`); only then is anything written under ``root``, each dataset as its one
+    writer: another process writing it makes the import fail naming that process, or with ``wait`` wait for it.
     """
     validate_name(name)
     folder = Path(folder).expanduser()
@@ -125,35 +126,20 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
         raise AudiobenchError(f"{folder}: no such folder")
     if (splits is None) == (folds is None):
         raise AudiobenchError("give either a split table (--splits FILE) or a number of folds (--folds K)")
-    if folds is not None and not 3 <= folds <= 99:
-        raise AudiobenchError(f"--folds {folds}: need 3 to 99 folds (a test, a validation and a training fold)")
-    root_path = resolve_root(root)
-    plan = _Plan()
-    plan.files = _read_labels(Path(labels), folder)
-    plan.classes = _read_classes(Path(classes), plan.files, Path(labels)) if classes else \
-        list(dict.fromkeys(label for f in plan.files for label in f.labels))
-    if strong is not None:
-        plan.files = _read_strong(Path(strong), plan.files)
-    if splits is not None:
-        plan.files = _read_splits(Path(splits), plan.files)
-    plan.files = _decode_all(plan.files, folder, jobs=jobs, quiet=quiet)
-    if strong is not None:
-        _check_events(Path(strong), plan.files)
-    for k in range(1, (folds or 0) + 1):  # names checked before anything is written
+    if folds is not None and not FOLDS_MIN <= folds <= FOLDS_MAX:
+        raise AudiobenchError(f"--folds {folds}: need {FOLDS_MIN} to {FOLDS_MAX} folds (a test, a validation and a "
+                              "training fold at least)")
+    for k in range(1, (folds or 0) + 1):
         validate_name(fold_dataset(name, k), where=f"--folds {folds}")
-    result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(plan.classes), {}, folds=folds)
-    result.splits, result.copied, result.already = _make(DatasetPaths(root_path, name), folder, plan, folds=folds,
-                                                         seed=seed, strong=strong is not None, quiet=quiet,
-                                                         wait=wait)
-    if folds:
-        with Ledger(DatasetPaths(root_path, name).ledger) as ledger:
-            fold_of = {row.source_id: int(row.split[len("fold"):]) for row in ledger.statuses()}
-        for k in range(1, folds + 1):
-            rotation = _Plan([replace(f, split=_role(fold_of[f.source_id], k, folds)) for f in plan.files],
-                             plan.classes)
-            _make(DatasetPaths(root_path, fold_dataset(name, k)), folder, rotation, folds=None, seed=seed,
-                  strong=strong is not None, quiet=quiet, base=DatasetPaths(root_path, name), wait=wait)
-            result.rotations.append(fold_dataset(name, k))
+    root_path = resolve_root(root)
+    datasets = _plan(name, folder, root_path, labels=Path(labels), strong=strong, splits=splits, folds=folds,
+                     classes=classes, jobs=jobs, quiet=quiet, seed=seed)
+    result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(datasets[0].classes), {},
+                           folds=folds)
+    result.splits, result.copied, result.already = _make(datasets[0], folder, quiet=quiet, wait=wait)
+    for rotation in datasets[1:]:
+        _make(rotation, folder, quiet=quiet, wait=wait)
+        result.rotations.append(rotation.paths.name)
     return result
 
 
@@ -169,19 +155,87 @@ def _role(fold: int, k: int, folds: int) -> str:
     return "val" if fold == k % folds + 1 else "train"
 
 
-def _make(paths: DatasetPaths, folder: Path, plan: _Plan, *, folds: int | None, seed: int, strong: bool,
-          quiet: bool, base: DatasetPaths | None = None, wait: bool = False) -> tuple[dict[str, int], int, int]:
-    """Lists, manifest, ledger and raw files of one dataset (a rotation of ``base``'s folds, if given), as its
-    one writer; returns its clips per split, files copied and files already there."""
-    lists = _lists(plan, folds)
-    made_by = f"audiobench import {base.name if base else paths.name} {folder}"
-    what = f"rotation {paths.name} of the folds of {base.name}" if base else "a folder of your own audio"
-    manifest = _manifest(paths.name, plan, lists, folds=folds, seed=seed, strong=strong,
-                         comment=f"Written by `{made_by}`: {what}.", description=f"{len(plan.files)} files of {folder}")
-    with paths.writing(wait=wait):
-        _write(paths, manifest, lists)
-        registration = register_dataset(paths.dir / OWN_MANIFEST, root=paths.root)
-        return (dict(registration.listed), *_copy_files(paths, folder, plan.files, quiet=quiet, base=base))
+@dataclass(frozen=True)
+class _Dataset:
+    """One dataset the import writes, decided in full before anything is written."""
+
+    paths: DatasetPaths
+    files: tuple[_File, ...]  # with their split (a fold, or a rotation's role)
+    classes: tuple[str, ...]
+    manifest: str
+    lists: dict[str, str]  # list file name -> text
+    base: DatasetPaths | None = None  # a rotation: the dataset whose folds (and raw files) it takes
+
+
+def _plan(name: str, folder: Path, root: Path, *, labels: Path, strong: Path | None, splits: Path | None,
+          folds: int | None, classes: Path | None, jobs: int, quiet: bool, seed: int) -> list[_Dataset]:
+    """Read and check every table and file, divide the folds, and check that no dataset of these names holds
+    other data: the datasets to write (``name``, then its rotations), or an error with nothing written."""
+    files = _read_labels(labels, folder)
+    class_names = _read_classes(Path(classes), files, labels) if classes else \
+        list(dict.fromkeys(label for f in files for label in f.labels))
+    if strong is not None:
+        files = _read_strong(Path(strong), files)
+    if splits is not None:
+        files = _read_splits(Path(splits), files)
+    if folds is not None and folds > len(files):
+        raise AudiobenchError(f"--folds {folds}: {labels} names {len(files)} files, too few for {folds} folds (each "
+                              f"fold needs a file); give --folds {FOLDS_MIN} to {len(files)}" if len(files) >= FOLDS_MIN
+                              else f"--folds {folds}: {labels} names {len(files)} files; folds need at least "
+                                   f"{FOLDS_MIN} (give a split table with --splits instead)")
+    files = _decode_all(files, folder, labels=labels, jobs=jobs, quiet=quiet)
+    if strong is not None:
+        _check_events(Path(strong), files)
+    made_by = f"audiobench import {name} {folder}"
+    def dataset(paths: DatasetPaths, members: list[_File], fold_count: int | None, what: str,
+                base: DatasetPaths | None = None) -> _Dataset:
+        lists = _lists(members, fold_count)
+        manifest = _manifest(paths.name, class_names, lists, folds=fold_count, seed=seed, strong=strong is not None,
+                             comment=f"Written by `{made_by}`: {what}.",
+                             description=f"{len(members)} files of {folder}")
+        _check_target(paths, manifest)
+        return _Dataset(paths, tuple(members), tuple(class_names), manifest, lists, base)
+
+    main = dataset(DatasetPaths(root, name), files, folds, "a folder of your own audio")
+    if not folds:
+        return [main]
+    fold_of = _divide(main, folds, labels)
+    main = replace(main, files=tuple(replace(f, split=f"fold{fold_of[f.source_id]}") for f in files))
+    return [main] + [dataset(DatasetPaths(root, fold_dataset(name, k)),
+                             [replace(f, split=_role(fold_of[f.source_id], k, folds)) for f in files], None,
+                             f"rotation {fold_dataset(name, k)} of the folds of {name}", base=main.paths)
+                     for k in range(1, folds + 1)]
+
+
+def _divide(dataset: _Dataset, folds: int, labels: Path) -> dict[str, int]:
+    """Recording ID -> fold, divided exactly as registering ``dataset``'s manifest will divide its list (the
+    same parser and partition, run on a scratch copy outside the root); a fold left empty is an error."""
+    with tempfile.TemporaryDirectory(prefix="audiobench-import-") as scratch:
+        paths = DatasetPaths(Path(scratch), dataset.paths.name)
+        paths.index.mkdir(parents=True)
+        (paths.index / FOLDS_FILE).write_text(dataset.lists[FOLDS_FILE], encoding="utf-8")
+        (paths.dir / OWN_MANIFEST).write_text(dataset.manifest, encoding="utf-8")
+        manifest = load_manifest(paths.dir / OWN_MANIFEST)
+        clips = parse_clips(paths.index / FOLDS_FILE, FORMAT, classes=load_classes(manifest, paths.index),
+                            split="fold1", source=manifest.source)
+    assert manifest.partition is not None  # a folds manifest always has one
+    parts = partition(clips, {s.name: s.share for s in manifest.splits if s.share is not None},
+                      rule=manifest.partition)
+    empty = [split for split, members in parts.items() if not members]
+    if empty:
+        raise AudiobenchError(f"--folds {folds}: the stratified division of the {len(clips)} files of {labels} "
+                              f"leaves {', '.join(empty)} empty; give fewer folds")
+    return {clip.source_id: int(split[len("fold"):]) for split, members in parts.items() for clip in members}
+
+
+def _make(dataset: _Dataset, folder: Path, *, quiet: bool, wait: bool = False) -> tuple[dict[str, int], int, int]:
+    """Lists, manifest, ledger and raw files of one planned dataset, as its one writer; returns its clips per
+    split, files copied and files already there."""
+    with dataset.paths.writing(wait=wait):
+        _write(dataset.paths, dataset.manifest, dataset.lists)
+        registration = register_dataset(dataset.paths.dir / OWN_MANIFEST, root=dataset.paths.root)
+        return (dict(registration.listed), *_copy_files(dataset.paths, folder, dataset.files, quiet=quiet,
+                                                         base=dataset.base))
 
 
 # -- the tables ---------------------------------------------------------------------------------------------
@@ -190,12 +244,22 @@ def _rows(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
     if not path.is_file():
         raise AudiobenchError(f"{path}: no such file")
     rows = [(line, csv_fields(path, line, text, count=len(header), skipinitialspace=True))
-            for line, text in numbered_lines(path)]
+            for line, text in _lines(path)]
     if not rows or [f.strip().lower() for f in rows[0][1]] != header:
         raise format_error(path, rows[0][0] if rows else 1, f"expected the header {','.join(header)}")
     if len(rows) == 1:
         raise format_error(path, rows[0][0], "the table has no row")
     return [(line, [f.strip() for f in fields]) for line, fields in rows[1:]]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line, text) of a table, refusing control characters: they would reach list files, the manifest, reports
+    and terminals (a tab, an escape sequence, a NUL, a bidirectional override that reorders what is shown)."""
+    for line, text in numbered_lines(path):
+        bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI), None)
+        if bad is not None:
+            raise format_error(path, line, f"control character {bad!r} at column {text.index(bad) + 1} of {text!r}")
+        yield line, text
 
 
 def _inside(path: Path, line: int, folder: Path, text: str) -> str:
@@ -213,10 +277,14 @@ def _inside(path: Path, line: int, folder: Path, text: str) -> str:
 
 def _read_labels(path: Path, folder: Path) -> list[_File]:
     files: dict[str, _File] = {}
+    real: dict[Path, _File] = {}  # the file itself, whatever path (a link inside the folder) names it
     for line, (file, text) in _rows(path, ["file", "labels"]):
         relative = _inside(path, line, folder, file)
         if relative in files:
             raise format_error(path, line, f"file {relative!r} already on line {files[relative].line}")
+        same = real.setdefault((folder / relative).resolve(), _File(relative, line, ()))
+        if same.relative != relative:
+            raise format_error(path, line, f"file {relative!r} is the file {same.relative!r} of line {same.line}")
         labels = tuple(label.strip() for label in _LABEL_SPLIT.split(text))
         if not text.strip() or any(not label for label in labels):
             raise format_error(path, line, f"{relative}: empty label in {text!r}")
@@ -231,7 +299,7 @@ def _read_classes(path: Path, files: Sequence[_File], labels: Path) -> list[str]
     if not path.is_file():
         raise AudiobenchError(f"{path}: no such file")
     classes: dict[str, int] = {}
-    for line, text in numbered_lines(path):
+    for line, text in _lines(path):
         name = text.strip()
         if _LABEL_SPLIT.search(name):
             raise format_error(path, line, f"class {name!r} contains ';' or ','")
@@ -291,8 +359,10 @@ def _read_splits(path: Path, files: list[_File]) -> list[_File]:
 
 
 # -- the files ----------------------------------------------------------------------------------------------
-def _decode_all(files: list[_File], folder: Path, *, jobs: int, quiet: bool) -> list[_File]:
-    """Each file decoded once (its duration) and hashed; an undecodable one is an error naming it."""
+def _decode_all(files: list[_File], folder: Path, *, labels: Path, jobs: int, quiet: bool) -> list[_File]:
+    """Each file decoded once (its duration) and hashed; an undecodable one is an error naming it, and so is a
+    second file with the same bytes (one recording in two clips could be tested on in one fold and trained on
+    in another)."""
     def one(f: _File) -> tuple[str, float, str] | str:
         try:
             data = (folder / f.relative).read_bytes()
@@ -307,6 +377,7 @@ def _decode_all(files: list[_File], folder: Path, *, jobs: int, quiet: bool) -> 
             raise AudiobenchError(f"{outcome} (labelled in the labels table); nothing was imported")
         found[outcome[0]] = outcome[1:]
     ids: dict[str, str] = {}
+    first: dict[str, _File] = {}  # sha256 -> the file first holding those bytes
     out = []
     for f in files:
         source_id = local_id_for(f.relative, where=f.relative)
@@ -316,16 +387,20 @@ def _decode_all(files: list[_File], folder: Path, *, jobs: int, quiet: bool) -> 
                                   "rename one")
         ids[source_id] = f.relative
         duration, sha = found[f.relative]
+        other = first.setdefault(sha, f)
+        if other is not f:
+            raise format_error(labels, f.line, f"{f.relative} holds the same bytes as {other.relative} (line "
+                                               f"{other.line}); list one of them")
         if round(duration, 3) <= 0:
             raise AudiobenchError(f"{folder / f.relative}: shorter than a millisecond")
         out.append(replace(f, source_id=source_id, duration=duration, sha256=sha))
     return out
 
 
-def _lists(plan: _Plan, folds: int | None) -> dict[str, str]:
+def _lists(files: Sequence[_File], folds: int | None) -> dict[str, str]:
     """List file name -> its ``local-clips`` text: one shared by the folds, or one per split."""
     groups: dict[str, list[_File]] = {}
-    for f in plan.files:
+    for f in files:
         groups.setdefault(FOLDS_FILE if folds else f"{f.split}.csv", []).append(f)
     texts = {}
     order = {f"{role}.csv": i for i, role in enumerate(ROLES)}  # train, val, test first; then as they came
@@ -344,11 +419,11 @@ def _toml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def _manifest(name: str, plan: _Plan, lists: dict[str, str], *, folds: int | None, seed: int, strong: bool,
+def _manifest(name: str, classes: Sequence[str], lists: dict[str, str], *, folds: int | None, seed: int, strong: bool,
               comment: str, description: str) -> str:
     lines = [f"# {comment}", f"name = {_toml(name)}", f"description = {_toml(description)}",
              "", "[source]", f"kind = {_toml(LOCAL)}", "", "[classes]", "inline = ["]
-    lines += [f"  {{ mid = {_toml(c)}, name = {_toml(c)} }}," for c in plan.classes]
+    lines += [f"  {{ mid = {_toml(c)}, name = {_toml(c)} }}," for c in classes]
     lines += ["]"]
     for file, text in lists.items():
         lines += ["", "[[index]]", f"file = {_toml(file)}",
@@ -366,8 +441,8 @@ def _manifest(name: str, plan: _Plan, lists: dict[str, str], *, folds: int | Non
     return "\n".join(lines) + "\n"
 
 
-def _write(paths: DatasetPaths, manifest: str, lists: dict[str, str]) -> None:
-    """The lists, then the manifest; a dataset of that name made from other inputs is refused untouched."""
+def _check_target(paths: DatasetPaths, manifest: str) -> None:
+    """Refuse, before anything is written, a dataset of that name made from other inputs or by other means."""
     target = paths.dir / OWN_MANIFEST
     if target.is_file() and target.read_text(encoding="utf-8") != manifest:
         raise AudiobenchError(f"{target}: dataset {paths.name!r} was imported from other files or tables; choose "
@@ -375,10 +450,14 @@ def _write(paths: DatasetPaths, manifest: str, lists: dict[str, str]) -> None:
     if paths.ledger.exists() and not target.is_file():
         raise AudiobenchError(f"{paths.dir}: holds dataset {paths.name!r} already (not an import of your own "
                               "data); choose another name or --root")
+
+
+def _write(paths: DatasetPaths, manifest: str, lists: dict[str, str]) -> None:
+    """The lists, then the manifest (checked by :func:`_check_target` beforehand)."""
     ensure_writable_dir(paths.index)
     for file, text in lists.items():
         write_atomic(paths.index / file, text, durable=True)
-    write_atomic(target, manifest, durable=True)
+    write_atomic(paths.dir / OWN_MANIFEST, manifest, durable=True)
 
 
 def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], *, quiet: bool,

@@ -5,6 +5,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
+DAMAGED = "damaged"  # the category of a container (a tar shard) that is cut short or damaged
+
+
 @dataclass
 class RejectedEntry:
     copy: str
@@ -65,6 +68,10 @@ class ImportResult:
         if self.rejected:
             why = ", ".join(f"{n} {category}" for category, n in sorted(self.rejected.items()))
             parts.append(f"{sum(self.rejected.values())} rejected ({why})")
+        damaged = [e.reason for e in self.rejected_entries if e.category == DAMAGED]
+        if damaged:  # a container cut or damaged: which, where, and how much of it was read
+            parts.append("damaged: " + "; ".join(damaged[:3]) + (f"; and {len(damaged) - 3} more (--json lists "
+                                                                  "them)" if len(damaged) > 3 else ""))
         if self.label_disagreements:
             parts.append(f"{self.label_disagreements} adopted clips whose labels in the copy differ from the lists "
                          "(the lists win)")
