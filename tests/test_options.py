@@ -65,9 +65,9 @@ def test_a_pipeline_names_an_unknown_variant_by_its_key(tmp_path):
     path.write_text('dataset = "synth"\n[[train]]\nvariant = "att-selfish"\n')
     with pytest.raises(PipelineError) as info:
         load_pipeline(path)
-    assert info.value.problems == [f"{path}: [[train]] variant: unknown variant 'att-selfish' (choose from "
-                                   "noatt-weak, noatt-strong, noatt-weak-strong, att-unsup, att-strong, att-self, "
-                                   "att-strong-self)"]
+    assert info.value.problems == [f"{path}: [[train]] variant: no variant 'att-selfish'; did you mean 'att-self'? "
+                                   "(others: att-strong, att-strong-self, att-unsup, noatt-strong, noatt-weak, "
+                                   "noatt-weak-strong)"]
 
 
 def test_a_run_config_is_its_options_plus_dataset_variant_and_seed_in_the_recorded_order():

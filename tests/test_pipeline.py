@@ -49,7 +49,7 @@ EXPECTED = [
     "[[compare]] #1 name: invalid study name '../../x'",
     '[[compare]] #2 lr: expected a number, got "fast"',
     "[[compare]] #2 colour: no such option (options: alpha, backend, baseline,",
-    "[[compare]] #2 variants: unknown variant 'att-selfish'",
+    "[[compare]] #2 variants: no variant 'att-selfish'; did you mean 'att-self'?",
     "[[compare]] #2 out: invalid folder name '..'",
 ]
 

@@ -95,7 +95,7 @@ def test_a_study_resumed_to_the_end_is_finished(root, tmp_path):
 def test_unknown_dataset_lists_the_known_ones(root, tmp_path):
     result = CliRunner().invoke(cli, ["status", "tyo", "--root", str(root)])
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: no dataset 'tyo' under {root}; known: other, toy"
+    assert result.output.strip() == f"error: no dataset 'tyo' under {root}; did you mean 'toy'? (others: other)"
     result = CliRunner().invoke(cli, ["status", "toy", "--root", str(tmp_path)])  # an empty root
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0
-    assert "audiobench synth --name toy" in result.output and "audiobench fetch NAME" in result.output
+    assert "(there are none)" in result.output and "audiobench synth --name toy" in result.output

@@ -108,7 +108,7 @@ def test_garbage_and_missing_files_get_one_line_errors(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a weight file at all")
     with pytest.raises(AudiobenchError, match="not a PyTorch weight file holding only tensors"):
         load_vggish(_paper_net(), tmp_path / "junk.pth")
-    missing = r"no VGGish weight file .*absent.pth \(`audiobench weights vggish` downloads it"
+    missing = r"no VGGish weight file .*absent.pth \(looked for .*absent.pth\); `audiobench weights vggish` downloads"
     with pytest.raises(AudiobenchError, match=missing):
         load_vggish(_paper_net(), tmp_path / "absent.pth")
     with pytest.raises(AudiobenchError, match="expected vggish:PATH or run:PATH"):

@@ -17,6 +17,7 @@ from audiobench.pipeline import load_pipeline, run_pipeline
 from audiobench.models.transfer import apply_init, vggish_shapes
 from audiobench.models.weights import KNOWN, WEIGHTS_MIRROR_ENV, fetch_weights, weights_path
 from static_server import StaticServer, closed_port
+from toydata import write_features
 
 NAME = KNOWN["vggish"].name
 
@@ -112,6 +113,23 @@ def test_unknown_weights_and_a_missing_init_file_say_what_to_do(tmp_path):
     assert result.exit_code == 2 and "unknown weights 'resnet' (known: vggish)" in result.output
     with pytest.raises(AudiobenchError, match="`audiobench weights vggish` downloads it"):
         apply_init(Net(3, width=1.0, attention=False), f"vggish:{tmp_path / 'weights' / NAME}")
+
+
+def test_init_with_the_bare_file_name_finds_the_weights_fetched_into_the_root(served_weights, tmp_path,
+                                                                               monkeypatch):
+    root = tmp_path / "root"
+    write_features(root, sizes=(8, 4, 4))
+    assert CliRunner().invoke(cli, ["weights", "vggish", "--root", str(root), "-q"]).exit_code == 0
+    monkeypatch.chdir(tmp_path)  # the working folder holds no weight file: the root's weights/ does
+    args = ["train", "toy", "--root", str(root), "--variant", "noatt-weak", "--epochs", "1", "--batch-size", "4",
+            "--quiet", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, [*args, "--init", f"vggish:{NAME}"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    (root / "weights" / NAME).unlink()
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "run2"), "--init", f"vggish:{NAME}"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert f"looked for {NAME} and {root / 'weights' / NAME}" in result.output  # the folders it searched
 
 
 def test_a_pipeline_fetches_its_weights_first(served_weights, tmp_path):

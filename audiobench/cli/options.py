@@ -34,14 +34,43 @@ jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), default=1
                            help="Parallel workers.")
 
 
+class NameChoice(click.Choice):
+    """A choice among names (variants): a wrong one gets the closest name and the others
+    (:func:`audiobench.core.names.unknown_name`), as a wrong dataset or run name does."""
+
+    def __init__(self, choices: Any, *, what: str) -> None:
+        super().__init__(tuple(choices))
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value in self.choices:
+            return value
+        from audiobench.core.names import unknown_name
+
+        self.fail(str(unknown_name(self.what, str(value), self.choices)), param, ctx)
+
+
 def run_folder(run: str, root: str | None) -> Path:
-    """A run or study folder: ``run`` as given when it exists or is a path; else a name under ``<root>/runs/``."""
+    """A run or study folder: ``run`` as given when it exists or is a path; else a name under ``<root>/runs/``.
+
+    A name that is not there gets the closest run or study name and the others.
+    """
+    from audiobench.core.errors import AudiobenchError
     from audiobench.core.layout import resolve_root, runs_dir, validate_name
+    from audiobench.core.names import unknown_name
 
     path = Path(run)
-    if path.is_dir() or len(path.parts) != 1:
+    if path.is_dir():
         return path
-    return runs_dir(resolve_root(root)) / validate_name(run, what="run name")
+    if len(path.parts) != 1 or "/" in run:
+        raise AudiobenchError(f"no run or study folder {path}")
+    runs = runs_dir(resolve_root(root))
+    folder = runs / validate_name(run, what="run name")
+    if not folder.is_dir():
+        known = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+        raise unknown_name("run or study", run, known, under=runs,
+                           then="train one with `audiobench train` or run a study with `audiobench compare`")
+    return folder
 
 
 def backend_options(func: F) -> F:

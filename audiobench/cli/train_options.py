@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from audiobench.cli.options import NameChoice
 from audiobench.models.variants import variant_names
 from audiobench.training.options import TrainConfig, TrainOptions, option_fields
 
@@ -25,7 +26,7 @@ def _click_type(name: str, hint: Any, meta: typing.Mapping[str, Any]) -> Any:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
     if name == "variant":
-        return click.Choice(variant_names())
+        return NameChoice(variant_names(), what="variant")
     if meta.get("choices"):
         return click.Choice(meta["choices"])
     low, high = meta.get("minimum"), meta.get("maximum")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.locking import LOCK_NAME, hold, pid_running
+from audiobench.core.names import unknown_name
 
 DEFAULT_ROOT = Path("audiobench-data")
 AUDIO_RATE = 16000  # Hz: every file under audio/ is mono at this rate (the VGGish front end's input rate)
@@ -201,12 +202,12 @@ class DatasetPaths:
         return self.features / validate_name(feature_id, what="feature id")
 
     def require_ledger(self) -> Path:
-        """The ledger path, or an error telling which stage makes it."""
-        if not self.ledger.exists():
-            raise AudiobenchError(
-                f"no dataset {self.name!r} under {self.root} (no {self.ledger}); "
-                f"run `audiobench synth --name {self.name}` or `audiobench fetch {self.name}` first"
-            )
+        """The ledger path, or an error naming the closest dataset there is (a typo is the likely cause),
+        else the stages that make one."""
+        if not self.ledger.is_file():
+            raise unknown_name("dataset", self.name, known_datasets(self.root), under=self.root,
+                               then=f"make it with `audiobench synth --name {self.name}`, "
+                                    f"`audiobench fetch {self.name}` or `audiobench import {self.name} DIR`")
         return self.ledger
 
 
@@ -239,6 +240,13 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def known_datasets(root: Path) -> list[str]:
+    """The dataset folders under ``root`` that hold a ledger (made by ``synth``, ``fetch`` or ``import``)."""
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob("*/ledger.sqlite") if p.is_file())
 
 
 def runs_dir(root: Path) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 
 from audiobench.features.store import summarize_split
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, runs_dir
+from audiobench.core.layout import DatasetPaths, known_datasets, runs_dir  # noqa: F401 (known_datasets: re-exported)
 
 # The file names train.py and compare.py write (importing them here would import torch).
 CONFIG, METRICS, REPORT, TRIALS = "config.json", "metrics.json", "report.md", "trials"
@@ -50,22 +50,9 @@ class RunRow:
     finished: bool
 
 
-def known_datasets(root: Path) -> list[str]:
-    """The dataset folders under ``root`` that hold a ledger (made by ``synth`` or ``fetch``)."""
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob("*/ledger.sqlite") if p.is_file())
-
-
 def require_dataset(paths: DatasetPaths) -> Path:
-    """The dataset's ledger, or an error that lists the datasets there are (a typo is the likely cause)."""
-    if paths.ledger.is_file():
-        return paths.ledger
-    known = known_datasets(paths.root)
-    if known:
-        raise AudiobenchError(f"no dataset {paths.name!r} under {paths.root}; known: {', '.join(known)}")
-    raise AudiobenchError(f"no dataset {paths.name!r} under {paths.root}, nor any other; make one with "
-                          f"`audiobench synth --name {paths.name}` or `audiobench fetch NAME`")
+    """The dataset's ledger, or an error naming the closest dataset there is (see ``require_ledger``)."""
+    return paths.require_ledger()
 
 
 def feature_sets(paths: DatasetPaths) -> list[FeatureRow]:

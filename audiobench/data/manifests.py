@@ -31,6 +31,7 @@ from typing import Any, Literal
 from audiobench.core.records import DEFAULT_SOURCE, ClassInfo
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import resolve_root, validate_name
+from audiobench.core.names import unknown_name
 from audiobench.data.lists import class_format, clip_format
 from audiobench.data.roles import assign_roles
 from audiobench.data.sources import get_source
@@ -144,8 +145,8 @@ def find_manifest(name: str, *, root: str | os.PathLike[str] | None = None) -> P
         path = folder / f"{name}.toml"
         if path.is_file():
             return path
-    known = ", ".join(available_manifests()) or "none found"
-    raise AudiobenchError(f"no manifest for dataset {name!r} (known: {known}; or set ${MANIFESTS_ENV})")
+    raise unknown_name("manifest for dataset", name, available_manifests(),
+                       then=f"write manifests/{name}.toml, or set ${MANIFESTS_ENV} to the folder holding it")
 
 
 def load_manifest(name_or_path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Manifest:

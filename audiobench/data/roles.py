@@ -7,10 +7,11 @@ datasets made without a manifest (``audiobench synth``, or by release 0.1) name 
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths
+from audiobench.core.layout import DatasetPaths, known_datasets
 
 ROLES = ("train", "val", "test")
 
@@ -52,11 +53,25 @@ def split_roles(paths: DatasetPaths) -> dict[str, str]:
     return {role: role for role in ROLES}
 
 
+def fold_rotations(paths: DatasetPaths) -> list[str]:
+    """The datasets ``<name>-fold<k>`` that ``import --folds`` made beside ``paths``'s dataset, in fold order."""
+    pattern = re.compile(re.escape(paths.name) + r"-fold([0-9]+)")
+    found = [(int(m.group(1)), name) for name in known_datasets(paths.root) if (m := pattern.fullmatch(name))]
+    return [name for _, name in sorted(found)]
+
+
 def split_for(paths: DatasetPaths, role: str) -> str:
     """The name of the split that plays ``role`` in ``paths``'s dataset, or an error saying how to name one."""
     try:
         return split_roles(paths)[role]
     except KeyError:
+        rotations = fold_rotations(paths)
+        if rotations:
+            raise AudiobenchError(
+                f"dataset {paths.name!r} holds folds, not a {role} split: train on one of its rotations (fold k "
+                f"tests, the next validates, the others train): {', '.join(rotations)}; e.g. `audiobench resample "
+                f"{rotations[0]} && audiobench featurize {rotations[0]} && audiobench train {rotations[0]} "
+                "--variant att-self`") from None
         raise AudiobenchError(
             f"dataset {paths.name!r} has no {role} split: give one [splits.*] table of its manifest "
             f'`role = "{role}"`, then register it again (`audiobench fetch {paths.name} --limit 0`)') from None

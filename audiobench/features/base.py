@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.names import unknown_name
 
 FeatureDtype = Literal["float32", "float16"]  # how the store keeps values; extractors compute float32
 DTYPES: tuple[str, ...] = get_args(FeatureDtype)
@@ -301,7 +302,7 @@ def get_extractor(name: str = DEFAULT_EXTRACTOR, params: Any = None) -> Extracto
     try:
         cls = _registry[name]
     except (KeyError, TypeError):
-        raise AudiobenchError(f"unknown feature extractor {name!r} (registered: {', '.join(extractors())})") from None
+        raise unknown_name("feature extractor", str(name), extractors()) from None
     return cls(params)
 
 

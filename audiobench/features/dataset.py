@@ -319,8 +319,8 @@ def open_split(dataset: str, split: str, *, root: str | os.PathLike[str] | None 
                in_memory: bool | None = None) -> LogmelDataset:
     """The :class:`LogmelDataset` of one split of a featurized dataset, found by name under the storage root.
 
-    Opens ``<root>/<dataset>/features/<feature_id>/<split>.h5`` (``feature_id`` defaults to the VGGish
-    float32 features that ``audiobench featurize`` writes); an :class:`AudiobenchError` names the command
+    Opens ``<root>/<dataset>/features/<feature_id>/<split>.h5`` (``feature_id`` defaults to the dataset's
+    only feature set; with several, name one); an :class:`AudiobenchError` names the command
     that makes a missing file. ``frames`` defaults to each clip's true length (``None``), unlike
     ``LogmelDataset`` itself; the other options are :class:`LogmelDataset`'s.
 

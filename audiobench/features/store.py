@@ -51,7 +51,6 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.features.base import Extractor, get_extractor
 from audiobench.features.integrity import (COMPLETE, STRING, DamagedShard, ShardRef, read_row_map, repair_hint,
                                            sound_shards, write_shard_table)
-from audiobench.features.vggish import feature_id as default_feature_id
 from audiobench.core.layout import (DatasetPaths, disk_full_error, fsync_path, is_disk_full, replace_durably,
                                     validate_name)
 from audiobench.data.ledger import now
@@ -80,12 +79,12 @@ def shard_name(clip_ids: Sequence[str], audio_sha256: Sequence[str]) -> str:
 def feature_file(paths: DatasetPaths, split: str, feature_id: str | None = None) -> Path:
     """The finished feature file of ``split``, or an error saying which command makes it.
 
-    ``feature_id`` defaults to the VGGish recipe stored as float32.
-
-    >>> feature_file(DatasetPaths(Path("audiobench-data"), "synth"), "train")   # doctest: +SKIP
-    PosixPath('audiobench-data/synth/features/vggish-logmel-.../train.h5')
+    ``feature_id`` defaults to the dataset's only feature set (:func:`~audiobench.features.choice.choose_feature_set`:
+    with several, one must be named).
     """
-    fid = feature_id or default_feature_id()
+    from audiobench.features.choice import choose_feature_set
+
+    fid = choose_feature_set(paths, feature_id)
     path = split_path(paths.feature_dir(fid), split)
     if not path.is_file():
         raise AudiobenchError(f"no features for split {split!r} of dataset {paths.name!r} (no {path}); "

@@ -14,6 +14,7 @@ import torch
 
 from audiobench.models.checkpoint import checkpoint_path, load_state_dict
 from audiobench.core.errors import AudiobenchError
+from audiobench.core.layout import weights_dir
 from audiobench.models.net import CONV_CHANNELS, Net
 from audiobench.models.shape import CONV_LAYERS
 
@@ -31,13 +32,30 @@ def vggish_shapes() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def load_vggish(net: Net, path: str | Path) -> Net:
-    """Copy VGGish's six convolutions into L1–L6 (width 1 only), checking every key and shape first."""
+def vggish_file(path: str | Path, root: Path | None = None) -> Path:
+    """The VGGish weight file ``path`` names: the file itself when it exists; a bare file name (no folder)
+    also under ``<root>/weights/``, where ``audiobench weights vggish`` puts it. The error names every place
+    looked in."""
+    given = Path(path)
+    tried = [given]
+    if root is not None and len(given.parts) == 1:
+        tried.append(weights_dir(root) / given)
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    where = weights_dir(root) if root is not None else Path("<root>/weights")
+    raise AudiobenchError(f"no VGGish weight file {path} (looked for {' and '.join(str(p) for p in tried)}); "
+                          f"`audiobench weights vggish` downloads it to {where}/")
+
+
+def load_vggish(net: Net, path: str | Path, *, root: Path | None = None) -> Net:
+    """Copy VGGish's six convolutions into L1–L6 (width 1 only), checking every key and shape first.
+
+    ``path``: the file, or with ``root`` a bare file name under ``<root>/weights/`` (:func:`vggish_file`).
+    """
     if net.spec.width != 1.0:
         raise AudiobenchError(f"VGGish weights need --width 1 (the network has width {net.spec.width:g})")
-    if not Path(path).is_file():
-        raise AudiobenchError(f"no VGGish weight file {path} (`audiobench weights vggish` downloads it to "
-                              "<root>/weights/)")
+    path = vggish_file(path, root)
     state = load_state_dict(path)
     missing = [key for key in vggish_shapes() if key not in state]
     if missing:
@@ -69,14 +87,17 @@ def load_run(net: Net, path: str | Path) -> Net:
     return net
 
 
-def apply_init(net: Net, init: str | None) -> Net:
-    """Apply ``--init``: ``None`` (keep the seeded random weights), ``vggish:PATH`` or ``run:PATH``."""
+def apply_init(net: Net, init: str | None, *, root: Path | None = None) -> Net:
+    """Apply ``--init``: ``None`` (keep the seeded random weights), ``vggish:PATH`` or ``run:PATH``.
+
+    ``root``: the storage root, where a bare VGGish file name (``vggish:vggish-10086976.pth``) is looked for
+    under ``weights/`` when it is not in the working folder."""
     if init is None:
         return net
     kind, sep, path = init.partition(":")
     if not sep or not path or kind not in ("vggish", "run"):
         raise AudiobenchError(f"--init {init!r}: expected vggish:PATH or run:PATH")
-    return load_vggish(net, path) if kind == "vggish" else load_run(net, path)
+    return load_vggish(net, path, root=root) if kind == "vggish" else load_run(net, path)
 
 
 def freeze(net: Net, layers: int) -> list[torch.nn.Parameter]:

@@ -23,6 +23,7 @@ from typing import Literal, Union, get_args
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import validate_name
+from audiobench.core.names import unknown_name
 
 Pooling = Literal["mean", "attention"]
 Weight = Union[float, Literal["alpha", "beta"]]  # a number, or the training option (--alpha, --beta) it takes
@@ -142,7 +143,7 @@ def variant_spec(name: str) -> VariantSpec:
     try:
         return SPECS[name]
     except KeyError:
-        raise AudiobenchError(f"unknown variant {name!r} (choose from {', '.join(SPECS)})") from None
+        raise unknown_name("variant", str(name), SPECS) from None
 
 
 def require_strong(spec: VariantSpec, *, split: str, has_strong: bool) -> None:

@@ -60,7 +60,8 @@ class TrainOptions:
                          metavar="auto|cpu|cuda")
     bf16: bool = option(False, "bfloat16 autocast for the network (losses stay float32).")
     patience: int | None = option(None, "Stop after N epochs without a better validation mAP.", minimum=1)
-    feature_id: str | None = option(None, "Which feature set under features/ (default: the only one).")
+    feature_id: str | None = option(None, "Which feature set under features/ [default: the only one there; "
+                                          "with several, name one].")
     workers: int = option(0, "DataLoader worker processes for the training split.", minimum=0)
     eval_on: str | None = option(
         None, "Score the test split only on the clips listed in this CSV (a `status --export` list, or any CSV "

@@ -276,7 +276,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed,
                         bands=splits.train.dims)
         init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
-        transfer.apply_init(net, config.init)
+        transfer.apply_init(net, config.init, root=root_path)
         use_fast_layout(net.to(device), device)
         optimizer = torch.optim.Adam(transfer.freeze(net, config.freeze), lr=config.lr)
         loader = train_loader(splits, config, device)
