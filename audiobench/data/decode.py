@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -100,27 +102,39 @@ def _read_flac(f: sf.SoundFile, path: Path, data: bytes | None) -> np.ndarray:
     needs. Decoding to integers and scaling by a power of two gives exactly libsndfile's float samples.
     """
     head = data[:42] if data is not None else _head(path, 42)
-    width = 16 if f.subtype in ("PCM_S8", "PCM_16") else 32
+    width = _flac_width(f)
     ints = f.read(dtype=f"int{width}", always_2d=True)
     if len(ints) != f.frames:
         raise DecodeError(f"{path}: corrupt FLAC: {len(ints)} of its {f.frames} samples decode")
     signature = _flac_md5(head)
     if signature is not None:
         bits, expected = signature
-        shift, nbytes = width - bits, (bits + 7) // 8
-        if nbytes == width // 8:
-            pcm = ints >> shift if shift else ints  # whole words: hashed as they are, no copy
-        else:  # ``nbytes`` of each little-endian int32, byte column by byte column (5x a strided copy)
-            # libsndfile left-justifies: for 24 bits in 32 the sample's bytes are 1-3 of each word, unshifted
-            justified = shift == 8 * (width // 8 - nbytes)
-            raw = (ints if justified else ints >> shift).astype("<i4", copy=False).reshape(-1).view(np.uint8)
-            first = width // 8 - nbytes if justified else 0
-            pcm = np.empty((raw.size // 4, nbytes), np.uint8)
-            for b in range(nbytes):
-                pcm[:, b] = raw[first + b::4]
-        if hashlib.md5(pcm.astype(pcm.dtype.newbyteorder("<"), copy=False)).digest() != expected:  # no bytes copy
+        if hashlib.md5(_flac_pcm(ints, bits, width)).digest() != expected:
             raise DecodeError(f"{path}: corrupt FLAC: the decoded samples do not match its MD5 signature")
     return ints.T.astype(np.float32, order="C") * np.float32(2.0 ** (1 - width))
+
+
+def _flac_width(f: sf.SoundFile) -> int:
+    """The integer width a FLAC's samples are decoded to (16 or 32 bits)."""
+    return 16 if f.subtype in ("PCM_S8", "PCM_16") else 32
+
+
+def _flac_pcm(ints: np.ndarray, bits: int, width: int) -> np.ndarray:
+    """``[n, channels]`` samples decoded to ``int{width}`` as libFLAC's MD5 sees them: interleaved,
+    little-endian, each in the fewest whole bytes ``bits`` needs (a contiguous array, hashed without a copy)."""
+    shift, nbytes = width - bits, (bits + 7) // 8
+    if nbytes == width // 8:
+        pcm = ints >> shift if shift else ints  # whole words: hashed as they are, no copy
+        return np.ascontiguousarray(pcm.astype(pcm.dtype.newbyteorder("<"), copy=False))
+    # ``nbytes`` of each little-endian int32, byte column by byte column (5x a strided copy)
+    # libsndfile left-justifies: for 24 bits in 32 the sample's bytes are 1-3 of each word, unshifted
+    justified = shift == 8 * (width // 8 - nbytes)
+    raw = np.ascontiguousarray(ints if justified else ints >> shift).astype("<i4", copy=False).reshape(-1).view(np.uint8)
+    first = width // 8 - nbytes if justified else 0
+    packed = np.empty((raw.size // 4, nbytes), np.uint8)
+    for b in range(nbytes):
+        packed[:, b] = raw[first + b::4]
+    return packed
 
 
 def _head(path: Path, n: int) -> bytes:
@@ -199,11 +213,15 @@ def _channels_from_layout(layout: str) -> int:
     return 0
 
 
+def _ffmpeg_decode(path: Path) -> list[str]:
+    """The ffmpeg command writing the first audio stream of ``path`` to stdout, interleaved float32."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:a:0",
+            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+
+
 def _read_with_ffmpeg(path: Path, libsndfile: str) -> tuple[np.ndarray, int]:
     channels, rate = _probe(path, libsndfile)
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-i", str(path), "-map", "0:a:0",
-           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    proc = subprocess.run(cmd, capture_output=True, check=False)
+    proc = subprocess.run(_ffmpeg_decode(path), capture_output=True, check=False)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace")
         raise _undecodable(path, libsndfile, _ffmpeg_reason(stderr) if stderr.strip() else f"exit {proc.returncode}")
@@ -211,3 +229,110 @@ def _read_with_ffmpeg(path: Path, libsndfile: str) -> tuple[np.ndarray, int]:
     usable = samples.size - samples.size % channels
     return np.ascontiguousarray(samples[:usable].reshape(-1, channels).T), rate
 
+
+
+class AudioBlocks:
+    """A file decoded block by block, for files too long to hold in memory (``audiobench predict``).
+
+    Opening reads the header (``rate``, ``channels``); iterating yields ``[channels, n]`` float32 blocks of
+    at most ``block`` samples, which put end to end are exactly ``read_audio(path)[0]``, with its checks:
+    the same decoder (libsndfile, else ffmpeg, streamed), and the same :class:`DecodeError` for an empty,
+    truncated, corrupt or non-finite file. The checks that need the whole file (a FLAC's sample count and
+    MD5 signature, at least one sample) raise after the last block. Memory is one block, whatever the length.
+    Use it as a context manager: closing stops an ffmpeg decoder that is still running.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, block: int = 1 << 16) -> None:
+        self.path, self.block = Path(path), int(block)
+        self._file: sf.SoundFile | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        try:
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise DecodeError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if size == 0:
+            raise DecodeError(f"{self.path}: empty file (0 bytes)")
+        try:
+            self._file = sf.SoundFile(self.path)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            self._reason = _libsndfile_reason(exc)
+            self.channels, self.rate = _probe(self.path, self._reason)
+        else:
+            self.channels, self.rate = self._file.channels, self._file.samplerate
+
+    def __enter__(self) -> AudioBlocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        integer = self._file is not None and (self._file.format == "FLAC"
+                                              or self._file.subtype.startswith(_INTEGER_SUBTYPES))
+        samples = 0
+        for block in (self._libsndfile() if self._file is not None else self._ffmpeg()):
+            if not integer and not np.isfinite(block).all():
+                raise DecodeError(f"{self.path}: decodes to non-finite samples")
+            samples += block.shape[1]
+            yield block
+        if samples == 0:
+            raise DecodeError(f"{self.path}: decodes to no samples")
+
+    def _libsndfile(self) -> Iterator[np.ndarray]:
+        """:func:`_read_opened` block by block: a FLAC as integers, its MD5 updated block by block."""
+        f, path = self._file, self.path
+        assert f is not None
+        flac = f.format == "FLAC"
+        width = _flac_width(f)
+        signature = _flac_md5(_head(path, 42)) if flac else None
+        md5, scale, read = hashlib.md5(), np.float32(2.0 ** (1 - width)), 0
+        try:
+            while True:
+                if flac:
+                    ints = f.read(self.block, dtype=f"int{width}", always_2d=True)
+                    if signature is not None:
+                        md5.update(_flac_pcm(ints, signature[0], width))
+                    block = ints.T.astype(np.float32, order="C") * scale
+                else:
+                    block = np.ascontiguousarray(f.read(self.block, dtype="float32", always_2d=True).T)
+                if block.shape[1] == 0:
+                    break
+                read += block.shape[1]
+                yield block
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise DecodeError(f"{path}: corrupt {f.format}: {_libsndfile_reason(exc)} "
+                              "(opens, then fails mid-stream: damaged or truncated)") from None
+        if flac and read != f.frames:
+            raise DecodeError(f"{path}: corrupt FLAC: {read} of its {f.frames} samples decode")
+        if signature is not None and md5.digest() != signature[1]:
+            raise DecodeError(f"{path}: corrupt FLAC: the decoded samples do not match its MD5 signature")
+
+    def _ffmpeg(self) -> Iterator[np.ndarray]:
+        """:func:`_read_with_ffmpeg`, its output read from the pipe block by block (stderr to a file: no
+        pipe to fill up while stdout is read)."""
+        frame = 4 * self.channels
+        with tempfile.TemporaryFile() as errors:
+            self._proc = proc = subprocess.Popen(_ffmpeg_decode(self.path), stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.PIPE, stderr=errors)
+            assert proc.stdout is not None
+            pending = b""
+            with proc.stdout:
+                while chunk := proc.stdout.read(self.block * frame):
+                    data = pending + chunk if pending else chunk
+                    usable = len(data) - len(data) % frame
+                    pending = data[usable:]
+                    if usable:
+                        samples = np.frombuffer(data, dtype="<f4", count=usable // 4)
+                        yield np.ascontiguousarray(samples.reshape(-1, self.channels).T)
+            if proc.wait() != 0:
+                errors.seek(0)
+                stderr = errors.read().decode(errors="replace")
+                raise _undecodable(self.path, self._reason,
+                                   _ffmpeg_reason(stderr) if stderr.strip() else f"exit {proc.returncode}")

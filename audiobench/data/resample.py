@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,7 +321,30 @@ def _reason(exc: Exception, task: _Task) -> str:
 
 def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     """``[channels, n]`` float samples at ``rate`` -> mono float32 at 16 kHz in [-1, 1] (soxr, high quality)."""
-    mono = audio.mean(axis=0, dtype=np.float32) if audio.shape[0] > 1 else audio[0].astype(np.float32)
+    mono = _mono(audio)
     if rate != AUDIO_RATE:
         mono = soxr.resample(mono, rate, AUDIO_RATE, quality="HQ")
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def to_mono_16k_blocks(blocks: Iterable[np.ndarray], rate: int) -> Iterator[np.ndarray]:
+    """:func:`to_mono_16k` of a recording given as consecutive ``[channels, n]`` blocks, block by block.
+
+    soxr's streaming resampler carries its filter state from block to block, so the blocks put end to end
+    are exactly (bit for bit) ``to_mono_16k`` of the whole recording; the last one flushes the filter.
+    """
+    stream = None if rate == AUDIO_RATE else soxr.ResampleStream(rate, AUDIO_RATE, 1, dtype="float32",
+                                                                    quality="HQ")
+    for block in blocks:
+        mono = _mono(block)
+        if stream is not None:
+            mono = stream.resample_chunk(mono)
+        yield np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+    if stream is not None:
+        yield np.clip(stream.resample_chunk(np.zeros(0, np.float32), last=True), -1.0, 1.0).astype(np.float32,
+                                                                                                   copy=False)
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    """float32 mean of the channels of ``[channels, n]`` samples (column by column: blocks mix alike)."""
+    return audio.mean(axis=0, dtype=np.float32) if audio.shape[0] > 1 else audio[0].astype(np.float32)

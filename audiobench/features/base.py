@@ -80,6 +80,9 @@ class Extractor(ABC):
     Params: ClassVar[type]
     dims: int  # features per frame
     padding_value: float  # what a padded frame holds: the features of digital silence
+    # Each frame's features depend on that frame's samples only, so a long recording can be featurized block
+    # by block (``audiobench predict`` does); a recipe that looks at the whole waveform says False.
+    frame_local: bool = True
 
     def __init__(self, params: Any = None) -> None:
         if params is None:

@@ -85,6 +85,11 @@ class KaldiFbank(Extractor):
         """Digital silence: every frame is 0, so every band holds the floor."""
         return math.log(self.params.log_floor)
 
+    @property
+    def frame_local(self) -> bool:
+        """Not with the waveform's mean subtracted first: every frame depends on the whole recording."""
+        return not self.params.subtract_waveform_mean
+
     def extract(self, waveform: np.ndarray) -> np.ndarray:
         return _fbank(waveform, self.params)
 

@@ -142,11 +142,35 @@ class Net(nn.Module):
     def forward(self, logmel: torch.Tensor) -> Output:
         h = self.embed(logmel)
         xa = torch.sigmoid(self.l8a(h))
-        if self.l8b is None:
-            return Output(xa, None, None, mean_pool(xa))
-        xb = torch.sigmoid(self.l8b(h))
-        attention = attention_weights(xb)
-        return Output(xa, xb, attention, attention_pool(xa, attention))
+        return pooled(xa, None if self.l8b is None else torch.sigmoid(self.l8b(h)))
+
+
+def pooled(xa: torch.Tensor, xb: torch.Tensor | None) -> Output:
+    """The :class:`Output` of segment outputs Xa and Xb ``[B, C, T']``: attention pooling, or the mean without Xb.
+
+    The clip prediction needs every segment of the clip (A sums Xb over all of them), so ``predict`` runs
+    the net over a long file block by block and pools here once, over the segments of all the blocks.
+    """
+    if xb is None:
+        return Output(xa, None, None, mean_pool(xa))
+    attention = attention_weights(xb)
+    return Output(xa, xb, attention, attention_pool(xa, attention))
+
+
+def segment_context() -> int:
+    """Input frames on each side of a segment's own 16 that reach its output: 43 (about 0.43 s at a 10 ms hop).
+
+    Walked back from L7 to L1: L7's k=3 reaches one segment either side; below a 2x2 pool a reach of r
+    steps is 2r on the left and 2r + 1 on the right (the pool's second row); each 3x3 convolution adds one
+    step either side. An output further than this from both ends of the input sees real frames only, so
+    the net run on overlapping blocks of a long input gives its segments as the whole input would.
+    """
+    left = right = 1  # L7, in segments
+    for i in reversed(range(len(CONV_CHANNELS))):
+        if i in POOL_AFTER:
+            left, right = 2 * left, 2 * right + 1
+        left, right = left + 1, right + 1
+    return max(left, right - (SEGMENT_FRAMES - 1))
 
 
 def use_fast_layout(net: Net, device: torch.device) -> Net:

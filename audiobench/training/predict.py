@@ -12,7 +12,7 @@ FLAC of a dataset gets the probabilities its features got in training's own eval
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.data.decode import read_audio
-from audiobench.data.resample import AUDIO_RATE, to_mono_16k
+from audiobench.data.decode import AudioBlocks
+from audiobench.data.resample import AUDIO_RATE, to_mono_16k_blocks
 from audiobench.features.base import DTYPES, Extractor, extractor_of, get_extractor
 from audiobench.models.checkpoint import load_model
-from audiobench.models.net import SEGMENT_FRAMES, use_fast_layout
+from audiobench.models.net import SEGMENT_FRAMES, pooled, segment_context, use_fast_layout
+from audiobench.training.blockwise import BLOCK_FRAMES, check_block_frames, feature_blocks, segment_outputs
 from audiobench.training.train import resolve_device
 
 
@@ -45,6 +46,7 @@ class Prediction:
     attention: np.ndarray | None
     seconds: float  # of the 16 kHz audio
     segment_seconds: float  # one segment (column) of the matrices, in seconds
+    note: str | None = None  # a caveat worth a line: audio too short for any segment to see real context only
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most probable classes, most probable first (ties in class order)."""
@@ -55,6 +57,7 @@ class Prediction:
         """JSON-ready: every class's probability, and the matrices' shapes (or, with ``matrices``, their values)."""
         out: dict[str, Any] = {
             "file": str(self.file), "seconds": self.seconds, "segment_seconds": self.segment_seconds,
+            "note": self.note,
             "probabilities": {name: float(p) for name, p in zip(self.classes, self.clip)},
             "segments_shape": list(self.segments.shape),
             "attention_shape": None if self.attention is None else list(self.attention.shape),
@@ -69,9 +72,13 @@ class Predictor:
     """A trained run loaded once, to predict file after file (what :func:`predict` and the CLI use).
 
     ``run_dir`` is a run folder holding ``model.pt`` and ``model.json`` (or the ``model.pt`` itself).
+    ``block_frames``: frames scored at a time (a multiple of 16); any size gives the same probabilities
+    within float rounding (:mod:`audiobench.training.blockwise`), smaller ones need less memory.
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str], *, device: str = "cpu") -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], *, device: str = "cpu",
+                 block_frames: int = BLOCK_FRAMES) -> None:
+        self.block_frames = check_block_frames(block_frames)
         self.device = resolve_device(device)
         net, meta = load_model(run_dir)
         self.net = use_fast_layout(net.to(self.device), self.device)
@@ -84,30 +91,49 @@ class Predictor:
         # What a padded frame holds in the stored features (rounded to their dtype), as inference pads.
         self.padding = float(np.float32(np.dtype(self.dtype).type(self.extractor.padding_value)))
 
-    def features(self, path: Path) -> tuple[np.ndarray, float]:
-        """``([frames, bands] float32 features as stored in training, seconds of 16 kHz audio)`` of a file."""
-        audio, rate = read_audio(path)
-        mono = to_mono_16k(audio, rate)
-        try:
-            x = self.extractor(mono, AUDIO_RATE)
-        except AudiobenchError as exc:
-            raise AudiobenchError(f"{path}: {exc}") from None
-        if self.dtype != "float32":  # the net was trained on features rounded to the stored dtype
-            x = x.astype(self.dtype).astype(np.float32)
-        return x, mono.size / AUDIO_RATE
+    def blocks(self, path: Path, samples: list[int] | None = None) -> Iterator[np.ndarray]:
+        """The file's features as stored in training, ``[frames, bands]`` float32, ``block_frames`` at a time.
+
+        Decoded, mixed to mono, resampled and featurized block by block (:mod:`audiobench.training.blockwise`):
+        memory is a few blocks, whatever the file's length. ``samples[0]`` counts the 16 kHz samples read.
+        """
+        count = [0] if samples is None else samples
+        with AudioBlocks(path, block=self._decode_block) as audio:
+            for x in feature_blocks(self.extractor, _counted(to_mono_16k_blocks(audio, audio.rate), count),
+                                    block_frames=self.block_frames):
+                # the net was trained on features rounded to the stored dtype
+                yield x if self.dtype == "float32" else x.astype(self.dtype).astype(np.float32)
+
+    @property
+    def _decode_block(self) -> int:
+        """Samples per decoded block: about one block of frames' worth, within [2**12, 2**20] (1 to 8 MB)."""
+        return min(max(self.block_frames * self.extractor.frame_shift, 1 << 12), 1 << 20)
 
     @torch.no_grad()
     def __call__(self, path: str | os.PathLike[str]) -> Prediction:
         """The prediction for one audio file; an :class:`AudiobenchError` naming it when it cannot be read."""
-        path = Path(path)
-        x, seconds = self.features(path)
-        batch = torch.full((1, max(len(x), SEGMENT_FRAMES), x.shape[1]), self.padding)  # short clips: one segment
-        batch[0, :len(x)] = torch.from_numpy(x)
-        out = self.net(batch.to(self.device))
-        attention = None if out.attention is None else out.attention[0].float().cpu().numpy()
-        return Prediction(path, self.classes, out.clip[0].float().cpu().numpy(), out.xa[0].float().cpu().numpy(),
-                          attention, seconds,
-                          SEGMENT_FRAMES * self.extractor.frame_seconds)
+        path, samples = Path(path), [0]
+        try:
+            xa, xb, frames = segment_outputs(self.net, self.blocks(path, samples), block_frames=self.block_frames,
+                                             padding=self.padding, device=self.device)
+        except AudiobenchError as exc:
+            message = str(exc)
+            raise AudiobenchError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        out = pooled(xa, xb)
+        attention = None if out.attention is None else out.attention[0].numpy()
+        seconds = samples[0] / AUDIO_RATE
+        return Prediction(path, self.classes, out.clip[0].numpy(), out.xa[0].numpy(), attention, seconds,
+                          SEGMENT_FRAMES * self.extractor.frame_seconds, self._note(frames, seconds))
+
+    def _note(self, frames: int, seconds: float) -> str | None:
+        """A line for audio shorter than what one segment's output depends on, where padding weighs on all."""
+        field = SEGMENT_FRAMES + 2 * segment_context()  # frames: 102
+        if frames >= field:
+            return None
+        needs = ((field - 1) * self.extractor.frame_shift + self.extractor.frame_length) / AUDIO_RATE
+        padded = " (padded with silence to one segment)" if frames < SEGMENT_FRAMES else ""
+        return (f"{seconds:.3f} s of audio{padded} is shorter than the {needs:.2f} s each segment's output "
+                "depends on: every segment sees the edges, so read its probabilities with care")
 
 
 def predict(model_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *,
@@ -121,6 +147,13 @@ def predict(model_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike
     """
     predictor = Predictor(model_dir, device=device)
     return [predictor(path) for path in files]
+
+
+def _counted(blocks: Iterator[np.ndarray], count: list[int]) -> Iterator[np.ndarray]:
+    """``blocks`` as they are, their samples added up in ``count[0]``."""
+    for block in blocks:
+        count[0] += block.size
+        yield block
 
 
 def run_features(meta: dict[str, Any], *, where: str) -> tuple[Extractor, str]:
