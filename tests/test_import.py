@@ -3,6 +3,7 @@ against the real published SL-DCASE-17 lists (their real YouTube IDs and segment
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -372,6 +373,175 @@ def test_webdataset_shards_read_as_a_stream(tmp_path, reference_dir, listed):
     rows = _rows(tmp_path)
     assert [code_of(_raw(tmp_path, rows[x.clip_id])) for x in (a, b, y)] == [1, 2, 3]
     assert json.loads(rows[b.clip_id]["origin"])["member"] == "shard-000000.tar:sample-000000001.flac"
+
+
+def _wds_shard(path: Path, samples: list[dict], *, compress: bool = False) -> Path:
+    """A shard written by webdataset's own TarWriter: one ``sample%06d`` per dict of extension -> value."""
+    wds = pytest.importorskip("webdataset")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wds.TarWriter(str(path), compress=compress) as sink:
+        for i, sample in enumerate(samples):
+            sink.write({"__key__": f"sample{i:06d}", **sample})
+    return path
+
+
+def _clip_sample(clip, code: int) -> dict:
+    return {"flac": copies.encode(copies.tone(code, clip.end - clip.start, 16000), 16000, "FLAC"),
+            "json": {"id": clip.source_id, "labels": []}}
+
+
+def _cli_import(tmp_path, reference_dir, *paths: Path):
+    """``audiobench import`` as a user runs it: its exit code, its summary line and its ``--json``."""
+    base = ["import", DATASET, *map(str, paths), "--root", str(tmp_path / "data"), "--index-mirror",
+            str(reference_dir), "--quiet"]
+    plain = CliRunner().invoke(cli, base)
+    as_json = CliRunner().invoke(cli, [*base, "--json"])  # a rerun: nothing more adopted, the same rejections
+    return plain, json.loads(as_json.stdout)
+
+
+def test_webdataset_s_own_shards_are_read(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    shards = [_wds_shard(tmp_path / "shards" / "a-000000.tar", [_clip_sample(c, i) for i, c in enumerate(plain[:2])]),
+              _wds_shard(tmp_path / "shards" / "b-000000.tar.gz", [_clip_sample(plain[2], 2)], compress=True)]
+    result = _import(tmp_path, reference_dir, tmp_path / "shards")
+    assert result.formats == {str(tmp_path / "shards"): "webdataset"} and result.adopted == 3 and not result.rejected
+    rows = _rows(tmp_path)
+    assert [code_of(_raw(tmp_path, rows[c.clip_id])) for c in plain[:3]] == [0, 1, 2]
+    assert json.loads(rows[plain[2].clip_id]["origin"])["member"] == f"{shards[1].name}:sample000000.flac"
+
+
+def test_a_cut_shard_adopts_every_whole_sample_before_the_cut_and_names_it(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    shard = _wds_shard(tmp_path / "shard.tar", [_clip_sample(c, i) for i, c in enumerate(plain[:4])])
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        cut = tar.getmember("sample000002.flac").offset_data + 1000  # inside the third sample's audio
+    shard.write_bytes(shard.read_bytes()[:cut])
+    summary, data = _cli_import(tmp_path, reference_dir, shard)
+    assert summary.exit_code == 0, summary.output
+    assert f"damaged: shard.tar: the shard ends (cut short) at byte {cut}, inside member sample000002.flac; " \
+           "the 2 whole samples before it taken" in summary.stdout
+    assert data["already_had"] == 2 and data["rejected"] == {"damaged": 1}
+    rows = _rows(tmp_path)
+    assert [rows[c.clip_id]["status"] for c in plain[:4]] == ["ok", "ok", "pending", "pending"]
+
+
+def _flip_header(path: Path, member: str, *, zero: bool = False) -> None:
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        at = tar.getmember(member).offset
+    data = bytearray(path.read_bytes())
+    data[at:at + 512] = bytes(512) if zero else bytes(b ^ 0x5A for b in data[at:at + 512])
+    path.write_bytes(bytes(data))
+
+
+def _cut_gzip(path: Path, fraction: float) -> int:
+    """Cut a compressed shard at ``fraction`` of its bytes; returns how many samples are whole before the cut."""
+    import gzip
+    import tarfile
+    import zlib
+
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+    left = len(zlib.decompressobj(wbits=31).decompress(data[:int(len(data) * fraction)]))
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+        ends = [m.offset_data + m.size for m in tar.getmembers() if m.name.endswith(".json")]
+    return sum(end <= left for end in ends)
+
+
+def _flip_gzip_crc(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF  # the CRC-32 of the gzip trailer
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("kind", "adopted", "says"), [
+    ("corrupt header in the middle", 2, "a damaged tar header at byte"),
+    ("zeroed header in the middle", 2, "data after the end-of-archive blocks"),
+    ("gzip CRC error", 0, "the gzip stream is damaged (CRC check failed"),
+    ("gzip cut short", None, "the compressed stream ends early"),
+    ("garbage", 0, "before its first member; the 0 whole samples"),
+])
+def test_a_damaged_shard_is_a_notice_with_counts_never_a_silent_short_import(tmp_path, reference_dir, listed, kind,
+                                                                             adopted, says):
+    plain, _ = listed
+    compress = kind.startswith("gzip")
+    shard = _wds_shard(tmp_path / ("shard.tar.gz" if compress else "shard.tar"),
+                       [_clip_sample(c, i) for i, c in enumerate(plain[:4])], compress=compress)
+    if kind == "corrupt header in the middle":
+        _flip_header(shard, "sample000002.flac")
+    elif kind == "zeroed header in the middle":
+        _flip_header(shard, "sample000002.flac", zero=True)
+    elif kind == "gzip CRC error":
+        _flip_gzip_crc(shard)
+    elif kind == "gzip cut short":
+        adopted = _cut_gzip(shard, 0.6)
+    else:
+        shard.write_bytes(os.urandom(20000))
+    summary, data = _cli_import(tmp_path, reference_dir, shard)
+    assert summary.exit_code == (0 if adopted else 2), summary.output
+    assert f"damaged: {shard.name}: " in summary.stdout and says in summary.stdout, summary.stdout
+    assert data["adopted"] + data["already_had"] == adopted and data["rejected"]["damaged"] == 1
+    assert sum(r["status"] == "ok" for r in _rows(tmp_path).values()) == adopted
+
+
+def test_a_deep_or_huge_sidecar_is_refused_in_one_line_naming_its_member(tmp_path, reference_dir, listed):
+    plain, _ = listed
+    a, b, c, d = plain[:4]
+    deep = _clip_sample(b, 2) | {"json": b"[" * 200_000 + b"]" * 200_000}
+    huge = _clip_sample(c, 3) | {"json": json.dumps({"id": c.source_id, "pad": "x" * (2 * 2**20)}).encode()}
+    cls = _clip_sample(d, 4) | {"json": {"id": d.source_id}, "cls": b"\xff\xfe not a class"}
+    shard = _wds_shard(tmp_path / "shard.tar", [_clip_sample(a, 1), deep, huge, cls])
+    result = _import(tmp_path, reference_dir, shard)
+    assert result.adopted == 1 and dict(result.rejected) == {"metadata": 3}
+    reasons = {e.member: e.reason for e in result.rejected_entries}
+    assert reasons["shard.tar:sample000001.flac"] == "sample000001.json is nested too deeply to read"
+    assert reasons["shard.tar:sample000002.flac"].startswith("sample000002.json is 2097")
+    assert reasons["shard.tar:sample000003.flac"].startswith("sample000003.cls is not class numbers")
+    assert all("\n" not in r for r in reasons.values())
+
+
+def test_unneeded_tar_members_are_skipped_unread(tmp_path, reference_dir, listed):
+    """A 300 MB member that is not audio and a 40 MB audio member of an unlisted clip: neither is read into
+    memory (peak RSS of the importing process, from the resource module)."""
+    import tarfile
+
+    plain, _ = listed
+    shard = tmp_path / "big.tar"
+
+    class Zeros(io.RawIOBase):
+        def readinto(self, b):  # tarfile copies a member from this in chunks: the test holds none of it
+            b[:] = bytes(len(b))
+            return len(b)
+
+    with tarfile.open(shard, "w") as tar:
+        def add(name: str, data: bytes | None, size: int = 0) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data) if data is not None else size
+            tar.addfile(info, io.BytesIO(data) if data is not None else Zeros())
+        sample = _clip_sample(plain[0], 1)
+        add("sample0.flac", sample["flac"])
+        add("sample0.json", json.dumps(sample["json"]).encode())
+        add("sample1.npy", None, 300 * 2**20)
+        add("sample1.json", json.dumps({"id": plain[1].source_id}).encode())
+        add("sample2.wav", None, 40 * 2**20)
+        add("sample2.json", b'{"id": "notlisted01"}')
+    script = (
+        "import json, resource, sys\n"
+        "from pathlib import Path\n"
+        "from audiobench.data.imports.adopt import import_copies\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "r = import_copies(sys.argv[1], [Path(sys.argv[2])], root=Path(sys.argv[3]), index_mirror=sys.argv[4],"
+        " quiet=True)\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'adopted': r.adopted, 'not_listed': r.not_listed, 'grew_mb': (peak - before) / 1024}))\n")
+    out = subprocess.run([sys.executable, "-c", script, DATASET, str(shard), str(tmp_path / "data"),
+                          str(reference_dir)], capture_output=True, text=True, check=True)
+    seen = json.loads(out.stdout)
+    assert (seen["adopted"], seen["not_listed"]) == (1, 1)
+    assert seen["grew_mb"] < 200, seen  # the old reader held every member whole: 340 MB and more
 
 
 # -- incremental, mixed, command line ------------------------------------------------------------------------

@@ -159,26 +159,29 @@ class _Shard:
                     current = None
                 current = current or _Sample(key)
                 self.reading = member.name
-                self._member(tar, member, current)
-                self.last_member, self.reading = member.name, ""
+                if self._member(tar, member, current):
+                    self.last_member, self.reading = member.name, ""
             self._check_end(tar.offset)
         except _DAMAGE as exc:
             self._damaged(self.stream.pos, _why(exc))
         if current is not None and not self.reading:  # a sample cut inside a member is not taken
             yield from self._entries(current)
 
-    def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, sample: _Sample) -> None:
+    def _member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, sample: _Sample) -> bool:
+        """Take one member into its sample; False where the file ends inside it (the next header read fails)."""
         ext = Path(member.name).name.partition(".")[2].lower()
         if "." + ext in AUDIO_SUFFIXES:
             data = self._audio(tar, member)
-            if data is not None:
-                sample.audio, sample.data = member, data
+            if data is None:
+                return False
+            sample.audio, sample.data = member, data
         elif ext in ("json", "cls"):
             if member.size > MAX_SIDECAR:
                 sample.problem = f"{member.name} is {member.size} bytes, over the {MAX_SIDECAR} a sidecar may have"
-                return
+                return True
             handle = tar.extractfile(member)
             sample.meta[ext] = handle.read() if handle is not None else b""
+        return True
 
     def _audio(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], bytes] | None:
         """How to read the audio member when its clip is adopted: its size checked first, then its bytes (None:
