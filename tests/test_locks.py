@@ -258,3 +258,117 @@ def test_a_kill_9_mid_import_leaves_nothing_that_the_next_writer_does_not_remove
                and r["source_id"][0].isalnum())
     _assert_ledger_matches_files(root)
     _no_leftovers(root)
+
+
+# -- every writer, against a process that holds the dataset --------------------------------------------------
+_HOLD = """
+import fcntl, json, os, socket, sys, time
+from pathlib import Path
+folder = Path(sys.argv[1]) / sys.argv[2]
+folder.mkdir(parents=True, exist_ok=True)
+with open(folder / ".lock", "a+") as handle:  # as a writer (or featurize, reading) holds it
+    fcntl.flock(handle, fcntl.LOCK_SH if sys.argv[3] == "read" else fcntl.LOCK_EX)
+    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": "audiobench hold",
+                             "started": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\\n")
+    handle.flush()
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+class _Holder:
+    """A process holding ``dataset``'s lock (``mode``: write or read) until the block ends."""
+
+    def __init__(self, root: Path, dataset: str, mode: str = "write") -> None:
+        self.args = [sys.executable, "-c", _HOLD, str(root), dataset, mode]
+
+    def __enter__(self) -> subprocess.Popen:
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+        return self.proc
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    from audiobench.data.synth import synthesize
+
+    root = tmp_path / "data"
+    synthesize("tiny", root=root, train=2, val=1, test=1, duration=1.0, quiet=True)
+    return root
+
+
+def _writers(tmp_path: Path, root: Path, reference_dir: Path) -> dict[str, tuple[str, list[str]]]:
+    """Each writer's command line (the dataset it writes, its arguments) on ``root``."""
+    from test_import_own import make_folder
+
+    own = make_folder(tmp_path / "mine", n=6)
+    other = tmp_path / "other"
+    register_dataset(DATASET, root=other, mirror=str(reference_dir))
+    row = clips_of(other)[0]
+    copy = _copy(tmp_path / "copy", [row], 0)
+    lists = ["--index-mirror", str(reference_dir)]
+    return {
+        "synth": ("tiny", ["synth", "--name", "tiny", "--train", "2", "--val", "1", "--test", "1", "--duration", "1"]),
+        "resample": ("tiny", ["resample", "tiny"]),
+        "fetch": (DATASET, ["fetch", DATASET, *lists, "--source-template", str(tmp_path / "none" / "{ytid}.flac")]),
+        "import": (DATASET, ["import", DATASET, str(copy), *lists]),
+        "merge": (DATASET, ["import", DATASET, str(other), "--format", "audiobench"]),
+        "own-data": ("pets", ["import", "pets", str(own["folder"]), "--labels", str(own["labels"]), "--folds", "3"]),
+    }
+
+
+def clips_of(root: Path):
+    with Ledger(DatasetPaths(root, DATASET).ledger) as ledger:
+        return [r for r in ledger.statuses(split="test") if r.source_id[0].isalnum()]
+
+
+@pytest.mark.parametrize("writer", ["synth", "resample", "fetch", "import", "merge", "own-data"])
+def test_every_writer_is_refused_in_one_line_while_another_process_writes_and_changes_nothing(
+        tmp_path, tiny, reference_dir, writer):
+    dataset, args = _writers(tmp_path, tiny, reference_dir)[writer]
+    folder = DatasetPaths(tiny, dataset).dir
+    with _Holder(tiny, dataset) as holder:
+        before = _snapshot(folder)
+        refused = subprocess.run([*CLI, *args, "--root", str(tiny), "--quiet"], capture_output=True, text=True,
+                                 timeout=120)
+        assert _snapshot(folder) == before
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: dataset '{dataset}' in {tiny} is in use: PID {holder.pid} on "), line
+    assert "started 20" in line and "--wait" in line
+
+
+def test_featurize_reads_beside_another_reader_but_not_beside_a_writer(tiny):
+    featurize = [*CLI, "featurize", "tiny", "--root", str(tiny), "--quiet"]
+    with _Holder(tiny, "tiny", "write") as writer:
+        refused = subprocess.run(featurize, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith(f"error: dataset 'tiny' in {tiny} is being written: PID {writer.pid} on "), line
+    with _Holder(tiny, "tiny", "read") as reader:  # another featurize (another recipe) reading the dataset
+        other = subprocess.run(featurize, capture_output=True, text=True, timeout=300)
+        assert other.returncode == 0, other.stderr
+        resample = subprocess.run([*CLI, "resample", "tiny", "--root", str(tiny)], capture_output=True, text=True,
+                                  timeout=120)
+    assert resample.returncode == 2 and f"is in use: PID {reader.pid} on " in resample.stderr, resample.stderr
+
+
+def test_a_waiting_writer_says_once_for_whom_and_runs_when_the_holder_ends(tiny):
+    with _Holder(tiny, "tiny") as holder:
+        waiting = subprocess.Popen([*CLI, "resample", "tiny", "--root", str(tiny), "--wait"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        line = waiting.stderr.readline()
+        assert waiting.poll() is None  # still waiting
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert line.startswith(f"waiting: dataset 'tiny' in {tiny} is in use: PID {holder.pid} on "), line
+    assert "resample tiny: converted 0, already done 4" in out

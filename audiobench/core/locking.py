@@ -70,7 +70,21 @@ def hold(lock_file: Path, *, shared: bool, busy: str, wait: bool = False,
             handle.flush()
             yield
         finally:
+            _forget(handle, shared=shared)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _forget(handle: IO[str], *, shared: bool) -> None:
+    """Clear the holders' lines on release, so that a process still running (a notebook) is never named as
+    holding a lock it gave back: a writer always, a reader when it is the last (its lock then turns exclusive)."""
+    if shared:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # other readers still hold it; lines of ended processes are skipped when read
+    handle.seek(0)
+    handle.truncate()
+    handle.flush()
 
 
 def command_line() -> str:
