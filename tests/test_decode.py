@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiobench.data.decode import FFMPEG_ENV, DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
+from audiobench.data.decode import FFMPEG_ENV, AudioBlocks, DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
 from audiobench.core.errors import AudiobenchError
 
 
@@ -151,3 +151,46 @@ def test_a_missing_ffmpeg_override_is_named(tmp_path, monkeypatch, media):
         monkeypatch.delenv(FFMPEG_ENV)
         ffmpeg_exe.cache_clear()
     assert os.path.isfile(ffmpeg_exe())
+
+
+# -- AudioBlocks: the same samples and errors, block by block (predict on long files) -------------------------
+def read_blocks(path: Path, block: int) -> tuple[np.ndarray, int]:
+    with AudioBlocks(path, block=block) as audio:
+        blocks = list(audio)
+    assert all(b.shape[1] <= block and b.dtype == np.float32 and b.flags.c_contiguous for b in blocks)
+    return np.concatenate(blocks, axis=1), audio.rate
+
+
+@pytest.mark.parametrize("name", ["stereo.wav", "surround.flac", "u8.wav", "aac.m4a", "opus.webm"])
+def test_blocks_put_end_to_end_are_the_whole_files_samples(name, media):
+    audio, rate = read_audio(media[name])
+    for block in (1000, 4096, 1 << 20):
+        got, got_rate = read_blocks(media[name], block)
+        assert got_rate == rate and np.array_equal(got, audio)  # bit for bit, ffmpeg's pipe included
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("empty.flac", "empty file (0 bytes)"),
+    ("text.flac", "not audio, or corrupt or truncated (libsndfile: Format not recognised; ffmpeg: "),
+    ("truncated.flac", "corrupt FLAC: "),
+])
+def test_blocks_of_a_bad_file_raise_the_error_read_audio_raises(name, says, media):
+    with pytest.raises(DecodeError) as info:
+        read_blocks(media[name], 1000)
+    assert str(info.value).startswith(f"{media[name]}: ") and says in str(info.value)
+
+
+def test_blocks_check_a_flacs_md5_signature_after_the_last_block(tmp_path):
+    good = tmp_path / "good.flac"
+    sf.write(good, tone(440, 0.5, 16000, 2), 16000, subtype="PCM_24")
+    assert np.array_equal(read_blocks(good, 999)[0], read_audio(good)[0])
+    bad = _flipped(good, tmp_path / "bad.flac", 8 + 18 + 5)  # every frame decodes; only the signature tells
+    with pytest.raises(DecodeError, match=r"bad.flac: corrupt FLAC: the decoded samples do not match its MD5"):
+        read_blocks(bad, 999)
+
+
+def test_closing_blocks_early_stops_ffmpeg(media):
+    with AudioBlocks(media["opus.webm"], block=256) as audio:
+        next(iter(audio))
+        proc = audio._proc
+    assert proc is not None and proc.poll() is not None  # not left running behind a closed reader

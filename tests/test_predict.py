@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,16 @@ from click.testing import CliRunner
 import audiobench
 from audiobench.cli import cli
 from audiobench.core.errors import AudiobenchError
+from audiobench.data.decode import read_audio
+from audiobench.data.resample import AUDIO_RATE, to_mono_16k
 from audiobench.data.synth import synthesize
+from audiobench.features.base import get_extractor
 from audiobench.features.featurize import featurize
-from audiobench.models.checkpoint import load_model
+from audiobench.models.checkpoint import load_model, save_checkpoint
+from audiobench.models.net import build_net, segment_context
+from audiobench.training.blockwise import BLOCK_FRAMES
 from audiobench.training.inference import predict_dataset
+from audiobench.training.predict import Predictor
 
 CLASSES = ["Car", "Ambulance (siren)", "Train horn"]
 TINY = dict(epochs=1, width=0.125, lr=1e-3, batch_size=4, quiet=True)
@@ -131,3 +138,116 @@ def test_cli_json_gives_every_probability_and_the_matrices_on_request(trained):
     assert np.allclose(np.array(entry["attention"]).sum(axis=1), 1.0, atol=1e-5)
     (prediction,) = audiobench.predict(trained["att"], [source])
     assert np.allclose(entry["segments"], prediction.segments)
+
+
+# -- long files, block by block -------------------------------------------------------------------------------
+def whole_file(predictor: Predictor, path: Path):
+    """The net's output on the whole file at once: decoded, resampled and featurized in one piece."""
+    audio, rate = read_audio(path)
+    mono = to_mono_16k(audio, rate)
+    x = predictor.extractor(mono, AUDIO_RATE)
+    batch = torch.full((1, max(len(x), 16), x.shape[1]), predictor.padding)
+    batch[0, :len(x)] = torch.from_numpy(x)
+    with torch.no_grad():
+        return predictor.net(batch), mono.size / AUDIO_RATE
+
+
+def scene(seconds: float, rate: int, channels: int, seed: int = 0) -> np.ndarray:
+    """``[n, channels]``: noise, with a gliding tone that comes and goes, different in each channel."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate)) / rate
+    out = np.empty((t.size, channels), np.float32)
+    for c in range(channels):
+        tone = np.sin(2 * np.pi * (300 + 200 * c) * t * (1 + t / 60)) * (np.sin(0.7 * t + c) > 0.3)
+        out[:, c] = 0.05 * rng.standard_normal(t.size) + 0.3 * tone
+    return out
+
+
+def assert_same_prediction(got, expected, seconds: float) -> None:
+    """Equal to the whole file's within float rounding (1e-5: measured under 1e-6, docs/api.md)."""
+    assert got.seconds == seconds
+    assert got.segments.shape == tuple(expected.xa[0].shape)
+    assert np.abs(got.segments - expected.xa[0].numpy()).max() <= 1e-5
+    assert np.abs(got.clip - expected.clip[0].numpy()).max() <= 1e-5
+    if expected.attention is None:
+        assert got.attention is None
+    else:
+        assert np.abs(got.attention - expected.attention[0].numpy()).max() <= 1e-5
+
+
+@pytest.mark.parametrize(("rate", "channels", "seconds"), [(16000, 1, 180.0), (44100, 2, 95.3)])
+def test_a_long_file_in_small_blocks_gets_the_whole_files_prediction(trained, tmp_path, rate, channels, seconds):
+    path = tmp_path / f"long-{rate}-{channels}.wav"
+    sf.write(path, scene(seconds, rate, channels), rate, subtype="PCM_16")
+    for run in ("att", "noatt"):
+        expected, length = whole_file(Predictor(trained[run]), path)
+        for block_frames in (64, 1024, BLOCK_FRAMES):  # 64: hundreds of blocks, the context on both sides
+            got = Predictor(trained[run], block_frames=block_frames)(path)
+            assert_same_prediction(got, expected, length)
+    assert got.seconds == pytest.approx(seconds, abs=1e-3) and got.note is None
+
+
+@pytest.mark.parametrize("frames", [1, 15, 16, 17, 47, 48, 49, 63, 64, 65, 111, 112, 113, 150])
+def test_every_length_at_the_block_edges_gets_the_whole_files_prediction(trained, tmp_path, frames):
+    path = tmp_path / f"{frames}.flac"
+    sf.write(path, scene(0.01 * (frames - 1) + 0.025, 16000, 1), 16000, subtype="PCM_16")
+    expected, length = whole_file(Predictor(trained["att"]), path)
+    assert expected.xa.shape[-1] == max(frames // 16, 1)
+    for block_frames in (16, 32, 48):
+        assert_same_prediction(Predictor(trained["att"], block_frames=block_frames)(path), expected, length)
+
+
+def test_a_run_on_features_of_the_whole_waveform_is_scored_on_the_whole_waveform(tmp_path):
+    """The Kaldi fbank subtracts the recording's mean from every sample: no block can be featurized alone."""
+    extractor = get_extractor("kaldi-fbank-128")
+    assert not extractor.frame_local
+    run = tmp_path / "kaldi-run"
+    run.mkdir()
+    save_checkpoint(run, build_net(3, width=0.0625, bands=128, seed=3),
+                    {"class_names": CLASSES, "features": {"dtype": "float32"},
+                     "extractor": {"name": extractor.name, "params": asdict(extractor.params)}})
+    path = tmp_path / "offset.wav"
+    sf.write(path, scene(20.0, 22050, 1) + 0.2, 22050, subtype="FLOAT")  # a DC offset: the mean matters
+    expected, length = whole_file(Predictor(run), path)
+    assert_same_prediction(Predictor(run, block_frames=32)(path), expected, length)
+
+
+def test_segment_context_is_how_far_the_nets_segments_see(trained):
+    """Each frame nudged in turn: the segments whose output moves are those within 43 frames of it."""
+    net, _ = load_model(trained["att"])
+    x = torch.randn(1, 320, 64, generator=torch.Generator().manual_seed(0))
+    reach = set()
+    with torch.no_grad():
+        base = net(x).xa
+        for k in range(320):
+            nudged = x.clone()
+            nudged[0, k] += 5.0
+            moved = (net(nudged).xa - base).abs().amax(dim=(0, 1)) > 0
+            reach.update(k - 16 * int(t) for t in torch.nonzero(moved).flatten())
+    assert segment_context() == 43
+    assert (min(reach), max(reach)) == (-segment_context(), 15 + segment_context())
+
+
+def test_block_frames_must_be_whole_segments(trained):
+    for bad in (0, 8, 100):
+        with pytest.raises(AudiobenchError, match="block_frames must be a positive multiple of 16"):
+            Predictor(trained["att"], block_frames=bad)
+
+
+def test_a_clip_shorter_than_what_a_segment_sees_gets_one_note_and_its_prediction(trained, tmp_path):
+    files = {}
+    for name, samples in (("tiny", 800), ("half", 8000), ("long", 48000), ("crumb", 100)):
+        files[name] = tmp_path / f"{name}.wav"
+        sf.write(files[name], scene(samples / 16000, 16000, 1), 16000)
+    result = CliRunner().invoke(cli, ["predict", str(trained["att"]), *map(str, files.values()), "--top", "1",
+                                      "--quiet"])
+    assert result.exit_code == 2  # the crumb: not even one 25 ms frame
+    assert result.stderr.splitlines() == [
+        f"note: {files['tiny']}: 0.050 s, shorter than the 1.03 s one segment's output depends on, padded with "
+        "silence to one segment: read its probabilities with care",
+        f"note: {files['half']}: 0.500 s, shorter than the 1.03 s one segment's output depends on: read its "
+        "probabilities with care",
+        f"error: {files['crumb']}: too short: 100 samples, at least 400 needed (one 25 ms frame)",
+    ]
+    printed = [line.split()[0] for line in result.stdout.splitlines() if not line.startswith(" ")]
+    assert printed == [str(files["tiny"]), str(files["half"]), str(files["long"])]

@@ -24,8 +24,10 @@ def command(run: str, files: tuple[str, ...], top: int, matrices: bool, device: 
     """Print the classes a trained run finds most probable in each audio FILE (any format, rate, channels).
 
     RUN is a run folder (holding model.pt and model.json), or the name of one under ROOT/runs/. A file that
-    cannot be read gets one line on stderr and the others go on (exit status 2 at the end). --json prints
-    every class's probability per file, with the shapes of the segment and attention matrices.
+    cannot be read gets one line on stderr and the others go on (exit status 2 at the end); audio shorter
+    than what one segment of the net depends on (about 1 s) gets a note there. A long file is read and
+    scored in blocks, in bounded memory. --json prints every class's probability per file, with the shapes
+    of the segment and attention matrices.
 
     \b
     Examples:
@@ -46,6 +48,8 @@ def command(run: str, files: tuple[str, ...], top: int, matrices: bool, device: 
             message, name = str(exc), str(Path(path))
             click.echo(f"error: {message if message.startswith(name) else f'{name}: {message}'}", err=True)
             continue
+        if prediction.note:
+            click.echo(f"note: {path}: {prediction.note}", err=True)
         if as_json:
             results.append(prediction.to_dict(matrices=matrices))
             continue

@@ -131,9 +131,9 @@ class Predictor:
         if frames >= field:
             return None
         needs = ((field - 1) * self.extractor.frame_shift + self.extractor.frame_length) / AUDIO_RATE
-        padded = " (padded with silence to one segment)" if frames < SEGMENT_FRAMES else ""
-        return (f"{seconds:.3f} s of audio{padded} is shorter than the {needs:.2f} s each segment's output "
-                "depends on: every segment sees the edges, so read its probabilities with care")
+        padded = ", padded with silence to one segment" if frames < SEGMENT_FRAMES else ""
+        return (f"{seconds:.3f} s, shorter than the {needs:.2f} s one segment's output depends on{padded}: "
+                "read its probabilities with care")
 
 
 def predict(model_dir: str | os.PathLike[str], files: Iterable[str | os.PathLike[str]], *,
