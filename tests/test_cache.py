@@ -101,11 +101,14 @@ def test_weak_only_split_has_no_strong_targets(toy):
     assert not data.has_strong and "strong" not in data[0]
 
 
-def test_float16_files_round_the_same_features(toy):
+def test_float16_files_round_the_same_features(toy, tmp_path):
+    shutil.copytree(toy.dir, tmp_path / "toy")  # a second feature set asks later tests which one: kept apart
+    toy = DatasetPaths(tmp_path, "toy")
     featurize("toy", root=toy.root, quiet=True, dtype="float16", splits=["val"])
     half = feature_file(toy, "val", feature_id(dtype="float16"))
-    assert half.parent.name != feature_file(toy, "val").parent.name
-    with h5py.File(half, "r") as f16, h5py.File(feature_file(toy, "val"), "r") as f32:
+    single = feature_file(toy, "val", feature_id())
+    assert half.parent.name != single.parent.name
+    with h5py.File(half, "r") as f16, h5py.File(single, "r") as f32:
         assert f16["logmel"].dtype == np.float16 and f16.attrs["dtype"] == "float16"
         np.testing.assert_allclose(f16["logmel"][()].astype(np.float32), f32["logmel"][()], atol=5e-3)
     item = LogmelDataset(half)[0]

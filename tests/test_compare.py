@@ -121,7 +121,7 @@ def test_dataset_without_features_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["compare", "nothing", "--root", str(tmp_path), "--variants",
                                       "noatt-weak,att-self", "--trials", "2"])
     assert result.exit_code == 2
-    assert "featurize" in result.output and "Traceback" not in result.output
+    assert "no dataset 'nothing'" in result.output and "Traceback" not in result.output
 
 
 def test_strong_variant_on_weak_only_training_split_is_refused(tmp_path):

@@ -237,7 +237,7 @@ def test_errors_name_the_problem(tmp_path):
         featurize("toy", root=tmp_path, dtype="float64")
     with pytest.raises(AudiobenchError, match="make it with `audiobench synth --name nope`"):
         featurize("nope", root=tmp_path)
-    with pytest.raises(AudiobenchError, match=r"no features for split 'val' of dataset 'toy'.*featurize toy"):
+    with pytest.raises(AudiobenchError, match=r"dataset 'toy' has no features yet.*featurize toy"):
         feature_file(DatasetPaths(tmp_path, "toy"), "val")
 
 

@@ -88,7 +88,7 @@ def _folder_of_recordings(base: Path) -> tuple[Path, Path]:
     rows = ["file,labels"]
     for i, label in enumerate(["dog", "siren", "rain"] * 3):
         t = np.arange(8000) / 16000
-        sf.write(base / "rec" / f"take{i}.wav", 0.3 * np.sin(2 * np.pi * (300 + 200 * (i % 3)) * t), 16000)
+        sf.write(base / "rec" / f"take{i}.wav", 0.3 * np.sin(2 * np.pi * (300 + 50 * i) * t), 16000)
         rows.append(f"take{i}.wav,{label}")
     (base / "labels.csv").write_text("\n".join(rows) + "\n")
     return base / "rec", base / "labels.csv"

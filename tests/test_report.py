@@ -199,7 +199,7 @@ def test_cli_report_rerenders_and_prints_the_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(run), "--json"])
     assert json.loads(result.output)["baseline"] == "noatt-weak"
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "missing")])
-    assert result.exit_code == 2 and "error: no run folder" in result.output
+    assert result.exit_code == 2 and "error: no run or study folder" in result.output
 
 
 def test_cli_report_finds_a_study_by_name_under_root_and_quiet_prints_only_the_path(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_cli_report_finds_a_study_by_name_under_root_and_quiet_prints_only_the_p
     assert result.output.strip() == f"wrote {run / 'report.md'} (figures and results.json beside it)"
     assert (run / "results.json").exists()
     result = CliRunner().invoke(cli, ["report", "other-study", "--root", str(root)])
-    assert result.exit_code == 2 and f"error: no run folder {root / 'runs' / 'other-study'}" in result.output
+    assert result.exit_code == 2 and f"error: no run or study 'other-study' under {root / 'runs'}; did you mean 'my-study'?" in result.output
 
 
 def test_never_positive_classes_without_a_class_list(tmp_path: Path) -> None:

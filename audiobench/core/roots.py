@@ -75,7 +75,7 @@ def feature_path(metrics: Mapping[str, Any], run_dir: Path, split: str, *,
     link = metrics.get(ROOT_KEY)
     if isinstance(link, str):
         relative = _relative(recorded, where)
-        candidates = [run_dir / link]
+        candidates = [Path(os.path.normpath(run_dir / link))]  # the root itself, not <run>/..
         inside = all(part == ".." for part in PurePosixPath(link).parts)  # the run lies in its root
     else:  # an earlier version's record: the path then; read by its layout tail under this root
         relative = _layout_tail(recorded, dataset, split, where)

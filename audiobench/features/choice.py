@@ -2,9 +2,8 @@
 
 A dataset featurized once (with any extractor: ``vggish-logmel``, ``kaldi-fbank-128``, ...) has one feature
 set, and every stage that reads features (train, compare, evaluate, pipelines) uses it. With several, the
-default recipe (VGGish log-mel, float32: the paper's) is used where it is present, as it always was; without
-it the choice is the user's: the error lists them. Picking VGGish's when it is absent would train a Kaldi-only
-dataset on features that are not there.
+choice is the user's: the error lists them. Picking VGGish's silently would train a Kaldi-only dataset on
+features that are not there, or a dataset with both on the ones the user did not mean.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from pathlib import Path
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, known_datasets, validate_name
 from audiobench.core.names import unknown_name
-from audiobench.features.vggish import feature_id as default_feature_id
 
 
 def feature_sets_present(paths: DatasetPaths) -> list[str]:
@@ -30,6 +28,8 @@ def choose_feature_set(paths: DatasetPaths, feature_id: str | None) -> str:
     Errors: an unknown dataset (with the closest name), a feature id the dataset lacks (with the closest
     one), no feature set (run featurize) or several (choose one with ``--feature-id``).
     """
+    if feature_id is not None:
+        validate_name(feature_id, what="feature id")  # before any path is made of it
     if not paths.dir.is_dir():
         raise unknown_name("dataset", paths.name, _datasets(paths.root), under=paths.root,
                            then=f"make it with `audiobench synth --name {paths.name}`, "
@@ -43,8 +43,6 @@ def choose_feature_set(paths: DatasetPaths, feature_id: str | None) -> str:
                            then=f"compute one with `audiobench featurize {paths.name}`")
     if len(present) == 1:
         return present[0]
-    if default_feature_id() in present:
-        return default_feature_id()
     if not present:
         raise AudiobenchError(f"dataset {paths.name!r} has no features yet (nothing under {paths.features}); "
                               f"run `audiobench featurize {paths.name}`")
