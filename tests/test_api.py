@@ -93,5 +93,5 @@ def test_train_on_open_datasets_refuses_what_it_cannot_train_on(toy_root, tmp_pa
     with pytest.raises(AudiobenchError, match="frames=32, but the training split was opened with frames=96"):
         audiobench.train({**opened, "train": fixed["train"]}, frames=32, out=tmp_path / "c", **TINY)
     assert not (tmp_path / "a").exists()
-    with pytest.raises(AudiobenchError, match="no dataset 'nothing' under .* \(known: toy\)"):
+    with pytest.raises(AudiobenchError, match=r"no dataset 'nothing' under .* \(known: toy\)"):
         audiobench.open_split("nothing", "train", root=toy_root)

@@ -98,7 +98,7 @@ def test_a_moved_root_evaluates_reports_and_predicts(fresh, tmp_path):
     shutil.move(fresh, moved)
     listed = fresh.parent / "three.csv"
     wav = tmp_path / "noise.wav"
-    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32), 16000)
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32), 16000)
 
     record = json.loads(_cli("evaluate", "study", "--root", moved, "--eval-on", listed, "--json"))
     assert record["eval_on"]["fingerprint"] == _fingerprint(moved, range(3))
