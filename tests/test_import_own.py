@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -415,3 +416,37 @@ def test_the_folds_limits_in_help_are_the_ones_the_import_checks(own, tmp_path):
     assert low.exit_code == high.exit_code == 2 and "need 3 to 99 folds" in low.stderr + high.stderr
     assert CliRunner().invoke(cli, [*args, "--folds", str(own_data.FOLDS_MIN), "--root", str(tmp_path / "b")]
                               ).exit_code == 0
+
+
+def test_class_names_that_read_as_formulas_are_written_neutralised_and_reported_as_they_are(tmp_path,
+                                                                                          one_torch_thread):
+    """Own data names its classes: a name starting with =, + or @ is a formula to a spreadsheet opening the
+    study's CSVs (per_class.csv, class_durations.csv, table.csv), so those cells get a ' first; the report
+    reads them back as the names they are."""
+    from audiobench.data.resample import resample
+    from audiobench.features.featurize import featurize
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.training.options import TrainOptions
+
+    own = make_folder(tmp_path / "mine")
+    formulas = {"dog": "=HYPERLINK(1)", "siren": "+siren", "rain": "@rain"}
+    for key in ("labels", "strong"):
+        text = own[key].read_text()
+        for plain_name, formula in formulas.items():
+            text = text.replace(plain_name, formula.replace('"', '""'))
+        own[key].write_text(text)
+    root = tmp_path / "root"
+    import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
+                    quiet=True)
+    dataset = fold_dataset("pets", 1)
+    assert resample(dataset, root=root, quiet=True).counts["failed"] == 0
+    featurize(dataset, root=root, quiet=True)
+    config = CompareConfig(dataset, ("noatt-weak", "att-strong"), trials=1,
+                           train=TrainOptions(width=0.0625, batch_size=8, lr=3e-3, epochs=1))
+    study = compare(config, root=root, out=tmp_path / "study", quiet=True).run_dir
+
+    for name in ("per_class.csv", "class_durations.csv"):
+        cells = set(pd.read_csv(study / name)["name"])
+        assert cells <= {"'" + f for f in formulas.values()} and cells, (name, cells)
+    report = (study / "report.md").read_text()
+    assert "=HYPERLINK(1)" in report and "'=HYPERLINK(1)" not in report

@@ -35,7 +35,7 @@ from audiobench.core.jsonfile import read_json_object
 from audiobench.core.locking import exclusive
 from audiobench.data.roles import split_for
 from audiobench.core.parallel import Backend, check_backend, map_unordered
-from audiobench.data.cliplist import eval_subset
+from audiobench.data.cliplist import eval_subset, neutral
 from audiobench.data.fingerprint import split_fingerprint
 from audiobench.training.logs import check_log
 from audiobench.training.splits import training_frames
@@ -289,7 +289,7 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
         for row in metrics["test_per_class"]:
             if row["ap"] is not None:
                 per_class.append({"trial": trial, "variant": result.config.variant, "class_index": row["index"],
-                                  "mid": row["mid"], "name": row["name"], "ap": row["ap"],
+                                  "mid": neutral(str(row["mid"])), "name": neutral(str(row["name"])), "ap": row["ap"],
                                   **{k: row.get(k) for k in ("ap_low", "ap_high", "auc")}})
     pd.DataFrame(trials, columns=TRIAL_COLUMNS).to_csv(run_dir / "trials.csv", index=False)
     pd.DataFrame(per_class, columns=["trial", "variant", "class_index", "mid", "name", "ap", "ap_low", "ap_high",
@@ -381,8 +381,8 @@ def write_class_durations(run_dir: Path, root: Path, config: CompareConfig) -> N
     frame = frame[frame["duration"] > 0]  # zero-length events: present, not localised
     table = frame.groupby("class_index")["duration"].agg(["mean", "size"]).reset_index()
     table.columns = ["class_index", "mean_duration", "n_events"]
-    table.insert(1, "mid", [str(mids[i]) for i in table["class_index"]])
-    table.insert(2, "name", [str(names[i]) for i in table["class_index"]])
+    table.insert(1, "mid", [neutral(str(mids[i])) for i in table["class_index"]])
+    table.insert(2, "name", [neutral(str(names[i])) for i in table["class_index"]])
     table.to_csv(run_dir / "class_durations.csv", index=False)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from audiobench.data.cliplist import neutral
 from audiobench.core.layout import write_atomic
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -55,7 +56,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: 
 def write_table(frame: pd.DataFrame, header: Sequence[str], rows: Sequence[Sequence[str]], align: str,
                 stem: Path) -> list[str]:
     """``<stem>.csv`` (the numbers of ``frame``) and ``<stem>.tex`` (the formatted cells); their file names."""
-    write_atomic(stem.with_suffix(".csv"), frame.to_csv(index=False, float_format="%.6g"))
+    text = frame.copy()
+    for column in text.columns[text.dtypes == object]:  # names (studies, classes) are users' text
+        text[column] = [neutral(v) if isinstance(v, str) else v for v in text[column]]
+    write_atomic(stem.with_suffix(".csv"), text.to_csv(index=False, float_format="%.6g"))
     write_atomic(stem.with_suffix(".tex"), latex_tabular(header, rows, align))
     return [stem.with_suffix(".csv").name, stem.with_suffix(".tex").name]
 

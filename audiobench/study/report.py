@@ -29,6 +29,7 @@ import pandas as pd
 from audiobench import __version__
 from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.layout import json_safe, write_atomic
+from audiobench.data.cliplist import plain
 from audiobench.models.variants import fig4_pair
 from audiobench.study import exports, findings, paper, stats
 from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
@@ -39,6 +40,7 @@ from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
 DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
 EPOCH_COLUMNS = ("trial", "variant", "epoch", "val_map")
+NAME_COLUMNS = {"mid", "name"}  # cells of users' text, written neutralised (see data.cliplist.neutral)
 _REQUIRED_TRIALS = ("trial", "variant", "test_map")
 _TESTED = {"map": "mAPs", "auc": "macro AUCs", "dprime": "d′s"}  # what the tests compare, as the text says
 _PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "torch")
@@ -444,6 +446,8 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise InputFormatError(f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(table.columns)})")
+    for column in NAME_COLUMNS.intersection(table.columns):  # written neutralised: class names are users' text
+        table[column] = [plain(v) if isinstance(v, str) else v for v in table[column]]
     return table
 
 
