@@ -35,7 +35,7 @@ import soundfile as sf
 import soxr
 
 from audiobench.core.layout import DatasetPaths
-from audiobench.data.imports.adopt import import_copies
+from audiobench.data.imports.copies import import_copies
 from audiobench.data.ledger import Ledger
 from audiobench.data.register import register_dataset
 from audiobench.data.resample import resample
@@ -111,7 +111,7 @@ def hand_loop(parquet: Path, out: Path, pool: ProcessPoolExecutor, jobs: int) ->
 def peak_rss_of_import(parquet: Path, mirror: Path, root: Path, jobs: int) -> float:
     """MB: the peak resident memory of a process that only imports the file (``resource``'s ru_maxrss, or
     where Linux has it the same mark counted from the exec: :mod:`audiobench.testing.memory`)."""
-    code = ("from pathlib import Path; from audiobench.data.imports.adopt import import_copies; "
+    code = ("from pathlib import Path; from audiobench.data.imports.copies import import_copies; "
             "from audiobench.testing.memory import peak_rss_mb; "
             f"import_copies({DATASET!r}, [Path({str(parquet)!r})], root=Path({str(root)!r}), "
             f"index_mirror={str(mirror)!r}, jobs={jobs}, quiet=True); "

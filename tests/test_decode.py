@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiobench.data.decode import FFMPEG_ENV, AudioBlocks, DecodeError, _ffmpeg_reason, ffmpeg_exe, read_audio
+from audiobench.data.decode import AudioBlocks, DecodeError, _ffmpeg_reason, read_audio
+from audiobench.data.ffmpeg import FFMPEG_ENV, ffmpeg_exe
 from audiobench.core.errors import AudiobenchError
 
 

@@ -21,7 +21,7 @@ from audiobench.cli import cli
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths
 from audiobench.core.records import ClipStatus
-from audiobench.data.imports.adopt import import_copies
+from audiobench.data.imports.copies import import_copies
 from audiobench.data.imports.match import Catalog
 from audiobench.data.ledger import Ledger
 from audiobench.data.register import register_dataset
@@ -346,7 +346,7 @@ def test_a_big_row_group_and_an_hour_long_row_import_in_bounded_memory(tmp_path,
                              audio=Audio())
     del audio
     assert copies.pq_row_groups(path) == 1
-    code = ("import json, sys; from pathlib import Path; from audiobench.data.imports.adopt import import_copies; "
+    code = ("import json, sys; from pathlib import Path; from audiobench.data.imports.copies import import_copies; "
             "from audiobench.testing.memory import peak_rss_mb; "
             f"r = import_copies({DATASET!r}, [Path({str(path)!r})], root=Path({str(tmp_path / 'data')!r}), "
             f"index_mirror={str(reference_dir)!r}, jobs=2, quiet=True); "
@@ -531,7 +531,7 @@ def test_unneeded_tar_members_are_skipped_unread(tmp_path, reference_dir, listed
     script = (
         "import json, resource, sys\n"
         "from pathlib import Path\n"
-        "from audiobench.data.imports.adopt import import_copies\n"
+        "from audiobench.data.imports.copies import import_copies\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "r = import_copies(sys.argv[1], [Path(sys.argv[2])], root=Path(sys.argv[3]), index_mirror=sys.argv[4],"
         " quiet=True)\n"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from audiobench.features.store import feature_file
 from audiobench.cli import cli
 from audiobench.core.records import ClassInfo, Clip
-from audiobench.data.decode import ffmpeg_exe
+from audiobench.data.ffmpeg import ffmpeg_exe
 from audiobench.core.errors import AudiobenchError
 from audiobench.features.vggish import logmel
 from audiobench.features.featurize import featurize

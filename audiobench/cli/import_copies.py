@@ -73,7 +73,7 @@ def command(dataset: str, paths: tuple[Path, ...], fmt: str, split: str | None, 
 
         result = merge_roots(dataset, list(paths), root=root_path, quiet=quiet, wait=wait)
     else:
-        from audiobench.data.imports.adopt import import_copies
+        from audiobench.data.imports.copies import import_copies
 
         result = import_copies(dataset, list(paths), root=root_path, format=fmt, split=split,
                                index_mirror=index_mirror, jobs=jobs, quiet=quiet, wait=wait)

@@ -1,7 +1,7 @@
 """Read any audio file into float32 samples: libsndfile first, ffmpeg for what it cannot read.
 
 ffmpeg is the system one if ``AUDIOBENCH_FFMPEG`` names it, else the binary that the ``imageio-ffmpeg``
-wheel carries, so no system install is needed.
+wheel carries, so no system install is needed (:mod:`audiobench.data.ffmpeg`).
 """
 from __future__ import annotations
 
@@ -9,37 +9,20 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from audiobench.core.errors import AudiobenchError
-
-FFMPEG_ENV = "AUDIOBENCH_FFMPEG"
+from audiobench.data.ffmpeg import ffmpeg_exe
 
 
 class DecodeError(AudiobenchError):
     """A file that is empty, truncated, or not audio; the message names the file."""
-
-
-@lru_cache(maxsize=1)
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary to use; an error naming ``AUDIOBENCH_FFMPEG`` when it names no executable."""
-    override = os.environ.get(FFMPEG_ENV)
-    if override:
-        found = shutil.which(override)
-        if found is None:
-            raise AudiobenchError(f"{FFMPEG_ENV}={override}: no such executable (unset it to use the bundled ffmpeg)")
-        return found
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def read_bytes(path: Path) -> bytes:

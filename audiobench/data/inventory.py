@@ -124,7 +124,7 @@ def features_table(rows: list[FeatureRow], *, dataset: str) -> str:
     """The feature rows as an aligned text table (or the command that makes some)."""
     if not rows:
         return f"(no features; run `audiobench featurize {dataset}`)"
-    import pandas as pd
+    import pandas as pd  # deferred: heavy, and only the printed table needs it
 
     frame = pd.DataFrame([asdict(r) for r in rows]).rename(columns={"feature_id": "feature set"})
     return frame.astype(object).where(frame.notna(), "-").to_string(index=False)
@@ -134,7 +134,7 @@ def runs_table(rows: list[RunRow]) -> str:
     """The runs and studies as an aligned text table."""
     if not rows:
         return "(no runs or studies)"
-    import pandas as pd
+    import pandas as pd  # deferred: heavy, and only the printed table needs it
 
     return pd.DataFrame([{"run": r.id, "kind": r.kind, "variants": ",".join(r.variants),
                           "trained": f"{r.done}/{r.planned}",

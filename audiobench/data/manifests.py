@@ -4,8 +4,8 @@ A manifest is everything dataset-specific: where the recordings come from (``[so
 ``audiobench.data.sources``; ``youtube`` when the table is absent), the classes, the list files (official
 URL, sha256, where a mirror keeps them), and per split (any names) the list file, its format (the parser,
 see ``audiobench.data.lists``), whether it has strong labels, the role it plays in training
-(``audiobench.data.roles``) and how splits that share a list divide it. Stages never branch on a dataset
-name; they read a ``Manifest``.
+(:func:`assign_roles`; ``audiobench.data.roles`` reads what registration recorded of it) and how splits that
+share a list divide it. Stages never branch on a dataset name; they read a ``Manifest``.
 
 Where manifests are found, first match wins:
 0. ``<root>/<name>/manifest.toml`` when the storage root is known (``load_manifest(name, root=...)``): the
@@ -26,6 +26,7 @@ import sysconfig
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from audiobench.core.records import DEFAULT_SOURCE, ClassInfo
@@ -33,16 +34,40 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import resolve_root, validate_name
 from audiobench.core.names import unknown_name
 from audiobench.data.lists import class_format, clip_format
-from audiobench.data.roles import assign_roles
 from audiobench.data.sources import get_source
 
 MANIFESTS_ENV = "AUDIOBENCH_MANIFESTS"
 OWN_MANIFEST = "manifest.toml"  # <root>/<name>/manifest.toml: a dataset made by `audiobench import NAME DIR`
 PartitionMethod = Literal["stratified", "random"]
 PARTITION_METHODS: tuple[str, ...] = ("stratified", "random")
+ROLES = ("train", "val", "test")  # the parts a split may play in training (audiobench.data.roles)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def assign_roles(declared: Mapping[str, str | None], *, where: str = "") -> dict[str, str]:
+    """Split name -> its declared role (or None), in order -> role -> split name, for the roles some split plays.
+
+    >>> assign_roles({"fold1": "train", "fold2": "val", "eval": "test", "test": None})
+    {'train': 'fold1', 'val': 'fold2', 'test': 'eval'}
+    >>> assign_roles({"train": None, "val": None, "test": None})
+    {'train': 'train', 'val': 'val', 'test': 'test'}
+    """
+    prefix = f"{where}: " if where else ""
+    roles: dict[str, str] = {}
+    for split, role in declared.items():
+        if role is None:
+            continue
+        if role not in ROLES:
+            raise AudiobenchError(f"{prefix}split {split!r} has role {role!r}; a role is one of {', '.join(ROLES)}")
+        if role in roles:
+            raise AudiobenchError(f"{prefix}splits {roles[role]!r} and {split!r} both have role {role!r}")
+        roles[role] = split
+    for role in ROLES:
+        if role not in roles and role in declared:
+            roles[role] = role
+    return {role: roles[role] for role in ROLES if role in roles}
 
 
 @dataclass(frozen=True)

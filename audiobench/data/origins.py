@@ -68,6 +68,6 @@ def rows_table(rows: list[SplitSourceRow] | list[StreamRow], *, empty: str) -> s
     """Rows of either kind as an aligned text table, or ``empty`` when there are none."""
     if not rows:
         return empty
-    import pandas as pd
+    import pandas as pd  # deferred: heavy, and only the printed table needs it
 
     return pd.DataFrame([asdict(r) for r in rows]).to_string(index=False)

@@ -31,7 +31,8 @@ import soundfile as sf
 import soxr
 
 from audiobench.core.records import AudioRecord, ClipFailure, ClipStatus
-from audiobench.data.decode import ffmpeg_exe, read_audio, read_bytes
+from audiobench.data.decode import read_audio, read_bytes
+from audiobench.data.ffmpeg import ffmpeg_exe
 from audiobench.core.errors import AudiobenchError
 from audiobench.data.index import sha256_file
 from audiobench.core.layout import (AUDIO_RATE, DatasetPaths, disk_full_error, ensure_writable_dir, is_disk_full,

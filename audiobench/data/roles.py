@@ -2,50 +2,24 @@
 
 A dataset's splits may have any names (``fold1`` .. ``fold5``, ``dev``, ``eval``). A manifest's
 ``[splits.<name>]`` table may say ``role = "train"`` (or ``"val"``, ``"test"``); a role no split declares is
-played by the split of that name. Registering a dataset records the result in its ledger (meta ``roles``);
-datasets made without a manifest (``audiobench synth``, or by release 0.1) name their splits after the roles.
+played by the split of that name (:func:`audiobench.data.manifests.assign_roles`). Registering a dataset
+records the result in its ledger (meta ``roles``), which this module reads; datasets made without a manifest
+(``audiobench synth``, or by release 0.1) name their splits after the roles.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, known_datasets
-
-ROLES = ("train", "val", "test")
-
-
-def assign_roles(declared: Mapping[str, str | None], *, where: str = "") -> dict[str, str]:
-    """Split name -> its declared role (or None), in order -> role -> split name, for the roles some split plays.
-
-    >>> assign_roles({"fold1": "train", "fold2": "val", "eval": "test", "test": None})
-    {'train': 'fold1', 'val': 'fold2', 'test': 'eval'}
-    >>> assign_roles({"train": None, "val": None, "test": None})
-    {'train': 'train', 'val': 'val', 'test': 'test'}
-    """
-    prefix = f"{where}: " if where else ""
-    roles: dict[str, str] = {}
-    for split, role in declared.items():
-        if role is None:
-            continue
-        if role not in ROLES:
-            raise AudiobenchError(f"{prefix}split {split!r} has role {role!r}; a role is one of {', '.join(ROLES)}")
-        if role in roles:
-            raise AudiobenchError(f"{prefix}splits {roles[role]!r} and {split!r} both have role {role!r}")
-        roles[role] = split
-    for role in ROLES:
-        if role not in roles and role in declared:
-            roles[role] = role
-    return {role: roles[role] for role in ROLES if role in roles}
+from audiobench.data.ledger import Ledger
+from audiobench.data.manifests import ROLES
 
 
 def split_roles(paths: DatasetPaths) -> dict[str, str]:
     """Role -> the dataset's split that plays it: as its ledger recorded at registration, else (no roles
     recorded, or no ledger: feature files alone) the split named after each role."""
     if paths.ledger.is_file():
-        from audiobench.data.ledger import Ledger
-
         with Ledger(paths.ledger) as ledger:
             recorded = ledger.meta().get("roles")
         if isinstance(recorded, dict):

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from audiobench.data.decode import ffmpeg_exe
+from audiobench.data.ffmpeg import ffmpeg_exe
 
 Behaviour = Literal["ok", "404", "410", "429", "500", "truncated", "notaudio", "stall", "lowrate", "noformats"]
 Format = Literal["wav", "flac", "m4a", "webm"]

@@ -1,5 +1,8 @@
 """Adopt the clips that copies hold: match, validate, write under ``raw/``, mark ``ok`` with its origin.
 
+The engine beneath both ways in: ``audiobench import`` of copies (:mod:`audiobench.data.imports.copies`) and a
+fetch from local files (:mod:`audiobench.data.fetch.files`); it takes a stream of entries and an open ledger.
+
 Entries stream from the readers in sorted relative-path order and are examined (read, decoded, checked,
 hashed, and resampled to the 16 kHz mono file ``resample`` would make of it: the samples are decoded
 already) by ``jobs`` threads while the stream reads on, at most a few entries in flight, so memory stays
@@ -12,26 +15,20 @@ records the reason as its last error (unless it already says so: a rerun changes
 from __future__ import annotations
 
 import hashlib
-import io
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, resolve_root, write_atomic
+from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, write_atomic
 from audiobench.core.progress import progress
 from audiobench.core.records import AudioRecord, ClipStatus
-from audiobench.data.imports import folder
 from audiobench.data.imports.entry import Entry, Pcm
 from audiobench.data.imports.match import Catalog
 from audiobench.data.imports.result import ImportResult
 from audiobench.data.imports.validate import Rejected, check_length, decode
 from audiobench.data.ledger import Ledger
-from audiobench.data.manifests import load_manifest
-from audiobench.data.register import register_dataset
 from audiobench.data.resample import SHORT_TOLERANCE, audio_relpath, encode_flac, to_mono_16k
 
 AUDIOSET_CLASSES = 527  # an HDF5 ``target`` row is in AudioSet's class order
@@ -46,55 +43,6 @@ class Examined:
     rejected: Rejected | None = None
     audio: bytes = b""  # the clip's 16 kHz mono FLAC, made from the samples already decoded
     samples: int = 0
-
-
-def import_copies(dataset: str, paths: Sequence[Path], *, root: Path | None = None, format: str = "auto",
-                  split: str | None = None, index_mirror: str | None = None, jobs: int = 1,
-                  quiet: bool = False, wait: bool = False) -> ImportResult:
-    """Register ``dataset``'s lists (as fetch does) and adopt every listed clip the copies at ``paths`` hold.
-
-    ``format`` is one of :data:`folder.FORMATS` (``auto`` detects each copy's). Returns the counts; raises
-    :class:`AudiobenchError` on a usage error (an unknown format or split, a missing path). The import is
-    the dataset's one writer: another one (or a featurize of it) running makes it fail at once naming that
-    process, or with ``wait`` wait for it.
-
-    >>> import_copies("sl-dcase17", [Path("dcase2017/audio")], index_mirror="lists").summary()  # doctest: +SKIP
-    'sl-dcase17: dcase2017/audio read as dcase2017. 1578 clips adopted, 0 already had, ...'
-    """
-    if format not in folder.FORMATS:
-        raise AudiobenchError(f"--format {format!r}: expected one of {', '.join(folder.FORMATS)}")
-    if not paths:
-        raise AudiobenchError("no copy given: name at least one file or folder to import from")
-    copies = [Path(p) for p in paths]
-    for copy in copies:
-        if not copy.exists():
-            raise AudiobenchError(f"{copy}: no such file or folder")
-    chosen = {copy: folder.detect(copy) if format == "auto" else format for copy in copies}
-    if folder.AUDIOBENCH in chosen.values():  # another root: merged, not read as copies
-        try:
-            from audiobench.data.imports.merge import merge_roots
-        except ImportError:
-            raise AudiobenchError("--format audiobench (merging roots) is not available in this build") from None
-        return merge_roots(dataset, copies, root=root, quiet=quiet, wait=wait)
-    total = None
-    estimates = [folder.estimate(f, c) for c, f in chosen.items()]
-    if None not in estimates:
-        total = sum(e for e in estimates if e is not None)
-    with DatasetPaths(resolve_root(root), load_manifest(dataset, root=root).name).writing(wait=wait):
-        registration = register_dataset(dataset, root=root, mirror=index_mirror)
-        dpaths = DatasetPaths(resolve_root(root), registration.dataset)
-        result = ImportResult(registration.dataset, {str(c): f for c, f in chosen.items()})
-        entries = (e for c, f in chosen.items() for e in folder.entries(f, c))
-        with Ledger(dpaths.ledger) as ledger:
-            check_split(ledger, split)
-            adopt_entries(ledger, dpaths, entries, result, split=split, jobs=jobs, quiet=quiet, total=total)
-    return result
-
-
-def check_split(ledger: Ledger, split: str | None) -> None:
-    splits = list(ledger.splits())
-    if split is not None and split not in splits:
-        raise AudiobenchError(f"--split {split!r}: the dataset has splits {', '.join(splits)}")
 
 
 def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry], result: ImportResult, *,

@@ -35,7 +35,7 @@ BATCH = 8  # rows decoded from the column chunks at a time
 
 def _require_pyarrow():
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # deferred: optional (the parquet extra), and heavy
     except ImportError:
         raise AudiobenchError("reading parquet copies needs pyarrow: pip install 'audiobench[parquet]'") from None
     return pq
@@ -76,7 +76,7 @@ def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
 def audio_kind(kind, path: Path) -> str:
     """How the ``audio`` column holds each row's audio: ``encoded`` bytes (the Audio feature's {bytes, path},
     or plain binary), a ``path`` string, or ``decoded`` samples; anything else is refused."""
-    import pyarrow as pa
+    import pyarrow as pa  # deferred: optional (the parquet extra), and heavy
 
     t = pa.types
     if t.is_struct(kind):

@@ -49,9 +49,8 @@ from audiobench.data.ledger import Ledger
 from audiobench.data.lists._common import csv_fields, format_error, numbered_lines, seconds
 from audiobench.data.lists.local import HEADER
 from audiobench.data.lists import parse_clips
-from audiobench.data.manifests import OWN_MANIFEST, load_manifest
+from audiobench.data.manifests import OWN_MANIFEST, ROLES, load_manifest
 from audiobench.data.register import load_classes, partition, register_dataset
-from audiobench.data.roles import ROLES
 from audiobench.data.sources import LOCAL
 from audiobench.data.sources.local import local_id_for
 

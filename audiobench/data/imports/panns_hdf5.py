@@ -41,7 +41,7 @@ class Layout:
 
 
 def count(path: Path) -> int:
-    import h5py
+    import h5py  # deferred: heavy, and only PANNs copies need it
 
     with h5py.File(path, "r") as f:
         names = f.get("audio_name")
@@ -52,7 +52,7 @@ def count(path: Path) -> int:
 
 def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
     """Entries of one packed file (``path``; default ``copy`` itself)."""
-    import h5py
+    import h5py  # deferred: heavy, and only PANNs copies need it
 
     path = path or copy
     member_of = path.relative_to(copy).as_posix() if path != copy else path.name
@@ -83,7 +83,7 @@ def entries(copy: Path, path: Path | None = None) -> Iterator[Entry]:
 
 def read_layout(f, path: Path) -> Layout:
     """The checked layout of an open packed file; :class:`AudiobenchError` naming the file for anything else."""
-    import h5py
+    import h5py  # deferred: heavy, and only PANNs copies need it
 
     audio_name, waveform, target = f.get("audio_name"), f.get("waveform"), f.get("target")
     if not isinstance(audio_name, h5py.Dataset) or not isinstance(waveform, h5py.Dataset):

@@ -25,6 +25,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from audiobench.core.errors import AudiobenchError
+from audiobench.data.ffmpeg import ffmpeg_exe
+from audiobench.data.sources.template import fill, is_local
 from audiobench.data.sources.ytdlp_setup import check_javascript_runtime
 
 YOUTUBE_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
@@ -39,7 +41,7 @@ _PERMANENT = (
     "has been terminated", "copyright", "does not exist", "this video is not available",
 )
 # Phrases that a gone video and a broken setup (no JavaScript runtime, no PO token, an old yt-dlp) share: never
-# permanent on their own (see :mod:`audiobench.data.probe`).
+# permanent on their own (see :mod:`audiobench.data.fetch.probe`).
 NO_FORMATS = ("no video formats found", "requested format is not available")
 # Phrases meaning "slow down or authenticate": retrying at once makes it worse.
 _REFUSED = ("not a bot", "sign in to confirm", "too many requests", "rate-limit", "rate limit")
@@ -97,8 +99,6 @@ def check_source_template(template: str) -> None:
     names local files, which the importer reads instead (yt-dlp refuses them). Either may also carry
     ``{start}``/``{end}`` (seconds, ``30.000``) and ``{start_ms}``/``{end_ms}``.
     """
-    from audiobench.data.imports.template import is_local
-
     if "{ytid}" not in template:
         raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
     if is_local(template):
@@ -117,8 +117,6 @@ def check_source_template(template: str) -> None:
 
 def source_url(template: str, ytid: str, start: float | None = None, end: float | None = None) -> str:
     """The URL for one (already validated) ID, and its segment where the template names it."""
-    from audiobench.data.imports.template import fill
-
     if "{ytid}" not in template:
         raise AudiobenchError(f"--source-template {template!r} has no {{ytid}} placeholder")
     return fill(template, ytid, start, end)
@@ -132,7 +130,7 @@ def is_youtube(template: str) -> bool:
 def javascript_runtime() -> str | None:
     """Path of the deno binary (PyPI package ``deno``) that yt-dlp needs for YouTube, if installed."""
     try:
-        from deno import find_deno_bin
+        from deno import find_deno_bin  # deferred: a check of an ID or a URL needs no JavaScript runtime
     except ImportError:
         pass
     else:
@@ -168,8 +166,6 @@ def ffmpeg_dir(ffmpeg: str | None = None) -> str:
     yt-dlp checks for ffmpeg on PATH before a section download (its ``ffmpeg_location`` option is not
     consulted there), and it needs the program to be called ``ffmpeg``; the wheel's binary is not.
     """
-    from audiobench.data.decode import ffmpeg_exe  # numpy and soundfile: not needed to check an ID
-
     target = ffmpeg or ffmpeg_exe()
     folder = Path(tempfile.mkdtemp(prefix="audiobench-ffmpeg-"))
     (folder / "ffmpeg").symlink_to(Path(target).resolve())
@@ -186,7 +182,7 @@ def ensure_ffmpeg_on_path(ffmpeg: str | None = None) -> None:
 
 def ytdlp_options(request: SegmentRequest, workdir: Path, settings: DownloadSettings,
                   js_runtimes: dict[str, dict[str, str]]) -> dict[str, object]:
-    from yt_dlp.utils import download_range_func
+    from yt_dlp.utils import download_range_func  # deferred: yt-dlp is heavy; only a download needs it
 
     options: dict[str, object] = {
         "format": "bestaudio/best",
@@ -243,7 +239,7 @@ class _SilentLogger:
 def download_segment(request: SegmentRequest, workdir: Path, settings: DownloadSettings,
                      js_runtimes: dict[str, dict[str, str]] | None = None) -> DownloadResult:
     """Run yt-dlp for one segment into ``workdir`` (which must be empty and private to this call)."""
-    from yt_dlp import YoutubeDL
+    from yt_dlp import YoutubeDL  # deferred: yt-dlp is heavy; only a download needs it
     from yt_dlp.utils import DownloadError
 
     ensure_ffmpeg_on_path(settings.ffmpeg)
@@ -272,7 +268,7 @@ def stream_facts(info: dict[str, object]) -> dict[str, object]:
     The fields come from the chosen entry of ``info["formats"]``, since the FLAC conversion afterwards
     rewrites the top-level ``ext``; ``upload_date`` and the yt-dlp version complete the record.
     """
-    from yt_dlp.version import __version__
+    from yt_dlp.version import __version__  # deferred: yt-dlp is heavy; only a download needs it
 
     chosen = str(info.get("format_id"))
     formats = [f for f in info.get("formats") or [] if isinstance(f, dict) and str(f.get("format_id")) == chosen]

@@ -19,7 +19,7 @@ UPGRADE_COMMAND = "pip install -U 'yt-dlp[default]'"
 
 
 def ytdlp_version() -> str:
-    from yt_dlp.version import __version__
+    from yt_dlp.version import __version__  # deferred (here and below): yt-dlp is heavy, `--help` needs none
 
     return __version__
 

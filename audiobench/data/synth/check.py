@@ -71,7 +71,7 @@ def loudness_check(dataset: str = "synth", *, root: str | os.PathLike[str] | Non
     >>> loudness_check("synth", root="audiobench-data")   # doctest: +SKIP
     LoudnessCheck(classes=17, prior=0.103, chance=0.125, loudness_map=0.157, spectral_map=0.477)
     """
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # deferred: scikit-learn is heavy; only the check needs it
     from sklearn.metrics import average_precision_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

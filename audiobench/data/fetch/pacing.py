@@ -4,7 +4,8 @@ YouTube caps what one address or account may download per hour; past the cap it 
 bot check for a while. The memory of what was started is the ledger's ``attempts`` table (one row per download
 started, written in the same transaction that checks the cap), so every worker, every process sharing the
 ledger, and the next run after a restart see the same count. Starts are spread with a random pause (jitter);
-when the hour's budget is spent the run stops and says when the next download may start.
+when the hour's budget is spent the run stops and says when the next download may start. ``--rate-limit``
+(:class:`RateLimiter`) spaces starts within this process only: at most so many per second.
 """
 from __future__ import annotations
 
@@ -73,3 +74,21 @@ class Pacer:
                     return NotStarted(None)
             next_at = self.ledger.reserve_start(clip_id, self.clock.time(), cap=cap, window=HOUR)
         return None if next_at is None else NotStarted(next_at)
+
+
+class RateLimiter:
+    """At most ``rate`` starts per second across threads (``None``: no limit)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self._interval:
+            return
+        with self._lock:
+            current = time.monotonic()
+            slot = max(current, self._next)
+            self._next = slot + self._interval
+        time.sleep(max(0.0, slot - current))

@@ -26,7 +26,7 @@ from typing import Literal
 from audiobench.core.records import ClipStatus
 from audiobench.data.decode import DecodeError, read_audio
 from audiobench.data.ledger import Ledger, now
-from audiobench.data.pacing import NotStarted
+from audiobench.data.fetch.pacing import NotStarted
 from audiobench.data.sources.youtube import (
     DownloadSettings,
     SegmentRequest,
