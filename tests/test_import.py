@@ -102,7 +102,8 @@ def test_dcase2017_cuts_are_adopted_and_the_traps_reported(tmp_path, reference_d
     assert rows[d.clip_id]["status"] == "pending" and "under half" in rows[d.clip_id]["last_error"]
     origin = json.loads(rows[a.clip_id]["origin"])
     assert origin == {"via": "import", "format": "dcase2017", "copy": str(copy.resolve()),
-                      "member": f"Y{a.source_id}_{a.start:.3f}_{a.end:.3f}.wav", "sha256": rows[a.clip_id]["sha256"]}
+                      "member": f"Y{a.source_id}_{a.start:.3f}_{a.end:.3f}.wav", "sha256": rows[a.clip_id]["sha256"],
+                      "codec": "pcm_16", "sample_rate": 44100, "channels": 2}  # DCASE's 44.1 kHz stereo cuts
 
 
 def test_downloader_folders_with_every_trap(tmp_path, reference_dir, listed):
@@ -598,6 +599,22 @@ def test_cli_import_json_status_by_source_and_exit_codes(tmp_path, reference_dir
     assert "error: nothing of sl-dcase17 could be adopted" in nothing.output
     bad = CliRunner().invoke(cli, ["import", DATASET, str(tmp_path / "absent"), *base])
     assert bad.exit_code == 2 and "no such file or folder" in bad.output
+
+
+def test_status_per_source_names_the_codec_and_rate_of_imported_clips(tmp_path, reference_dir, listed):
+    """Two copies of different codecs: the per-source table says which clips came in which, never "?"."""
+    plain, _ = listed
+    a, b, c = plain[:3]
+    copies.audioset_download_vorbis(tmp_path / "vorbis", ["Car"], a.source_id, a.start, a.end, 1)
+    copies.panns_wav(tmp_path / "wavs", b.source_id, 2)
+    h5 = copies.panns_hdf5(tmp_path / "balanced_train.h5", [(f"Y{c.source_id}.wav", 3, 10.0, [])], dtype="float32")
+    assert _import(tmp_path, reference_dir, tmp_path / "vorbis", tmp_path / "wavs", h5).adopted == 3
+    out = CliRunner().invoke(cli, ["status", DATASET, "--root", str(tmp_path / "data"), "--per-source", "--json"])
+    assert out.exit_code == 0, out.output
+    streams = {(r["via"], r["codec"], r["sample_rate"], r["clips"]) for r in json.loads(out.output)["streams"]}
+    rate = str(copies.sf.info(next((tmp_path / "vorbis").rglob("*.ogg"))).samplerate)
+    assert streams == {("import audioset-wav", "vorbis", rate, 1), ("import audioset-wav", "pcm_16", "32000", 1),
+                       ("import panns-hdf5", "pcm_float32", "32000", 1)}
 
 
 def test_a_split_that_does_not_exist_is_a_usage_error(tmp_path, reference_dir, listed):

@@ -70,7 +70,8 @@ def test_folds_make_a_dataset_with_a_manifest_and_one_rotation_per_fold(own, tmp
     assert len(rows) == 24 and {r.status for r in rows} == {"ok"}
     spaced = next(r for r in rows if r.source_id == "street--clip_01")
     assert origins[spaced.clip_id] == {"via": "import", "format": "folder", "copy": str(own["folder"]),
-                                       "member": "street/clip 01.flac", "sha256": spaced.sha256}
+                                       "member": "street/clip 01.flac", "sha256": spaced.sha256,
+                                       "codec": "flac", "sample_rate": 16000, "channels": 1}
     copied = root / "pets" / spaced.path
     assert copied.read_bytes() == (own["folder"] / "street/clip 01.flac").read_bytes()
     assert hashlib.sha256(copied.read_bytes()).hexdigest() == spaced.sha256

@@ -129,7 +129,7 @@ def test_a_recording_id_that_cannot_be_a_file_name_gets_no_clip_id(bad):
 
 def test_a_clip_of_an_unknown_source_is_refused(tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    with pytest.raises(AudiobenchError, match="unknown source 'vimeo' \\(known: youtube, local\\)"):
+    with pytest.raises(AudiobenchError, match="unknown source 'vimeo' \\(known: youtube, local, synth\\)"):
         ledger.add_clips([Clip("-9mHz0OsKKw_0_10000", "train", "-9mHz0OsKKw", 0.0, 10.0, (0,), source="vimeo")])
 
 

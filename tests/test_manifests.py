@@ -111,7 +111,7 @@ def _write_manifest(folder: Path, *, name: str = "tiny", sha: str = "0" * 64, se
     (("[[index]]", "[[index]"), "not valid TOML"),
     (("[splits.val]", '[splits."../../../victim"]'), "invalid split name '../../../victim'"),
     (("[splits.val]", '[splits."a/b"]'), "invalid split name 'a/b'"),
-    (("[classes]", '[source]\nkind = "vimeo"\n[classes]'), "[source] kind: unknown source 'vimeo' (known: youtube, local)"),
+    (("[classes]", '[source]\nkind = "vimeo"\n[classes]'), "[source] kind: unknown source 'vimeo' (known: youtube, local, synth)"),
     (("[classes]", '[source]\nkind = "youtube"\nfolder = "x"\n[classes]'), "[source] has unknown key(s) folder"),
     (("[classes]", "[source]\n[classes]"), "[source] needs `kind`"),
     (("share = 0.25", 'share = 0.25\nrole = "dev"'), "split 'val' has role 'dev'; a role is one of train, val, test"),

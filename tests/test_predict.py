@@ -140,6 +140,13 @@ def test_cli_json_gives_every_probability_and_the_matrices_on_request(trained):
     assert np.allclose(entry["segments"], prediction.segments)
 
 
+def test_matrices_without_json_is_refused_in_one_line_instead_of_ignored(trained):
+    source = sorted(trained["audio"].glob("*.flac"))[0]
+    result = CliRunner().invoke(cli, ["predict", str(trained["att"]), str(source), "--matrices"])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "--json" in result.output and "Traceback" not in result.output
+
+
 # -- long files, block by block -------------------------------------------------------------------------------
 def whole_file(predictor: Predictor, path: Path):
     """The net's output on the whole file at once: decoded, resampled and featurized in one piece."""

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -254,6 +255,18 @@ def test_cli_json_summary(tmp_path):
     summary = json.loads(out.output)
     assert summary["splits"] == {"train": 2, "val": 1, "test": 1} and summary["generated"] == 4
     assert summary["seed"] == 5 and Path(summary["path"]) == tmp_path / "tiny"
+
+
+def test_status_and_the_export_say_the_clips_were_generated(tmp_path):
+    synthesize(root=tmp_path, **SMALL)
+    base = ["status", "synth", "--root", str(tmp_path), "--no-per-class"]
+    out = CliRunner().invoke(cli, [*base, "--per-source", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["streams"] == [{"via": "synth", "codec": "flac", "sample_rate": "16000", "clips": 5}]
+    export = tmp_path / "clips.csv"
+    assert CliRunner().invoke(cli, [*base, "--export", str(export)]).exit_code == 0
+    assert set(pd.read_csv(export)["source"]) == {"synth"}
 
 
 def test_console_script_synth_then_status(tmp_path):

@@ -38,6 +38,9 @@ def command(run: str, files: tuple[str, ...], top: int, matrices: bool, device: 
     from audiobench.core.progress import progress
     from audiobench.training.predict import Predictor
 
+    if matrices and not as_json:
+        raise AudiobenchError("--matrices adds the matrices to the --json output: add --json (the text output "
+                              "shows the top classes only)")
     predictor = Predictor(run_folder(run, root), device=device)
     results, failed = [], 0
     for path in progress(files, total=len(files), quiet=quiet or len(files) == 1, unit="file", desc="predict"):

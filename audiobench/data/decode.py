@@ -65,6 +65,16 @@ def read_audio(path: Path, *, data: bytes | None = None) -> tuple[np.ndarray, in
     return audio, rate
 
 
+def codec_of(data: bytes, suffix: str) -> str:
+    """The codec of a file's bytes as libsndfile names it (``flac``, ``vorbis``, ``opus``, ``pcm_16``, ...), or
+    its suffix where libsndfile cannot open it (``m4a``, ...): what ``status --per-source`` shows of a copy."""
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return suffix.lstrip(".").lower() or "?"
+    return (info.format if info.format in ("FLAC", "MP3") else info.subtype).lower()
+
+
 def _read_opened(f: sf.SoundFile, path: Path, data: bytes | None) -> tuple[np.ndarray, int, bool]:
     """Samples of a file libsndfile opened: a failure now means a damaged file, never a reason to fall back."""
     kind = f.format

@@ -14,7 +14,7 @@ from typing import Any
 from audiobench.data.ledger import Ledger
 
 UNKNOWN = "?"
-UNRECORDED = "(not recorded)"  # clips made by synth, or fetched before origins were recorded
+UNRECORDED = "(not recorded)"  # clips fetched or made before origins were recorded
 
 
 def source_label(origin: dict[str, Any] | None) -> str:

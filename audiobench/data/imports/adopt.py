@@ -24,6 +24,7 @@ from pathlib import Path
 from audiobench.core.layout import AUDIO_RATE, DatasetPaths, ensure_writable_dir, write_atomic
 from audiobench.core.progress import progress
 from audiobench.core.records import AudioRecord, ClipStatus
+from audiobench.data.decode import codec_of
 from audiobench.data.imports.entry import Entry, Pcm
 from audiobench.data.imports.match import Catalog
 from audiobench.data.imports.result import ImportResult
@@ -43,6 +44,7 @@ class Examined:
     rejected: Rejected | None = None
     audio: bytes = b""  # the clip's 16 kHz mono FLAC, made from the samples already decoded
     samples: int = 0
+    stream: dict[str, object] | None = None  # codec, sample rate and channels of the copy's audio
 
 
 def adopt_entries(ledger: Ledger, paths: DatasetPaths, entries: Iterable[Entry], result: ImportResult, *,
@@ -128,18 +130,21 @@ def examine(entry: Entry, clip: ClipStatus) -> Examined:
             n, duration = check_length(audio, rate, segment)
             data, suffix = payload.flac(n), ".flac"
             audio = audio[:, :n]
+            codec = f"pcm_{payload.samples.dtype}"  # as the copy stored it, before the FLAC made here
         else:
             audio, rate = decode(payload, path=entry.path, suffix=entry.suffix, segment=segment)
             _, duration = check_length(audio, rate, segment)
             data, suffix = payload, entry.suffix
+            codec = codec_of(data, suffix)
         mono = to_mono_16k(audio, rate)  # what resample would make of the adopted file
+        stream = {"codec": codec, "sample_rate": rate, "channels": int(audio.shape[0])}
         del audio
     except Rejected as exc:
         return Examined(rejected=exc)
     except OSError as exc:
         return Examined(rejected=Rejected("unreadable", f"cannot read ({exc.strerror or exc})"))
     return Examined(data, hashlib.sha256(data).hexdigest(), duration, suffix, audio=encode_flac(mono),
-                    samples=int(mono.size))
+                    samples=int(mono.size), stream=stream)
 
 
 def keep(ledger: Ledger, paths: DatasetPaths, entry: Entry, clip: ClipStatus, out: Examined) -> None:
@@ -154,7 +159,7 @@ def keep(ledger: Ledger, paths: DatasetPaths, entry: Entry, clip: ClipStatus, ou
     (paths.dir / audio).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(paths.dir / audio, out.audio)
     origin = {"via": "import", "format": entry.format, "copy": str(entry.copy.resolve()), "member": entry.member,
-              "sha256": out.sha256}
+              "sha256": out.sha256, **(out.stream or {})}
     ledger.mark(clip.clip_id, "ok", attempts=0, path=str(relative), bytes=len(out.data), sha256=out.sha256,
                 duration=out.duration, origin=origin)
     duration = out.samples / AUDIO_RATE

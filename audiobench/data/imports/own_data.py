@@ -43,7 +43,7 @@ from audiobench.core.layout import (DatasetPaths, atomic_path, ensure_writable_d
                                     write_atomic)
 from audiobench.core.parallel import map_unordered
 from audiobench.core.progress import progress
-from audiobench.data.decode import DecodeError, read_audio
+from audiobench.data.decode import DecodeError, codec_of, read_audio
 from audiobench.data.imports.copying import CopyMismatch, copy_checked
 from audiobench.data.ledger import Ledger
 from audiobench.data.lists._common import csv_fields, format_error, numbered_lines, seconds
@@ -106,6 +106,7 @@ class _File:
     duration: float = 0.0
     sha256: str = ""
     split: str = ""
+    stream: tuple[tuple[str, object], ...] = ()  # codec, sample rate, channels: recorded in the clip's origin
 
 
 def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | None = None,
@@ -362,15 +363,17 @@ def _decode_all(files: list[_File], folder: Path, *, labels: Path, jobs: int, qu
     """Each file decoded once (its duration) and hashed; an undecodable one is an error naming it, and so is a
     second file with the same bytes (one recording in two clips could be tested on in one fold and trained on
     in another)."""
-    def one(f: _File) -> tuple[str, float, str] | str:
+    def one(f: _File) -> tuple[str, float, str, tuple[tuple[str, object], ...]] | str:
         try:
             data = (folder / f.relative).read_bytes()
             audio, rate = read_audio(folder / f.relative, data=data)
         except (DecodeError, OSError) as exc:
             return f"{exc}"
-        return f.relative, audio.shape[1] / rate, hashlib.sha256(data).hexdigest()
+        stream = (("codec", codec_of(data, PurePosixPath(f.relative).suffix)), ("sample_rate", rate),
+                  ("channels", int(audio.shape[0])))
+        return f.relative, audio.shape[1] / rate, hashlib.sha256(data).hexdigest(), stream
 
-    found: dict[str, tuple[float, str]] = {}
+    found: dict[str, tuple[float, str, tuple[tuple[str, object], ...]]] = {}
     for outcome in map_unordered(one, files, jobs=jobs, backend="threading", desc="read", quiet=quiet, unit="file"):
         if isinstance(outcome, str):
             raise AudiobenchError(f"{outcome} (labelled in the labels table); nothing was imported")
@@ -385,14 +388,14 @@ def _decode_all(files: list[_File], folder: Path, *, labels: Path, jobs: int, qu
                                   "(names differing only in extension or in characters outside A-Z a-z 0-9 . _ -); "
                                   "rename one")
         ids[source_id] = f.relative
-        duration, sha = found[f.relative]
+        duration, sha, stream = found[f.relative]
         other = first.setdefault(sha, f)
         if other is not f:
             raise format_error(labels, f.line, f"{f.relative} holds the same bytes as {other.relative} (line "
                                                f"{other.line}); list one of them")
         if round(duration, 3) <= 0:
             raise AudiobenchError(f"{folder / f.relative}: shorter than a millisecond")
-        out.append(replace(f, source_id=source_id, duration=duration, sha256=sha))
+        out.append(replace(f, source_id=source_id, duration=duration, sha256=sha, stream=stream))
     return out
 
 
@@ -493,7 +496,7 @@ def _copy_files(paths: DatasetPaths, folder: Path, files: Sequence[_File], *, qu
                                       "again") from None
             ledger.mark(row.clip_id, "ok", attempts=0, bytes=size, sha256=f.sha256, duration=f.duration,
                         path=str(relative), origin={"via": "import", "format": "folder", "copy": str(folder),
-                                                    "member": f.relative, "sha256": f.sha256})
+                                                    "member": f.relative, "sha256": f.sha256, **dict(f.stream)})
             copied += 1
     return copied, already
 

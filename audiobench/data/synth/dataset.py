@@ -100,10 +100,12 @@ def synthesize(name: str = "synth", *, root: str | os.PathLike[str] | None = Non
         chunk = max(1, min(16, len(todo) // (4 * jobs) or 1))
         chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
         work = partial(_render_chunk, str(paths.dir))
+        origin = {"via": "synth", "seed": seed, "codec": "flac", "sample_rate": AUDIO_RATE, "channels": 1}
         try:
             for written in map_unordered(work, chunks, jobs=jobs, desc=f"synth {name}", quiet=quiet, unit="chunk"):
                 for w in written:  # status first: a kill between the two writes only means re-rendering w
-                    ledger.mark(w.clip_id, "ok", bytes=w.size, sha256=w.sha256, duration=w.samples / AUDIO_RATE)
+                    ledger.mark(w.clip_id, "ok", bytes=w.size, sha256=w.sha256, duration=w.samples / AUDIO_RATE,
+                                origin=origin)
                     ledger.record_audio(AudioRecord(w.clip_id, audio_relpath(w.split, w.clip_id), w.samples,
                                                     w.samples / AUDIO_RATE, False, None))
         except OSError as exc:

@@ -15,7 +15,7 @@ import numpy as np
 
 from audiobench.core.records import Clip, Event
 from audiobench.core.layout import clip_id_for
-from audiobench.data.sources import YOUTUBE
+from audiobench.data.sources import SYNTH
 from audiobench.data.synth.distractors import DISTRACTORS, background
 from audiobench.data.synth.dsp import SR
 from audiobench.data.synth.sound import SoundClass, render_event, sample_duration
@@ -84,8 +84,8 @@ class ClipPlan:
         return tuple(sorted({e.class_index for e in self.events}))
 
     def to_clip(self) -> Clip:
-        # Synthetic IDs have the shape of YouTube IDs and are registered as YouTube clips (fetch never sees them).
-        return Clip(self.clip_id, self.split, self.ytid, 0.0, self.duration, self.weak, self.events, YOUTUBE)
+        # Synthetic IDs have the shape of YouTube IDs; their source says they were generated, not downloaded.
+        return Clip(self.clip_id, self.split, self.ytid, 0.0, self.duration, self.weak, self.events, SYNTH)
 
 
 def synthetic_ytid(seed: int, split: str, index: int) -> str:
