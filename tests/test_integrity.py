@@ -96,6 +96,28 @@ def test_a_damaged_shard_is_one_error_in_every_reader_and_featurize_repairs_it(t
     assert (again.added, again.updated, again.present) == (0, 0, 6)
 
 
+def test_status_counts_damaged_shards_and_names_the_repair(tmp_path):
+    """A missing shard shows in every status; a flipped byte only in ``--verify``, which reads as a reader does."""
+    paths = make_dataset(tmp_path, n_train=6, n_val=0)
+    featurize("toy", root=tmp_path, quiet=True, shard_size=2)
+    flipped, missing, _ = sorted(shard_files(feature_file(paths, "train")))
+    damage(flipped, "flipped", missing)
+    damage(missing, "missing", flipped)
+
+    def damaged(*options: str) -> dict[str, int]:
+        out = CliRunner().invoke(cli, ["status", "toy", "--root", str(tmp_path), "--json", *options])
+        assert out.exit_code == 0, out.output
+        return {row["split"]: row["damaged"] for row in json.loads(out.output)["features"]}
+
+    assert damaged() == {"train": 1}
+    assert damaged("--verify") == {"train": 2}
+    text = CliRunner().invoke(cli, ["status", "toy", "--root", str(tmp_path), "--verify"]).output
+    assert f"train: 2 damaged shard(s); run `audiobench featurize toy --root {tmp_path} --features vggish-logmel`" \
+        in text
+    featurize("toy", root=tmp_path, quiet=True)
+    assert damaged("--verify") == {"train": 0}
+
+
 def test_a_damaged_shard_read_in_a_dataloader_worker_is_the_same_one_line(tmp_path):
     paths = make_dataset(tmp_path, n_train=4, n_val=0)
     featurize("toy", root=tmp_path, quiet=True, shard_size=2)

@@ -61,7 +61,8 @@ def test_status_lists_feature_sets_and_runs_with_the_unfinished_ones(root):
     lines = result.output.splitlines()
     fid = feature_id()
     assert [line.split() for line in lines if line.strip().startswith(fid)] == [
-        [fid, "train", "32", "96", "float32"], [fid, "val", "16", "96", "float32"], [fid, "test", "16", "96", "float32"]]
+        [fid, "train", "32", "96", "float32", "0"], [fid, "val", "16", "96", "float32", "0"],
+        [fid, "test", "16", "96", "float32", "0"]]
     rows = {line.split()[0]: line.split()[1:] for line in lines[lines.index(next(x for x in lines
                                                                                  if x.startswith("runs ("))) + 2:]}
     assert rows == {"done": ["run", "att-self", "1/1", "finished"],
@@ -76,7 +77,7 @@ def test_status_json_holds_coverage_features_and_runs(root):
     assert {"split": "train", "label": "(all)", "listed": 32, "ok": 32, "unavailable": 0, "failed": 0,
             "pending": 0} in data["coverage"]
     assert data["features"][0] == {"feature_id": feature_id(), "split": "train", "clips": 32, "frames": 96,
-                                   "dtype": "float32"}
+                                   "dtype": "float32", "damaged": 0, "repair": ""}
     runs = {r["id"]: r for r in data["runs"]}
     assert set(runs) == {"done", "killed", "study"}
     assert runs["killed"]["finished"] is False and runs["done"]["finished"] is True

@@ -19,19 +19,23 @@ from audiobench.core.layout import DatasetPaths, resolve_root, runs_dir
 @click.option("--export", type=click.Path(dir_okay=False), default=None, metavar="CLIPS.csv",
               help="Also write every clip (id, split, status, source, segment, duration, audio sha256, origin) "
                    "as CSV: the list another study can --eval-on.")
+@click.option("--verify", is_flag=True,
+              help="Check every feature shard as a reader does (CRC-32 included: reads every feature once); "
+                   "without it only missing shards are found.")
 @quiet_option
 @json_option
-def command(dataset: str, root: str | None, per_class: bool, per_source: bool, export: str | None, quiet: bool,
-            as_json: bool) -> None:
+def command(dataset: str, root: str | None, per_class: bool, per_source: bool, export: str | None, verify: bool,
+            quiet: bool, as_json: bool) -> None:
     """Print per split and per class: listed, ok, unavailable, failed, pending; the ok clips by source
     (downloaded, or imported from which format); then the feature sets
-    (clips and longest clip per split, dtype) and the runs and studies of the dataset, finished or not.
+    (clips and longest clip per split, dtype, damaged shards and the command that repairs them) and the runs and studies of the dataset, finished or not.
 
     \b
     Examples:
       audiobench status synth --root audiobench-data
       audiobench status sl-dcase17 --per-source --no-per-class
       audiobench status synth --export synth-clips.csv
+      audiobench status sl-dcase17 --verify
     """
     from audiobench.data.coverage import coverage, coverage_table
     from audiobench.data.inventory import feature_sets, features_table, require_dataset, runs_of, runs_table
@@ -51,7 +55,7 @@ def command(dataset: str, root: str | None, per_class: bool, per_source: bool, e
 
             written = export_clips(ledger, Path(export))
             click.echo(f"wrote {written} clips to {export}", err=as_json)
-    features, runs = feature_sets(paths), runs_of(paths.root, dataset)
+    features, runs = feature_sets(paths, verify=verify), runs_of(paths.root, dataset)
     if as_json:
         out = {"coverage": [asdict(r) for r in rows], "sources": [asdict(r) for r in sources],
                "features": [asdict(f) for f in features], "runs": [asdict(r) for r in runs]}

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from audiobench.features.store import summarize_split
+from audiobench.features.store import check_shards, summarize_split
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import DatasetPaths, known_datasets, runs_dir  # noqa: F401 (known_datasets: re-exported)
 
@@ -36,6 +36,8 @@ class FeatureRow:
     clips: int | None
     frames: int | None  # the longest clip: the default training input length (``--frames``)
     dtype: str
+    damaged: int = 0  # shards a reader would refuse (see :func:`feature_sets`)
+    repair: str = ""  # the command that computes their rows again
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ def require_dataset(paths: DatasetPaths) -> Path:
     return paths.require_ledger()
 
 
-def feature_sets(paths: DatasetPaths) -> list[FeatureRow]:
-    """One row per split file of every feature set under ``features/``, by feature id then split."""
+def feature_sets(paths: DatasetPaths, *, verify: bool = False) -> list[FeatureRow]:
+    """One row per split file of every feature set under ``features/``, by feature id then split, with its
+    damaged shards: missing ones, or with ``verify`` every check a reader makes (reads every feature once)."""
     rows: list[FeatureRow] = []
     if not paths.features.is_dir():
         return rows
@@ -66,8 +69,10 @@ def feature_sets(paths: DatasetPaths) -> list[FeatureRow]:
             rows.append(FeatureRow(folder.name, "(unfinished)", None, None, ""))
         for path in files:
             try:
-                s = summarize_split(path)
-                rows.append(FeatureRow(folder.name, s.split, s.clips, s.longest, s.dtype))
+                s = summarize_split(path, require_shards=False)  # damaged shards are counted below
+                shards = check_shards(path, read=verify)
+                rows.append(FeatureRow(folder.name, s.split, s.clips, s.longest, s.dtype, len(shards.damaged),
+                                       shards.hint if shards.damaged else ""))
             except (AudiobenchError, OSError, KeyError):
                 rows.append(FeatureRow(folder.name, path.stem, None, None, "(unreadable)"))
     return rows
@@ -126,8 +131,11 @@ def features_table(rows: list[FeatureRow], *, dataset: str) -> str:
         return f"(no features; run `audiobench featurize {dataset}`)"
     import pandas as pd  # deferred: heavy, and only the printed table needs it
 
-    frame = pd.DataFrame([asdict(r) for r in rows]).rename(columns={"feature_id": "feature set"})
-    return frame.astype(object).where(frame.notna(), "-").to_string(index=False)
+    frame = pd.DataFrame([asdict(r) for r in rows]).drop(columns="repair")
+    frame = frame.rename(columns={"feature_id": "feature set", "damaged": "damaged shards"})
+    table = frame.astype(object).where(frame.notna(), "-").to_string(index=False)
+    repairs = sorted({f"{r.feature_id} {r.split}: {r.damaged} damaged shard(s); {r.repair}" for r in rows if r.damaged})
+    return "\n".join([table, *repairs])
 
 
 def runs_table(rows: list[RunRow]) -> str:

@@ -282,14 +282,43 @@ class SplitSummary:
     feature_id: str = ""
 
 
-def summarize_split(path: Path) -> SplitSummary:
-    """The clip count, storage dtype and longest clip of a finished split file (an error if unfinished)."""
-    check_complete(path)
+def summarize_split(path: Path, *, require_shards: bool = True) -> SplitSummary:
+    """The clip count, storage dtype and longest clip of a finished split file (an error if unfinished, or,
+    with ``require_shards``, if a shard file is missing)."""
+    if require_shards:
+        check_complete(path)
+    else:
+        _check_marker(path)
     with h5py.File(path, "r") as f:
         lengths = f["length"][()]
         return SplitSummary(path, str(f.attrs.get("split", path.stem)), int(len(lengths)), str(f.attrs["dtype"]),
                             int(lengths.max(initial=0)), str(f.attrs.get("dataset", "")),
                             str(f.attrs.get("feature_id", "")))
+
+
+@dataclass(frozen=True)
+class ShardCheck:
+    """The shards of a split file a reader would refuse, and the command that computes their rows again."""
+
+    damaged: tuple[str, ...]  # shard names, relative to the split file
+    hint: str
+
+
+def check_shards(path: Path, *, read: bool = False) -> ShardCheck:
+    """Which shards of a finished split file a reader would refuse: missing ones (a ``stat`` each), or with
+    ``read`` every check a reader makes (shard id, clip ids, lengths, CRC-32: every feature is read once)."""
+    _check_marker(path)
+    with h5py.File(path, "r") as f:
+        rows = read_row_map(f)
+        hint = repair_hint(path, f.attrs)
+        clip_ids = tuple(f["clip_id"].asstr()[()])
+        lengths = f["length"][()]
+    if rows is None:
+        return ShardCheck((), hint)
+    if not read:
+        return ShardCheck(tuple(r.name for r in rows.refs if not (path.parent / r.name).is_file()), hint)
+    sound = sound_shards(path, rows, clip_ids, np.asarray(lengths), hint=hint)
+    return ShardCheck(tuple(r.name for r in rows.refs if r.name not in sound), hint)
 
 
 @dataclass(frozen=True)
