@@ -183,7 +183,9 @@ def test_a_link_that_leads_out_of_the_folder_is_refused(own, tmp_path):
 
 
 @pytest.mark.slow  # about 15 s: resample, featurize and four tiny trainings
-def test_an_imported_fold_rotation_resamples_featurizes_and_compares(own, tmp_path, one_torch_thread):
+def compare_fold(own: dict[str, Path], tmp_path: Path, fold: int, variants: tuple[str, ...], *, trials: int,
+                 epochs: int):
+    """Import ``own`` in 3 folds, then resample, featurize and compare ``variants`` on fold ``fold``'s rotation."""
     from audiobench.data.resample import resample
     from audiobench.features.featurize import featurize
     from audiobench.study.compare import CompareConfig, compare
@@ -192,12 +194,16 @@ def test_an_imported_fold_rotation_resamples_featurizes_and_compares(own, tmp_pa
     root = tmp_path / "root"
     import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
                     quiet=True)
-    dataset = fold_dataset("pets", 2)
+    dataset = fold_dataset("pets", fold)
     assert resample(dataset, root=root, quiet=True).counts["failed"] == 0
     featurize(dataset, root=root, quiet=True)
-    config = CompareConfig(dataset, ("noatt-weak", "att-self"), trials=2,
-                           train=TrainOptions(width=0.0625, batch_size=8, lr=3e-3, epochs=2))
-    result = compare(config, root=root, out=tmp_path / "study", quiet=True)
+    config = CompareConfig(dataset, variants, trials=trials,
+                           train=TrainOptions(width=0.0625, batch_size=8, lr=3e-3, epochs=epochs))
+    return compare(config, root=root, out=tmp_path / "study", quiet=True)
+
+
+def test_an_imported_fold_rotation_resamples_featurizes_and_compares(own, tmp_path, one_torch_thread):
+    result = compare_fold(own, tmp_path, 2, ("noatt-weak", "att-self"), trials=2, epochs=2)
     assert result.failures == [] and result.finished == 4
     assert "att-self" in (result.run_dir / "report.md").read_text()
 
@@ -424,11 +430,6 @@ def test_class_names_that_read_as_formulas_are_written_neutralised_and_reported_
     """Own data names its classes: a name starting with =, + or @ is a formula to a spreadsheet opening the
     study's CSVs (per_class.csv, class_durations.csv, table.csv), so those cells get a ' first; the report
     reads them back as the names they are."""
-    from audiobench.data.resample import resample
-    from audiobench.features.featurize import featurize
-    from audiobench.study.compare import CompareConfig, compare
-    from audiobench.training.options import TrainOptions
-
     own = make_folder(tmp_path / "mine")
     formulas = {"dog": "=HYPERLINK(1)", "siren": "+siren", "rain": "@rain"}
     for key in ("labels", "strong"):
@@ -436,15 +437,7 @@ def test_class_names_that_read_as_formulas_are_written_neutralised_and_reported_
         for plain_name, formula in formulas.items():
             text = text.replace(plain_name, formula.replace('"', '""'))
         own[key].write_text(text)
-    root = tmp_path / "root"
-    import_own_data("pets", own["folder"], labels=own["labels"], strong=own["strong"], folds=3, root=root,
-                    quiet=True)
-    dataset = fold_dataset("pets", 1)
-    assert resample(dataset, root=root, quiet=True).counts["failed"] == 0
-    featurize(dataset, root=root, quiet=True)
-    config = CompareConfig(dataset, ("noatt-weak", "att-strong"), trials=1,
-                           train=TrainOptions(width=0.0625, batch_size=8, lr=3e-3, epochs=1))
-    study = compare(config, root=root, out=tmp_path / "study", quiet=True).run_dir
+    study = compare_fold(own, tmp_path, 1, ("noatt-weak", "att-strong"), trials=1, epochs=1).run_dir
 
     for name in ("per_class.csv", "class_durations.csv"):
         cells = set(pd.read_csv(study / name)["name"])

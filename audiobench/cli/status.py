@@ -28,7 +28,8 @@ def command(dataset: str, root: str | None, per_class: bool, per_source: bool, e
             quiet: bool, as_json: bool) -> None:
     """Print per split and per class: listed, ok, unavailable, failed, pending; the ok clips by source
     (downloaded, or imported from which format); then the feature sets
-    (clips and longest clip per split, dtype, damaged shards and the command that repairs them) and the runs and studies of the dataset, finished or not.
+    (clips and longest clip per split, dtype, damaged shards and the command that repairs them) and the runs
+    and studies of the dataset, finished or not.
 
     \b
     Examples:
