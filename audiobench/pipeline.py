@@ -16,6 +16,10 @@ keyword arguments, with the same names as the CLI options (``batch_size`` for ``
     variants = ["noatt-weak", "att-self"]
 
 String values may use ``{root}`` for the storage root (``init = "run:{root}/runs/audioset-model-a"``).
+
+A ``[fetch]``, ``[resample]`` or ``[featurize]`` table may name another ``dataset`` (and come as an array
+of tables, one per dataset); ``[[evaluate]]`` scores a study of the pipeline on another dataset's split
+(``study = "NAME"``, ``on = "DATASET:SPLIT"``), as ``audiobench evaluate --on`` does.
 """
 from __future__ import annotations
 
@@ -35,8 +39,10 @@ from typing import Any
 from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.layout import resolve_root, validate_name
 
-STAGES = ("weights", "synth", "fetch", "resample", "featurize", "train", "compare")
-_REPEATED = ("train", "compare")  # arrays of tables: several runs or studies per pipeline
+STAGES = ("weights", "synth", "fetch", "resample", "featurize", "train", "compare", "evaluate")
+# arrays of tables: several datasets, runs, studies or evaluations per pipeline
+_REPEATED = ("fetch", "resample", "featurize", "train", "compare", "evaluate")
+_OTHER_DATASET = ("fetch", "resample", "featurize")  # stages whose table may name another `dataset`
 _DEFAULT_WEIGHTS = ["vggish"]  # what a [weights] table without `names` fetches
 
 
@@ -83,7 +89,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
         if stage not in data:
             continue
         tables = data[stage]
-        if isinstance(tables, dict):
+        single = isinstance(tables, dict)
+        if single:
             tables = [tables]
         elif stage not in _REPEATED:
             problems.append(f"[{stage}] expected a table, got an array of tables")
@@ -92,7 +99,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
             problems.append(f"[[{stage}]] expected tables, got {_show(tables)}")
             continue
         for n, table in enumerate(tables, 1):
-            label = f"[{stage}]" if stage not in _REPEATED else f"[[{stage}]]" + (f" #{n}" if len(tables) > 1 else "")
+            label = f"[{stage}]" if single else f"[[{stage}]]" + (f" #{n}" if len(tables) > 1 else "")
             found = _check_table(table, stage, label, data.get("name", path.stem))
             problems += found
             if not found:
@@ -131,8 +138,9 @@ def run_pipeline(pipeline: Pipeline, *, root: str | Path | None = None, quiet: b
     for step in pipeline.steps:
         given = {k: v for k, v in mirrors.get(step.stage, {}).items() if v}
         options = {k: _expand(v, root_path) for k, v in {**step.options, **given}.items()}
-        echo(f"== {step.stage} {options.get('name', '')}".rstrip())
-        _RUNNERS[step.stage](pipeline, options, root_path, quiet, echo)
+        echo(f"== {step.stage} {options.get('name', options.get('dataset', ''))}".rstrip())
+        dataset = options.pop("dataset", pipeline.dataset) if step.stage in _OTHER_DATASET else pipeline.dataset
+        _RUNNERS[step.stage](dataclasses.replace(pipeline, dataset=dataset), options, root_path, quiet, echo)
 
 
 def _expand(value: Any, root: Path) -> Any:
@@ -218,6 +226,17 @@ def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
         echo(f"  failed: trial {failure.trial} {failure.variant}: {failure.error}")
 
 
+def _run_evaluate(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
+    from audiobench.study.evaluate import evaluate, evaluation_table
+
+    options = dict(o)
+    study = root / "runs" / options.pop("study")
+    summary = evaluate(study, options.pop("eval_on", None), root=root, **options)
+    if not quiet:
+        echo(evaluation_table(summary))
+    echo(f"evaluate {study.name} on {summary['eval_on']['file']}: {len(summary['trials'])} trials scored")
+
+
 def _run_weights(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: Callable[[str], None]) -> None:
     from audiobench.models.weights import fetch_weights
 
@@ -227,7 +246,7 @@ def _run_weights(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
 
 _RUNNERS: dict[str, Callable[[Pipeline, dict[str, Any], Path, bool, Callable[[str], None]], None]] = {
     "weights": _run_weights, "synth": _run_synth, "fetch": _run_fetch, "resample": _run_resample,
-    "featurize": _run_featurize, "train": _run_train, "compare": _run_compare,
+    "featurize": _run_featurize, "train": _run_train, "compare": _run_compare, "evaluate": _run_evaluate,
 }
 
 
@@ -241,6 +260,14 @@ def _schema(stage: str) -> dict[str, Any]:
     """Every key a stage's table takes, with its type: the annotations of what the table is passed to."""
     if stage == "weights":
         return {"names": list[str], "mirror": str}
+    if stage == "evaluate":
+        return {"study": str, "on": str, "eval_on": str, "name": str, "metric": str, "device": str}
+    if stage in _OTHER_DATASET:
+        return {**_stage_schema(stage), "dataset": str}
+    return _stage_schema(stage)
+
+
+def _stage_schema(stage: str) -> dict[str, Any]:
     if stage == "fetch":
         from audiobench.data.sources.youtube import DownloadSettings
         from audiobench.data.fetch import FetchOptions
@@ -367,10 +394,30 @@ def _key_problems(stage: str, table: Mapping[str, Any], bad: set[str]) -> list[s
         from audiobench.features.base import get_extractor
 
         problems += _problem("features", lambda: get_extractor(table["features"]))
+    if stage in _OTHER_DATASET and "dataset" in table and "dataset" not in bad:
+        problems += _problem("dataset", lambda: validate_name(table["dataset"]))
+    if stage == "evaluate":
+        problems += _evaluate_problems(table, bad)
     if stage == "train" and "variant" not in table:
         problems.append("variant: missing, e.g. variant = \"att-self\"")
     elif stage == "train" and "variant" not in bad:
         problems += _problem("variant", lambda: variant_spec(table["variant"]))
+    return problems
+
+
+def _evaluate_problems(table: Mapping[str, Any], bad: set[str]) -> list[str]:
+    from audiobench.study.cross_dataset import dataset_target
+    from audiobench.training.options import METRIC_COLUMNS
+
+    problems = [] if "study" in table else ["study: missing, the name of a [[compare]] study"]
+    if "study" in table and "study" not in bad:
+        problems += _problem("study", lambda: validate_name(table["study"], what="study name"))
+    if ("on" in table) == ("eval_on" in table):
+        problems.append("on: give `on = \"DATASET:SPLIT\"` or `eval_on = \"CLIPS.csv\"`, one of the two")
+    elif "on" in table and "on" not in bad:
+        problems += _problem("on", lambda: dataset_target(table["on"]))
+    if "metric" in table and "metric" not in bad and table["metric"] not in METRIC_COLUMNS:
+        problems.append(f"metric: expected one of {', '.join(METRIC_COLUMNS)}, got {_show(table['metric'])}")
     return problems
 
 

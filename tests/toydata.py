@@ -35,11 +35,13 @@ def _clip(rng: np.random.Generator, split: str, i: int, frames: int) -> tuple[Cl
 
 def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_train: bool = True,
                    seed: int = 0, lengths: dict[str, list[int]] | None = None, ledger: bool = False,
-                   splits: tuple[str, str, str] = ("train", "val", "test")) -> DatasetPaths:
+                   splits: tuple[str, str, str] = ("train", "val", "test"),
+                   classes: tuple[ClassInfo, ...] = CLASSES) -> DatasetPaths:
     """train/val/test feature files through the cache's SplitWriter, as featurize writes them.
 
     ``ledger``: also a ledger listing the same clips, all ``ok`` (as if fetched), for ``status``. ``splits``:
-    the names of the three splits (the first has strong labels with ``strong_train``).
+    the names of the three splits (the first has strong labels with ``strong_train``). ``classes``: the
+    class list the files declare (events are drawn among the first four only).
     """
     paths = DatasetPaths(root, name)
     fid = feature_id()
@@ -47,7 +49,7 @@ def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_
     for split, n in zip(splits, sizes):
         frames = (lengths or {}).get(split, [FRAMES] * n)
         has_strong = strong_train if split == splits[0] else False
-        header = SplitHeader(name, split, CLASSES, has_strong, fid, "float32")
+        header = SplitHeader(name, split, classes, has_strong, fid, "float32")
         path = split_path(paths.feature_dir(fid), split)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = SplitWriter(path, header, capacity=n, t_max=max(frames))
@@ -58,7 +60,7 @@ def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_
         writer.commit()
         if ledger:
             with Ledger(paths.ledger) as db:
-                db.set_classes(CLASSES)
+                db.set_classes(classes)
                 db.add_clips(c for c, _ in made)
                 for clip, _ in made:
                     db.mark(clip.clip_id, "ok")

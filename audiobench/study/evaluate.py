@@ -1,8 +1,9 @@
-"""``audiobench evaluate RUN_OR_STUDY --eval-on CLIPS.csv``: finished runs scored again on another clip list.
+"""``audiobench evaluate RUN_OR_STUDY --eval-on CLIPS.csv | --on DATASET[:SPLIT]``: finished runs scored again.
 
 Nothing is trained: each run's saved model (``model.pt``) predicts the test split it was scored on (the
 feature file its ``metrics.json`` names), and the clips the list names are scored with every metric of
-``metrics.json``. A run gets ``evaluation-<name>.json``; a study gets one per trial, then its own
+``metrics.json``; or it predicts every clip of another dataset's split with the same classes and features
+(:mod:`audiobench.study.cross_dataset`: an SL-DCASE-17 model on DCASE 2017 task 4's strong sets). A run gets ``evaluation-<name>.json``; a study gets one per trial, then its own
 ``evaluation-<name>.json`` with each variant's mean and the paired tests on the subset (as ``compare``
 tests them, Holm-corrected, on the metric chosen).
 
@@ -22,31 +23,41 @@ from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import json_safe, validate_name, write_atomic
 from audiobench.core.roots import feature_path, record_path
 from audiobench.data.cliplist import ClipList, read_clip_list, select
+from audiobench.study.cross_dataset import DatasetTarget, dataset_target
 from audiobench.study import stats
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 PREFIX = "evaluation-"
 
 
-def evaluation_name(clip_list: str | os.PathLike[str], name: str | None) -> str:
-    """``name``, or the clip list's file stem: ``evaluation-<name>.json``."""
-    return validate_name(name if name is not None else Path(clip_list).stem, what="evaluation name")
+Target = ClipList | DatasetTarget  # what is scored: listed clips of the run's test split, or another split
 
 
-def evaluate(path: str | os.PathLike[str], clip_list: str | os.PathLike[str], *, name: str | None = None,
-             metric: str = DEFAULT_METRIC, device: str = "cpu",
+def evaluation_name(clip_list: str | os.PathLike[str] | None, name: str | None, *, on: str | None = None) -> str:
+    """``name``, or the clip list's file stem, or ``<dataset>-<split>`` for ``--on``: ``evaluation-<name>.json``."""
+    if name is None:
+        name = dataset_target(on).label if on is not None else Path(clip_list).stem
+    return validate_name(name, what="evaluation name")
+
+
+def evaluate(path: str | os.PathLike[str], clip_list: str | os.PathLike[str] | None = None, *,
+             on: str | None = None, name: str | None = None, metric: str = DEFAULT_METRIC, device: str = "cpu",
              root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Score a run folder or a study folder on ``clip_list``; returns what ``evaluation-<name>.json`` holds.
+    """Score a run folder or a study folder on ``clip_list`` (clips of each run's test split) or on ``on``
+    (``DATASET[:SPLIT]``, every clip of that split); returns what ``evaluation-<name>.json`` holds.
 
-    Each run is scored on the test features of the storage root it lies in (a copied or moved root: the
-    copy's); ``root``: the root of runs kept outside it, when that root moved (``--root``).
+    Each run is scored on features of the storage root it lies in (a copied or moved root: the copy's);
+    ``root``: the root of runs kept outside it, when that root moved (``--root``).
     """
     from audiobench.training.train import resolve_device
 
     folder = Path(path)
     resolve_device(device)  # a bad name is refused before anything is read
-    label = evaluation_name(clip_list, name)
-    clips = read_clip_list(clip_list)
+    if (clip_list is None) == (on is None):
+        raise AudiobenchError("say what to score: --eval-on CLIPS.csv (clips of the run's test split) or "
+                              "--on DATASET[:SPLIT] (another dataset's split), one of the two")
+    label = evaluation_name(clip_list, name, on=on)
+    clips: Target = dataset_target(on) if on is not None else read_clip_list(clip_list)
     if metric not in METRIC_COLUMNS:
         raise AudiobenchError(f"--metric must be one of {', '.join(METRIC_COLUMNS)}, got {metric!r}")
     if (folder / "metrics.json").is_file():
@@ -56,10 +67,11 @@ def evaluate(path: str | os.PathLike[str], clip_list: str | os.PathLike[str], *,
     raise AudiobenchError(f"{folder} is neither a finished run (no metrics.json) nor a study (no trials/)")
 
 
-def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "cpu",
+def evaluate_run(run_dir: Path, clips: Target, label: str, *, device: str = "cpu",
                  opened: dict[Path, Any] | None = None,
                  root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """One run's metrics on the listed test clips, written to ``<run>/evaluation-<label>.json``.
+    """One run's metrics on the listed test clips (or the target split), written to
+    ``<run>/evaluation-<label>.json``.
 
     ``opened``: test splits already open, by path (a study's trials share theirs); this run's is added.
     ``root``: see :func:`evaluate`.
@@ -71,8 +83,11 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
     from audiobench.training.train import read_metrics, resolve_device
 
     metrics = read_metrics(run_dir)
-    test_file = feature_path(metrics, run_dir, "test", root=root)
-    subset = select(clips, test_file)
+    if isinstance(clips, DatasetTarget):
+        test_file, subset = clips.resolve(metrics, run_dir, root=root)
+    else:
+        test_file = feature_path(metrics, run_dir, "test", root=root)
+        subset = select(clips, test_file)
     net, _ = load_model(run_dir)
     where = resolve_device(device)
     opened = {} if opened is None else opened
@@ -93,7 +108,7 @@ def evaluate_run(run_dir: Path, clips: ClipList, label: str, *, device: str = "c
     return record
 
 
-def evaluate_study(study_dir: Path, clips: ClipList, label: str, *, metric: str = DEFAULT_METRIC,
+def evaluate_study(study_dir: Path, clips: Target, label: str, *, metric: str = DEFAULT_METRIC,
                    device: str = "cpu", root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Every finished trial of a study on the listed clips, then per-variant means and the paired tests."""
     from audiobench.study.compare import finished_runs
