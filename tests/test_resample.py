@@ -139,7 +139,15 @@ def test_rerun_skips_done_clips_and_redoes_a_changed_source(tmp_path, sources):
     before = (paths.audio / "train" / f"{cid('u8')}.flac").read_bytes()
     assert resample("fetched", root=tmp_path, quiet=True).counts["done"] == 2
     raw = paths.raw / "train" / f"{cid('stereo')}.wav"
+    with Ledger(paths.ledger) as ledger:  # the file hashed, by identity: a rerun need not hash it again
+        first = ledger.audio()[cid("stereo")]
+    assert (first.source_inode, first.source_ctime_ns) == (raw.stat().st_ino, raw.stat().st_ctime_ns)
     os.utime(raw, ns=(raw.stat().st_atime_ns, raw.stat().st_mtime_ns + 10**9))  # touched: same content
+    assert resample("fetched", root=tmp_path, quiet=True).counts["done"] == 2
+    # Copied over by the same bytes (another inode): hashed again, found the same
+    copy = raw.with_suffix(".copy")
+    shutil.copy2(raw, copy)
+    os.replace(copy, raw)
     assert resample("fetched", root=tmp_path, quiet=True).counts["done"] == 2
     # Replaced by another sound of the same size, its modification time put back (`touch -r`): content decides.
     stamp = raw.stat()

@@ -84,6 +84,10 @@ class AudioRecord:
     source_mtime_ns: int | None = None
     source_bytes: int | None = None  # size and sha256 of the raw file it was made from: what "same raw file" means
     source_sha256: str | None = None
+    # the raw file's inode and ctime when it was hashed: while both (and size and mtime) are unchanged, the file
+    # is the one hashed (no write, rename or copy leaves them so; ctime cannot be set back), so no re-hash is needed
+    source_inode: int | None = None
+    source_ctime_ns: int | None = None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS audio (
     source_mtime_ns INTEGER,
     updated TEXT NOT NULL,
     source_bytes INTEGER,
-    source_sha256 TEXT
+    source_sha256 TEXT,
+    source_inode INTEGER,
+    source_ctime_ns INTEGER
 );
 -- one row per download started (probes and retries included), for pacing across workers and restarts
 CREATE TABLE IF NOT EXISTS attempts (started REAL NOT NULL, clip_id TEXT NOT NULL);
@@ -75,6 +77,7 @@ ATTEMPTS_KEPT = 2 * 86400.0  # seconds of attempt history kept (pacing looks bac
 _RENAMED_COLUMNS = (("clips", "ytid", "source_id"),)
 # Columns added since the first ledgers were written: (table, column, type), added to an older file on open.
 _ADDED_COLUMNS = (("audio", "source_bytes", "INTEGER"), ("audio", "source_sha256", "TEXT"),
+                  ("audio", "source_inode", "INTEGER"), ("audio", "source_ctime_ns", "INTEGER"),
                   ("clips", "source", f"TEXT NOT NULL DEFAULT '{DEFAULT_SOURCE}'"), ("clips", "origin", "TEXT"))
 
 _CLIP_COLUMNS = ("clip_id", "split", "source_id", "start", "end", "status", "attempts", "last_error", "bytes",
@@ -351,14 +354,16 @@ class Ledger:
     def record_audio(self, record: AudioRecord) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO audio (clip_id, path, samples, duration, short, source_mtime_ns, "
-                       "updated, source_bytes, source_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "updated, source_bytes, source_sha256, source_inode, source_ctime_ns) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (record.clip_id, record.path, record.samples, record.duration, int(record.short),
-                        record.source_mtime_ns, now(), record.source_bytes, record.source_sha256))
+                        record.source_mtime_ns, now(), record.source_bytes, record.source_sha256,
+                        record.source_inode, record.source_ctime_ns))
 
     def audio(self, *, split: str | None = None) -> dict[str, AudioRecord]:
         """clip id -> its resampled audio, for clips that have one."""
         sql = ("SELECT a.clip_id, a.path, a.samples, a.duration, a.short, a.source_mtime_ns, a.source_bytes, "
-               "a.source_sha256 FROM audio a JOIN clips c ON c.clip_id = a.clip_id")
+               "a.source_sha256, a.source_inode, a.source_ctime_ns FROM audio a JOIN clips c ON c.clip_id = a.clip_id")
         params: list[object] = []
         if split is not None:
             sql += " WHERE c.split = ?"

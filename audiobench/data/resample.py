@@ -11,7 +11,8 @@ A clip that fails (empty, truncated, not audio) keeps its fetch status: the raw 
 new fetch is the remedy. It is returned (and printed by the CLI) with its reason, and the other clips
 complete. It runs as the dataset's one writer (:meth:`DatasetPaths.writing`), which also removes what a
 killed run left. Reruns skip clips whose audio record names the same raw file (same size and sha256: content, not
-modification time) and whose file exists; clips that synth wrote (no raw file, audio already there) count as
+modification time; the hash is taken again unless the file's inode, ctime, mtime and size are all those it had
+when it was hashed, which no write, rename or copy leaves as they were) and whose file exists; clips that synth wrote (no raw file, audio already there) count as
 done. A full disk stops the run with one line; every clip recorded before it stays done.
 """
 from __future__ import annotations
@@ -125,6 +126,8 @@ class _Task:
     start: float  # the listed segment, seconds into the recording
     end: float
     mtime_ns: int
+    inode: int | None = None
+    ctime_ns: int | None = None
 
     @property
     def segment(self) -> float:
@@ -142,6 +145,8 @@ class _Converted:
     note: str | None = None
     source_bytes: int | None = None
     source_sha256: str | None = None
+    inode: int | None = None
+    ctime_ns: int | None = None
     disk_full: bool = False  # the write failed for want of space: the run stops after recording what finished
 
 
@@ -205,8 +210,9 @@ def _plan(paths: DatasetPaths, clips: list[ClipStatus], audio: dict[str, AudioRe
     """
     rows: list[ResampleRow] = []
     tasks: list[_Task] = []
-    candidates: list[tuple[ClipStatus, Path, int]] = []
+    candidates: list[tuple[ClipStatus, Path, os.stat_result]] = []
     maybe_same: dict[str, Path] = {}  # clip id -> raw file of the recorded size: its content decides
+    unchanged: set[str] = set()  # clip ids whose raw file is the very file hashed (see unchanged_since)
     for clip in clips:
         record = audio.get(clip.clip_id)
         have_audio = record is not None and (paths.dir / record.path).is_file()
@@ -224,19 +230,35 @@ def _plan(paths: DatasetPaths, clips: list[ClipStatus], audio: dict[str, AudioRe
             rows.append(ResampleRow(clip.clip_id, clip.split, "failed",
                                     reason=f"raw file {clip.path} unreadable ({exc.strerror or exc}); run fetch again"))
             continue
-        candidates.append((clip, source, stat.st_mtime_ns))
+        candidates.append((clip, source, stat))
         if have_audio and record.source_sha256 and record.source_bytes == stat.st_size:
-            maybe_same[clip.clip_id] = source
+            if unchanged_since(record, stat):
+                unchanged.add(clip.clip_id)
+            else:
+                maybe_same[clip.clip_id] = source
     same = {cid for cid, sha in _hash_files(maybe_same, jobs=jobs).items() if sha == audio[cid].source_sha256}
-    for clip, source, mtime in candidates:
+    same |= unchanged
+    for clip, source, stat in candidates:
         if clip.clip_id in same:
             record = audio[clip.clip_id]
             rows.append(ResampleRow(clip.clip_id, clip.split, "done", record.duration, record.short))
         else:
             target = paths.dir / audio_relpath(clip.split, clip.clip_id)
             tasks.append(_Task(clip.clip_id, clip.split, str(source), clip.path, str(target), clip.start, clip.end,
-                               mtime))
+                               stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns))
     return rows, tasks
+
+
+def unchanged_since(record: AudioRecord, stat: os.stat_result) -> bool:
+    """Whether the raw file ``stat`` describes is the very file whose sha256 ``record`` holds.
+
+    Replacing a file (an atomic rename, a copy, another root) gives it another inode; writing it in place
+    moves its ctime, which no user call sets back. So equal inode, ctime, mtime and size mean the bytes hashed
+    are still there, and hashing them again would only cost time (1 to 2 ms per 10 s clip).
+    """
+    return (record.source_inode is not None and record.source_ctime_ns is not None
+            and (record.source_inode, record.source_ctime_ns, record.source_mtime_ns, record.source_bytes)
+            == (stat.st_ino, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_size))
 
 
 def _hash_files(files: dict[str, Path], *, jobs: int) -> dict[str, str]:
@@ -257,7 +279,7 @@ def _record(ledger: Ledger, c: _Converted) -> ResampleRow:
     duration = c.samples / AUDIO_RATE
     short = duration < c.segment - SHORT_TOLERANCE
     ledger.record_audio(AudioRecord(c.clip_id, audio_relpath(c.split, c.clip_id), c.samples, duration, short,
-                                    c.mtime_ns, c.source_bytes, c.source_sha256))
+                                    c.mtime_ns, c.source_bytes, c.source_sha256, c.inode, c.ctime_ns))
     return ResampleRow(c.clip_id, c.split, "converted", duration, short, note=c.note)
 
 
@@ -289,7 +311,8 @@ def _convert(task: _Task) -> _Converted:
             return _Converted(task.clip_id, task.split, 0, task.mtime_ns, task.segment, str(exc), disk_full=True)
         return failed(f"cannot write {task.target}: {getattr(exc, 'strerror', None) or exc}")
     return _Converted(task.clip_id, task.split, int(mono.size), task.mtime_ns, task.segment, note=note,
-                      source_bytes=len(data), source_sha256=hashlib.sha256(data).hexdigest())
+                      source_bytes=len(data), source_sha256=hashlib.sha256(data).hexdigest(),
+                      inode=task.inode, ctime_ns=task.ctime_ns)
 
 
 def _fit_to_segment(audio: np.ndarray, rate: int, task: _Task) -> tuple[np.ndarray, str | None]:

@@ -163,9 +163,10 @@ def keep(ledger: Ledger, paths: DatasetPaths, entry: Entry, clip: ClipStatus, ou
     ledger.mark(clip.clip_id, "ok", attempts=0, path=str(relative), bytes=len(out.data), sha256=out.sha256,
                 duration=out.duration, origin=origin)
     duration = out.samples / AUDIO_RATE
+    written = target.stat()  # of the file just written from out.data: its sha256 is out.sha256
     ledger.record_audio(AudioRecord(clip.clip_id, audio, out.samples, duration,
-                                    duration < clip.end - clip.start - SHORT_TOLERANCE, target.stat().st_mtime_ns,
-                                    len(out.data), out.sha256))
+                                    duration < clip.end - clip.start - SHORT_TOLERANCE, written.st_mtime_ns,
+                                    len(out.data), out.sha256, written.st_ino, written.st_ctime_ns))
 
 
 class _LabelCheck:
