@@ -139,3 +139,23 @@ def test_a_pipeline_rerun_with_other_settings_does_not_skip_the_finished_run(roo
     pipeline.write_text(table + "batch_size = 16\nepochs = 3\n")
     other = _invoke("run", pipeline, "--root", copy)
     assert other.exit_code == 2 and "finished run of other settings (epochs 1 → 3)" in other.output, other.output
+
+
+@pytest.mark.parametrize("how", ["copies", "own data"])
+def test_the_import_functions_refuse_a_study_folder_themselves(tmp_path, how):
+    """Not only the command line: a script calling the library cannot import into a study either."""
+    from audiobench.core.errors import AudiobenchError
+    from audiobench.data.imports.copies import import_copies
+    from audiobench.data.imports.own_data import import_own_data
+
+    root = tmp_path / "root"
+    (root / "study" / "trials").mkdir(parents=True)
+    (root / "study" / "config.json").write_text('{"study_id": "compare-x-0"}')
+    before = _snapshot(root)
+    own = make_folder(tmp_path / "theirs", n=6)
+    with pytest.raises(AudiobenchError, match="holds a study"):
+        if how == "copies":
+            import_copies("study", [Path(own["folder"])], root=root, quiet=True)
+        else:
+            import_own_data("study", Path(own["folder"]), labels=Path(own["labels"]), folds=3, root=root, quiet=True)
+    assert _snapshot(root) == before

@@ -64,7 +64,6 @@ def command(dataset: str, paths: tuple[Path, ...], fmt: str, split: str | None, 
     if labels is None and any(v is not None for v in own):
         raise AudiobenchError("--strong, --splits, --folds and --classes describe your own data: give --labels too")
     root_path = resolve_root(root)
-    require_dataset_folder(root_path, dataset)
     if labels is not None:
         result = _own_data(dataset, paths, labels=labels, strong=strong, splits=splits_file, folds=folds,
                            classes=classes, root=root_path, jobs=jobs, quiet=quiet, wait=wait)
@@ -80,18 +79,6 @@ def command(dataset: str, paths: tuple[Path, ...], fmt: str, split: str | None, 
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
     if result.empty:
         raise AudiobenchError(f"nothing of {dataset} could be adopted from {', '.join(map(str, paths))}")
-
-
-def require_dataset_folder(root: Path, dataset: str) -> None:
-    """Refuse to import into a folder that holds a run, a study, the root's runs or weights, or other files."""
-    from audiobench.core.folders import DATASET, require_own_folder
-    from audiobench.core.layout import DatasetPaths, runs_dir, weights_dir
-
-    paths = DatasetPaths(root, dataset)
-    if paths.dir in (runs_dir(root), weights_dir(root)):
-        raise AudiobenchError(f"import {dataset}: {paths.dir} is the storage root's folder of "
-                              f"{paths.dir.name}, not a dataset's; choose another dataset name")
-    require_own_folder(paths.dir, DATASET, option="import into", fix="choose another dataset name or --root")
 
 
 def _own_data(name: str, paths: tuple[Path, ...], **options: Any) -> OwnDataResult:

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from audiobench.core.errors import AudiobenchError
-from audiobench.core.layout import DatasetPaths, resolve_root
+from audiobench.core.layout import DatasetPaths, resolve_root, validate_name
 from audiobench.data.imports import folder
 from audiobench.data.imports.adopt import adopt_entries
+from audiobench.data.imports.destination import require_dataset_folder
 from audiobench.data.imports.merge import MergeResult, merge_roots
 from audiobench.data.imports.result import ImportResult
 from audiobench.data.ledger import Ledger
@@ -38,6 +39,8 @@ def import_copies(dataset: str, paths: Sequence[Path], *, root: Path | None = No
     if not paths:
         raise AudiobenchError("no copy given: name at least one file or folder to import from")
     copies = [Path(p) for p in paths]
+    validate_name(dataset)
+    require_dataset_folder(resolve_root(root), dataset)
     for copy in copies:
         if not copy.exists():
             raise AudiobenchError(f"{copy}: no such file or folder")

@@ -45,6 +45,7 @@ from audiobench.core.parallel import map_unordered
 from audiobench.core.progress import progress
 from audiobench.data.decode import DecodeError, codec_of, read_audio
 from audiobench.data.imports.copying import CopyMismatch, copy_checked
+from audiobench.data.imports.destination import require_dataset_folder
 from audiobench.data.ledger import Ledger
 from audiobench.data.lists._common import csv_fields, format_error, numbered_lines, seconds
 from audiobench.data.lists.local import HEADER
@@ -121,6 +122,7 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
     writer: another process writing it makes the import fail naming that process, or with ``wait`` wait for it.
     """
     validate_name(name)
+    require_dataset_folder(resolve_root(root), name)  # before any other check: the one a wrong name fails
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise AudiobenchError(f"{folder}: no such folder")
@@ -132,6 +134,8 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
     for k in range(1, (folds or 0) + 1):
         validate_name(fold_dataset(name, k), where=f"--folds {folds}")
     root_path = resolve_root(root)
+    for k in range(1, (folds or 0) + 1):
+        require_dataset_folder(root_path, fold_dataset(name, k))
     datasets = _plan(name, folder, root_path, labels=Path(labels), strong=strong, splits=splits, folds=folds,
                      classes=classes, jobs=jobs, quiet=quiet, seed=seed)
     result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(datasets[0].classes), {},
