@@ -444,3 +444,74 @@ def test_class_names_that_read_as_formulas_are_written_neutralised_and_reported_
         assert cells <= {"'" + f for f in formulas.values()} and cells, (name, cells)
     report = (study / "report.md").read_text()
     assert "=HYPERLINK(1)" in report and "'=HYPERLINK(1)" not in report
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_import_exits_130_in_one_line_and_the_same_command_then_finishes(tmp_path):
+    """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    own = make_folder(tmp_path / "many", n=400)
+    root = tmp_path / "root"
+    command = [sys.executable, "-m", "audiobench.cli", "import", "pets", str(own["folder"]), "--labels",
+               str(own["labels"]), "--folds", "3", "--root", str(root), "--jobs", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (root / "pets" / "raw").exists() and proc.poll() is None:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip() == "interrupted (SIGINT): finished work is kept; rerun the same command to go on", err
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "imported pets" in again.stdout and "400 clips" in again.stdout and not again.stderr
+    for k in (1, 2, 3):
+        with Ledger(DatasetPaths(root, fold_dataset("pets", k)).ledger) as ledger:
+            assert len(ledger.clips(status="ok")) == 400
+
+
+def _on_a_terminal(command: list[str]) -> str:
+    """What ``command`` writes to a 100-column terminal (a pseudo-terminal as its stdout and stderr)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, out
+    return out.decode(errors="replace")
+
+
+def test_an_import_into_folds_draws_one_bar_per_phase_on_a_terminal_and_none_into_a_pipe(own, tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "audiobench.cli", "import", "pets", str(own["folder"]), "--labels",
+               str(own["labels"]), "--folds", "3", "--root", str(tmp_path / "root")]
+    shown = _on_a_terminal(command)
+    bars = [line.split(":")[0].strip() for line in shown.split("\r") if "|" in line]
+    assert set(bars) == {"read", "import", "folds"}, shown  # not one "import" bar per rotation
+    assert "imported pets" in shown
+    piped = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr  # no frozen bars in a log

@@ -5,11 +5,13 @@ import json
 
 import click
 
-from audiobench.cli.options import json_option, quiet_option_for, root_option, run_folder
+from audiobench.cli.options import (json_option, quiet_option_for, root_option, run_folder,
+                                     stops_workers_on_signals)
 from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
 
 
 @click.command("evaluate")
+@stops_workers_on_signals
 @click.argument("run")
 @click.option("--eval-on", "eval_on", default=None, type=click.Path(dir_okay=False), metavar="CLIPS.csv",
               help="The clips of the run's test split to score: a `status --export` list, or any CSV with a "

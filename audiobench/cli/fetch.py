@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from audiobench.cli.options import json_option, quiet_option, root_option, wait_option
+from audiobench.cli.options import json_option, quiet_option, root_option, stops_workers_on_signals, wait_option
 from audiobench.data.sources.youtube import YOUTUBE_TEMPLATE, DownloadSettings
 
 
 @click.command("fetch")
+@stops_workers_on_signals
 @click.argument("dataset")
 @root_option
 @click.option("--index-mirror", envvar="AUDIOBENCH_INDEX_MIRROR", show_envvar=True, metavar="DIR|URL",

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from audiobench.cli.options import jobs_option, json_option, quiet_option, root_option, wait_option
+from audiobench.cli.options import (jobs_option, json_option, quiet_option, root_option, stops_workers_on_signals,
+                                     wait_option)
 from audiobench.core.errors import AudiobenchError
 from audiobench.core.layout import resolve_root
 
@@ -20,6 +21,7 @@ FORMATS = ("auto", "dcase2017", "audioset-wav", "panns-hdf5", "hf-parquet", "web
 
 
 @click.command("import")
+@stops_workers_on_signals
 @click.argument("dataset")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from audiobench.cli.options import json_option, quiet_option, root_option, run_folder
+from audiobench.cli.options import json_option, quiet_option, root_option, run_folder, stops_workers_on_signals
 
 
 @click.command("predict")
+@stops_workers_on_signals
 @click.argument("run")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True, help="Classes printed per file.")

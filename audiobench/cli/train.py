@@ -5,11 +5,12 @@ import json
 
 import click
 
-from audiobench.cli.options import json_option, quiet_option, root_option
+from audiobench.cli.options import json_option, quiet_option, root_option, stops_workers_on_signals
 from audiobench.cli.train_options import run_options
 
 
 @click.command("train")
+@stops_workers_on_signals
 @click.argument("dataset")
 @run_options
 @click.option("--out", type=click.Path(file_okay=False), default=None,

@@ -141,8 +141,9 @@ def import_own_data(name: str, folder: Path, *, labels: Path, strong: Path | Non
     result = OwnDataResult(name, root_path, root_path / name / OWN_MANIFEST, tuple(datasets[0].classes), {},
                            folds=folds)
     result.splits, result.copied, result.already = _make(datasets[0], folder, quiet=quiet, wait=wait)
-    for rotation in datasets[1:]:
-        _make(rotation, folder, quiet=quiet, wait=wait)
+    # one bar for the rotations, not one per rotation: their files are hard links of the first dataset's
+    for rotation in progress(datasets[1:], desc="folds", quiet=quiet, unit="dataset"):
+        _make(rotation, folder, quiet=True, wait=wait)
         result.rotations.append(rotation.paths.name)
     return result
 
