@@ -26,6 +26,7 @@ from audiobench.features.base import get_extractor
 from audiobench.features.dataset import LogmelDataset
 from audiobench.features.kaldi import KaldiFbank, KaldiFbankParams, fbank, mel_banks
 from audiobench.study.compare import CompareConfig, compare
+from audiobench.study.figures import load_attention, plot_clip_variants
 from audiobench.training.options import TrainOptions
 
 lhotse_layers = pytest.importorskip("lhotse.features.kaldi.layers", reason="lhotse is in the test extra")
@@ -202,5 +203,11 @@ def test_featurize_kaldi_fbank_then_compare_on_it(tmp_path):
     [example] = (study / "attention").glob("*.npz")
     with np.load(example) as saved:
         assert saved["logmel"].shape[1] == 128 and float(saved["frame_seconds"]) == 0.01
+        assert str(saved["features"]) == "kaldi-fbank-128"
+    title = plot_clip_variants([load_attention(example)], tmp_path / "fig5.png").data["title"]
+    assert "Kaldi fbank, 128 bands" in title and "log-mel" not in title  # Fig. 5 names the run's features
+    with h5py.File(tmp_path / "synth" / "features" / summary["feature_id"] / "test.h5") as f:
+        first = int(np.flatnonzero(f["strong"][()].any(axis=(1, 2)))[0])  # chosen by its labels, not a model
+        assert example.name.startswith(f["clip_id"].asstr()[first] + "-")
     model = json.loads(next(study.rglob("model.json")).read_text())
     assert model["bands"] == 128 and model["extractor"]["name"] == "kaldi-fbank-128"

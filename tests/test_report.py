@@ -429,23 +429,47 @@ def test_fig4_interval_with_one_trial_comes_from_the_clip_bootstrap_of_each_ap()
     assert class_gains(_class_aps(4, trials=1), "att-self", "att-unsup")["low"].isna().all()
 
 
-def test_fig5_draws_the_variants_of_a_clip_on_one_colour_scale(tmp_path: Path) -> None:
+def test_fig5_draws_the_variants_of_a_clip_on_one_colour_scale_and_one_time_axis(tmp_path: Path) -> None:
     from audiobench.study.figures import Attention, plot_clip_variants
 
     rng = np.random.default_rng(0)
     strong = np.zeros((200, 5), np.uint8)
     strong[20:60, 1] = strong[100:180, 3] = 1
-    names = tuple(n for _, n in CLASSES)
+    names = tuple(n for _, n in CLASSES[:4]) + ("Emergency vehicle (siren), a long class name",)
     views = [Attention("clip-1", v, rng.normal(size=(200, 64)).astype(np.float32),
-                       (rng.random((5, 12)) * scale).astype(np.float32), None, strong, names, trial=2)
+                       (rng.random((5, 12)) * scale).astype(np.float32), None, strong, names, trial=2,
+                       features="vggish-logmel")
              for v, scale in (("att-unsup", 0.2), ("att-self", 0.9))]
     drawn = plot_clip_variants(views, tmp_path / "fig5.png", trial=2)
     assert (tmp_path / "fig5.png").exists()
     vmax = max(float(v.attention.max()) for v in views)
     assert drawn.data["clims"] == [(0.0, pytest.approx(vmax))] * 2  # one scale, set by the brighter variant
     assert drawn.data["variants"] == ["att-unsup", "att-self"]
-    assert drawn.data["greyed"] == ["Train horn", "Ambulance (siren)", "Train"]
-    assert "clip-1, trial 2: labels Car alarm, Car" in drawn.data["title"]
+    assert drawn.data["greyed"] == ["Train horn", "Ambulance (siren)", names[4]]
+    assert "clip-1, trial 2: labels Car alarm, Car; VGGish log-mel, 64 bands" in drawn.data["title"]
+    # features, strong labels and both attention panels: one time axis, in seconds (200 frames of 10 ms)
+    assert drawn.data["xlims"] == [(0.0, pytest.approx(2.0))] * 4
+    assert drawn.data["events"] == [("Car alarm", pytest.approx(0.2), pytest.approx(0.6)),
+                                     ("Car", pytest.approx(1.0), pytest.approx(1.8))]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = drawn.figure
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    labels = [t for ax in fig.axes[1:4] for t in ax.get_yticklabels()]
+    assert {t.get_text() for t in labels} == set(names)
+    assert min(t.get_window_extent(renderer).x0 for t in labels) >= 0  # no class name cut off at the left
+
+
+def test_fig5_names_the_feature_set_a_run_was_trained_on(tmp_path: Path) -> None:
+    from audiobench.study.figures import Attention, plot_clip_variants
+
+    strong = np.zeros((100, 2), np.uint8)
+    view = Attention("clip-2", "att-self", np.zeros((100, 128), np.float32), np.full((2, 6), 1 / 6, np.float32),
+                     None, strong, ("a", "b"), features="kaldi-fbank-128")
+    title = plot_clip_variants([view], tmp_path / "kaldi.png").data["title"]
+    assert "Kaldi fbank, 128 bands" in title and "log-mel" not in title and "no strong labels" in title
+    unnamed = plot_clip_variants([Attention(**{**view.__dict__, "features": ""})], tmp_path / "old.png")
+    assert "log-mel" not in unnamed.data["title"] and "extractor not recorded" in unnamed.data["title"]
 
 
 def test_map_figure_shows_chance_and_brackets_the_significant_pairs(tmp_path: Path) -> None:

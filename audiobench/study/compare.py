@@ -388,7 +388,11 @@ def write_class_durations(run_dir: Path, root: Path, config: CompareConfig) -> N
 
 def write_attention_examples(run_dir: Path, root: Path, config: CompareConfig,
                              results: Sequence[tuple[int, TrainResult]]) -> None:
-    """Attention matrices of the clips with the shortest events, from trial 0 of each attention variant."""
+    """Attention matrices of the first clips with events (in split order), from trial 0 of each attention variant.
+
+    The clips are chosen by their labels only, never by what a model does with them: clips picked for their
+    attention would show the picking, not the models.
+    """
     import torch
 
     from audiobench.models.checkpoint import load_model
@@ -400,9 +404,7 @@ def write_attention_examples(run_dir: Path, root: Path, config: CompareConfig,
         return
     with h5py.File(source, "r") as f:
         strong = f["strong"][()]
-    active = strong.sum(axis=1)  # [N, C] frames per class
-    shortest = np.where(active > 0, active, np.iinfo(active.dtype).max).min(axis=1)
-    picks = [int(i) for i in np.argsort(shortest, kind="stable")[: config.examples] if active[i].any()]
+    picks = [int(i) for i in np.flatnonzero(strong.any(axis=(1, 2)))[: config.examples]]
     dataset = LogmelDataset(source, frames=None, in_memory=False)  # a few clips: no need to read them all
     folder = ensure_writable_dir(run_dir / ATTENTION_DIR)
     for result in runs:
@@ -416,4 +418,5 @@ def write_attention_examples(run_dir: Path, root: Path, config: CompareConfig,
                 logmel=np.asarray(item["logmel"]), attention=output.attention[0].numpy(),
                 segment_probs=output.xa[0].numpy(), strong=np.asarray(item["strong"]),
                 clip_id=dataset.clip_ids[index], variant=result.config.variant,
-                class_names=np.array([c.name for c in dataset.classes]), frame_seconds=dataset.frame_seconds)
+                class_names=np.array([c.name for c in dataset.classes]), frame_seconds=dataset.frame_seconds,
+                features=dataset.extractor.name)

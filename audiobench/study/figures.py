@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from audiobench.models.shape import SEGMENT_FRAMES  # attention segment t spans frames [16t, 16t+16)
@@ -27,6 +28,7 @@ MAX_NAMED_POINTS = 40  # Fig. 4 draws every class up to this many; beyond, only 
 TOP_BOTTOM = 15        # ... this many of each
 MAX_ALL_CLASSES = 20   # Fig. 5 shows every class up to this many; beyond, only the classes present
 ATTENTION_KEYS = ("logmel", "attention", "strong", "class_names")
+FEATURE_NAMES = {"vggish-logmel": "VGGish log-mel", "kaldi-fbank-128": "Kaldi fbank"}  # extractor -> title
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Attention:
     class_names: tuple[str, ...]
     frame_seconds: float = FRAME_SECONDS  # the features' hop
     trial: int = 0  # the trial whose model drew it (the trial runner saves trial 0's)
+    features: str = ""  # the extractor of the features (``vggish-logmel``, ``kaldi-fbank-128``; "": not recorded)
 
 
 def load_attention(path: Path) -> Attention:
@@ -60,6 +63,7 @@ def load_attention(path: Path) -> Attention:
             class_names=tuple(str(c) for c in z["class_names"]),
             frame_seconds=float(z["frame_seconds"]) if "frame_seconds" in z.files else FRAME_SECONDS,
             trial=int(z["trial"]) if "trial" in z.files else 0,
+            features=str(z["features"]) if "features" in z.files else "",
         )
 
 
@@ -208,65 +212,115 @@ def plot_class_gain(gain: pd.DataFrame, *, variant: str, over: str, path: Path, 
                         "classes": total}, fig)
 
 
-def plot_clip_variants(clips: Sequence[Attention], path: Path, *, trial: int | None = None) -> Drawn:
-    """The paper's Fig. 5: one clip's attention under each variant, side by side on one colour scale.
+def feature_label(extractor: str, dims: int) -> str:
+    """A feature set's name for a title: ``VGGish log-mel, 64 bands`` or ``Kaldi fbank, 128 bands``.
 
-    Left: the log-mel and the clip's strong labels; then one panel of attention A per variant, all with the
+    From the extractor name the example file records (``features``); a file without it says only its dims,
+    never "log-mel" (a Kaldi run drawn as log-mel would misname its input).
+    """
+    known = FEATURE_NAMES.get(extractor)
+    if known:
+        return f"{known}, {dims} bands"
+    return f"{extractor}, {dims} dims" if extractor else f"features of {dims} dims (extractor not recorded)"
+
+
+def event_spans(strong: np.ndarray, frame_seconds: float) -> list[tuple[int, float, float]]:
+    """``(class, start s, stop s)`` of every run of labelled frames in ``strong`` ``[T, C]``."""
+    spans = []
+    for c in range(strong.shape[1]):
+        edges = np.diff(np.concatenate([[0], (strong[:, c] > 0).astype(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            spans.append((c, float(a * frame_seconds), float(b * frame_seconds)))
+    return spans
+
+
+def shown_classes(strong: np.ndarray, n_classes: int) -> np.ndarray:
+    """The rows of Fig. 5: every class up to :data:`MAX_ALL_CLASSES`, else the present classes and the first
+    absent ones in class order up to that many. Chosen from the labels only, never from what a model does
+    (rows picked for their attention would show what the picking selected)."""
+    if n_classes <= MAX_ALL_CLASSES:
+        return np.arange(n_classes)
+    present = set(np.flatnonzero(strong.any(axis=0)).tolist())
+    absent = [c for c in range(n_classes) if c not in present][:max(MAX_ALL_CLASSES - len(present), 0)]
+    return np.array(sorted(present | set(absent)), dtype=int)
+
+
+def plot_clip_variants(clips: Sequence[Attention], path: Path, *, trial: int | None = None) -> Drawn:
+    """The paper's Fig. 5: one clip's features and its attention under each variant, on one time axis.
+
+    Panels are stacked and share the time axis in seconds (frame ``f`` at ``f · hop``, attention segment ``t``
+    over frames ``[16t, 16t + 16)``): the features on top (named in the title: VGGish log-mel or Kaldi
+    fbank), the clip's strong labels when it has any, then one panel of attention A per variant, all with the
     same colour limits (0 to the largest weight of any variant) and one colour bar, so a brighter cell means
-    more attention whichever panel it is in. Rows are classes: every class up to :data:`MAX_ALL_CLASSES`,
-    else the classes present plus those any variant attends to most. Classes absent from the clip are
-    greyed (name and row). The title names the clip, the trial and the clip's labels.
+    more attention whichever panel it is in. The ground-truth events are outlined on every attention panel.
+    Rows are classes (:func:`shown_classes`); classes absent from the clip are greyed (name and row). The left
+    margin fits the longest class name.
     """
     first = clips[0]
-    n_classes = first.attention.shape[0]
+    hop = first.frame_seconds
+    shown = shown_classes(first.strong, first.attention.shape[0])
     present = np.flatnonzero(first.strong.any(axis=0))
-    if n_classes <= MAX_ALL_CLASSES:
-        shown = np.arange(n_classes)
-    else:  # the present classes and the most attended others, in class order
-        peak = np.max([c.attention.max(axis=1) for c in clips], axis=0)
-        extra = [int(c) for c in np.argsort(-peak, kind="stable") if c not in set(present)][:MAX_ALL_CLASSES // 2]
-        shown = np.array(sorted(set(present.tolist()) | set(extra)), dtype=int)
     names = [first.class_names[c] if c < len(first.class_names) else str(c) for c in shown]
     absent = ~np.isin(shown, present)
+    row_of = {int(c): r for r, c in enumerate(shown)}
+    spans = [(row_of[c], a, b) for c, a, b in event_spans(first.strong, hop) if c in row_of]
     vmax = float(max(c.attention[shown].max() for c in clips)) or 1.0
     frames, segments = first.logmel.shape[0], first.attention.shape[1]
-    width = SEGMENT_FRAMES * segments
+    seconds = frames * hop
     rows = len(shown)
-    height = max(2.4, 0.2 * rows + 1.2)
-    fig = Figure(figsize=(3.2 * (len(clips) + 1) + 1.6, height + 2.0), dpi=DPI)
-    grid = fig.add_gridspec(2, len(clips) + 1, height_ratios=[1.6, height], hspace=0.35, wspace=0.08,
-                            left=0.14, right=0.9, bottom=0.9 / (height + 2.0), top=1 - 0.75 / (height + 2.0))
-    mel = fig.add_subplot(grid[0, 0])
+    fontsize = 7 if rows <= 30 else 5
+    panel = 0.17 * rows + 0.35
+    heights = [1.3] + ([panel] if spans else []) + [panel] * len(clips)
+    left = 0.35 + 0.055 * fontsize / 7 * max((len(n) for n in names), default=4)  # inches: the longest name fits
+    width, top, bottom, gap = 9.0, 0.8, 0.55, 0.3
+    height = sum(heights) + gap * (len(heights) - 1) + top + bottom
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, hspace=gap / (sum(heights) / len(heights)),
+                            left=left / width, right=1 - 1.1 / width, bottom=bottom / height, top=1 - top / height)
+    mel = fig.add_subplot(grid[0])
     mel.imshow(first.logmel.T, aspect="auto", origin="lower", interpolation="nearest", cmap="magma",
-               extent=(0, frames, 0, first.logmel.shape[1]))
-    mel.set_title("log-mel", fontsize=9, loc="left")
-    mel.set_ylabel("mel band")
-    mel.set_xticks([])
-    extent = (0, width, rows - 0.5, -0.5)
-    truth = fig.add_subplot(grid[1, 0])
-    truth.imshow(first.strong[:, shown].T.astype(np.float32), aspect="auto", interpolation="nearest", cmap="Greys",
-                 vmin=0.0, vmax=1.0, extent=(0, frames, rows - 0.5, -0.5))
-    truth.set_title("strong labels", fontsize=9, loc="left")
-    truth.set_yticks(np.arange(rows), names, fontsize=7 if rows <= 30 else 5)
-    for tick, grey in zip(truth.get_yticklabels(), absent):
-        tick.set_color("0.6" if grey else "black")
+               extent=(0, seconds, 0, first.logmel.shape[1]))
+    features = feature_label(first.features, first.logmel.shape[1])
+    mel.set_title(features, fontsize=9, loc="left")
+    mel.set_ylabel("band", fontsize=8)
+    axes = [mel]
+    if spans:
+        truth = fig.add_subplot(grid[1], sharex=mel)
+        truth.imshow(first.strong[:, shown].T.astype(np.float32), aspect="auto", interpolation="nearest",
+                     cmap="Greys", vmin=0.0, vmax=1.0, extent=(0, seconds, rows - 0.5, -0.5))
+        truth.set_title("strong labels", fontsize=9, loc="left")
+        axes.append(truth)
     images = []
-    for k, clip in enumerate(clips, start=1):
-        ax = fig.add_subplot(grid[1, k], sharey=truth)
+    for k, clip in enumerate(clips):
+        ax = fig.add_subplot(grid[len(axes)], sharex=mel)
         im = ax.imshow(clip.attention[shown], aspect="auto", interpolation="nearest", cmap="viridis", vmin=0.0,
-                       vmax=vmax, extent=extent)
+                       vmax=vmax, extent=(0, SEGMENT_FRAMES * segments * hop, rows - 0.5, -0.5))
         for r in np.flatnonzero(absent):  # absent classes: a grey veil over the row
             ax.axhspan(r - 0.5, r + 0.5, color="0.85", alpha=0.75, linewidth=0)
-        ax.set_title(clip.variant or f"variant {k}", fontsize=9, loc="left")
-        ax.tick_params(labelleft=False)
-        ax.set_xlabel("frames")
+        for r, a, b in spans:  # the ground truth, outlined where the attention should be
+            ax.add_patch(Rectangle((a, r - 0.45), b - a, 0.9, fill=False, edgecolor="red", linewidth=0.9))
+        ax.set_title(f"attention A: {clip.variant or f'variant {k + 1}'}", fontsize=9, loc="left")
+        axes.append(ax)
         images.append(im)
-    truth.set_xlabel("frames")
-    fig.colorbar(images[-1], ax=fig.axes[2:], pad=0.01, fraction=0.03, label="attention A (shared scale)")
+    for ax in axes[1:]:
+        ax.set_yticks(np.arange(rows), names, fontsize=fontsize)
+        for tick, grey in zip(ax.get_yticklabels(), absent):
+            tick.set_color("0.6" if grey else "black")
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    mel.set_xlim(0, seconds)
+    axes[-1].set_xlabel("time (s)")
+    low, high = axes[-1].get_position(), axes[len(axes) - len(images)].get_position()
+    bar = fig.add_axes((high.x1 + 0.15 / width, low.y0, 0.15 / width, high.y1 - low.y0))  # panels keep their width
+    fig.colorbar(images[-1], cax=bar, label="attention A (shared scale)")
     labels = [first.class_names[c] for c in present if c < len(first.class_names)]
     fig.suptitle(f"{first.clip_id}" + (f", trial {trial}" if trial is not None else "")
-                 + f": labels {', '.join(labels) or 'none'}; grey rows: classes absent from the clip", fontsize=10)
+                 + f": labels {', '.join(labels) or 'none'}; {features}\n"
+                 + ("red: the strong labels' events; " if spans else "no strong labels; ")
+                 + "grey rows: classes absent from the clip", fontsize=9)
     fig.savefig(path)
     return Drawn(path, {"variants": [c.variant for c in clips], "clims": [im.get_clim() for im in images],
                         "rows": names, "greyed": [n for n, g in zip(names, absent) if g],
-                        "title": fig.get_suptitle()}, fig)
+                        "title": fig.get_suptitle(), "features": features,
+                        "xlims": [tuple(float(x) for x in ax.get_xlim()) for ax in axes],
+                        "events": [(names[r], a, b) for r, a, b in spans]}, fig)

@@ -41,6 +41,7 @@ from audiobench.core.folders import RUN, differing, require_own_folder
 from audiobench.core.jsonfile import read_json_object
 from audiobench.core.roots import feature_records
 from audiobench.training.inference import Predictions, predict_dataset
+from audiobench.training.localisation import localisation
 from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, json_safe, resolve_root, runs_dir,
                                    validate_name, write_atomic)
 from audiobench.features.dataset import LogmelDataset
@@ -413,6 +414,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                       "method": "percentile", "over": "test clips"},
         "fingerprints": _fingerprints(splits, subset),
         "eval_on": None if subset is None else subset.record(),
+        "localisation": localisation(net, splits, device=device, batch_size=config.batch_size, bf16=config.bf16),
         "val_per_class": _per_class(splits, val), "test_per_class": _per_class(splits, test),
         "test_skipped": [splits.classes[c].name for c in test.ap.skipped],
         "epochs": history,
