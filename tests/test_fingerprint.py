@@ -172,3 +172,23 @@ def test_report_columns_compares_vggish_and_kaldi_studies_of_the_same_clips(tmp_
     test_print = split_fingerprint(feature_file(paths, "test", kaldi))
     assert f"the same test clips (fingerprint {test_print}) with different features: vggish `{vggish}`" in text
     assert f"kaldi `{kaldi}`" in text and f"features `{kaldi}`" in text
+
+
+def test_a_study_from_before_feature_records_still_reports_and_its_fingerprint_is_not_compared(tmp_path):
+    from test_report import write_metrics, write_run
+
+    old = write_run(tmp_path / "old", attention=False)  # an earlier audiobench: no `features` anywhere
+    write_metrics(old, fingerprints={"test": "0f1e2d3c4b5a6978"})
+    new = write_run(tmp_path / "new", attention=False, features={
+        "id": "vggish-logmel-038f9341", "extractor": "vggish-logmel", "dtype": "float32", "params": {}})
+    write_metrics(new, fingerprints={"test": "d91f4d506b22f7b9"})
+    result = CliRunner().invoke(cli, ["report", str(old), str(new), "--columns", "old,new", "--out",
+                                      str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "t" / "columns-old-new.md").read_text()
+    assert "old: written by an earlier audiobench, whose fingerprints included the feature id" in text
+    assert "test splits differ" not in text
+    from audiobench.study.report import render_report
+
+    assert "- features:" not in render_report(old).read_text()  # nothing recorded: nothing said, no error
+    assert "- features: `vggish-logmel-038f9341` (vggish-logmel, float32)" in render_report(new).read_text()
