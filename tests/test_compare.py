@@ -143,6 +143,7 @@ def test_cli_prints_the_table_and_the_report_path(toy_root, tmp_path):
                                       "--quiet"])
     assert result.exit_code == 0, result.output
     assert "att-self" in result.output and "report.md" in result.output
+    assert "- att-self and noatt-weak" in result.output or "- noatt-weak and att-self" in result.output
 
 
 @pytest.mark.slow

@@ -196,6 +196,7 @@ def test_cli_report_rerenders_and_prints_the_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(run)])
     assert result.exit_code == 0, result.output
     assert "| att-self | weak (self) |" in result.output and str(run / "report.md") in result.output
+    assert "- att-self beat noatt-weak in 8 of 8 trials (" in result.output and "): robust." in result.output
     result = CliRunner().invoke(cli, ["report", str(run), "--json"])
     assert json.loads(result.output)["baseline"] == "noatt-weak"
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "missing")])
