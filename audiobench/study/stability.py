@@ -85,31 +85,50 @@ def hierarchical_interval(a: Sequence[Clips], b: Sequence[Clips], *, resamples: 
     """Percentile interval of the mean paired mAP difference ``b - a``, resampling trials then clips.
 
     ``a[k]``, ``b[k]``: trial k's test predictions of each variant, on the same clips. Each resample draws
-    the trials with replacement and, for each drawn trial, its clips with replacement (multinomial counts,
-    the same clips for both variants: the pairing within a trial is kept), and scores both with
-    :func:`audiobench.training.metrics.map_of_weights`.
+    the trials with replacement and, for each drawn trial, its clips with replacement; both variants are
+    scored on the same draws (:func:`resampled_maps` with one seed), so the pairing of trials and of the
+    clips within a trial is kept.
     """
-    k = len(a)
+    return percentile_interval(resampled_maps(b, resamples=resamples, seed=seed)
+                               - resampled_maps(a, resamples=resamples, seed=seed), confidence=confidence)
+
+
+def percentile_interval(diffs: np.ndarray, *, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The percentile interval of the resamples' mean difference, from per-draw differences ``[R, K]``."""
+    means = np.nanmean(diffs, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def resampled_maps(trials: Sequence[Clips], *, resamples: int = RESAMPLES, seed: int = stats.SEED) -> np.ndarray:
+    """``[R, K]``: in each of ``resamples`` resamples, the mAP of each of the K trials drawn (with
+    replacement), on its test clips drawn with replacement, from :func:`audiobench.training.metrics.map_of_weights`.
+
+    The draws depend only on ``seed``, the number of trials and their clip counts, never on the scores: two
+    variants' results on the same trials and clips are paired draw by draw (and one variant's can be reused
+    for every pair it is in).
+    """
+    k = len(trials)
     rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    clips = max(int(t.shape[0]) for _, t in a)
+    out = np.full((resamples, k), np.nan)
+    clips = max(int(t.shape[0]) for _, t in trials)
     step = max(1, CHUNK // max(1, k * clips))
     for start in range(0, resamples, step):
         r = min(step, resamples - start)
         draws = rng.integers(0, k, size=(r, k))
-        diffs = np.full((r, k), np.nan)
+        block = np.full((r, k), np.nan)
         for trial in range(k):
             where = draws == trial
             m = int(where.sum())
             if not m:
                 continue
-            (sa, ta), (sb, _) = a[trial], b[trial]
-            n = sa.shape[0]
-            w = rng.multinomial(n, np.full(n, 1.0 / n), size=m).astype(np.float64)
-            diffs[where] = map_of_weights(sb, ta, w) - map_of_weights(sa, ta, w)
-        means[start:start + r] = np.nanmean(diffs, axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+            scores, targets = trials[trial]
+            n = scores.shape[0]
+            picks = rng.integers(0, n, size=(m, n)) + n * np.arange(m)[:, None]  # n clips drawn per row
+            w = np.bincount(picks.ravel(), minlength=m * n).reshape(m, n).astype(np.float64)  # their counts
+            block[where] = map_of_weights(scores, targets, w)
+        out[start:start + r] = block
+    return out
 
 
 def trial_interval(d: Sequence[float], *, resamples: int = RESAMPLES, seed: int = stats.SEED,
@@ -219,12 +238,14 @@ def mark(p_holm: float | None, low: float | None, high: float | None, flips: Seq
 
 def pair_stability(a: Sequence[float], b: Sequence[float], *, p_holm: float | None = None,
                    flips: Sequence[int] | None = None, clips: tuple[Sequence[Clips], Sequence[Clips]] | None = None,
-                   alpha: float = ALPHA, resamples: int = RESAMPLES, seed: int = stats.SEED) -> Stability:
+                   drawn: tuple[np.ndarray, np.ndarray] | None = None, alpha: float = ALPHA,
+                   resamples: int = RESAMPLES, seed: int = stats.SEED) -> Stability:
     """The stability of one pair's verdict from its paired per-trial values ``a`` and ``b``.
 
     ``p_holm`` and ``flips`` come from the study's family of tests; alone (None), the pair is its own family:
     its Wilcoxon p, and its own leave-one-out. ``clips``: each trial's predictions of ``a`` and ``b`` for the
-    hierarchical interval; without them the interval resamples trials only.
+    hierarchical interval (or ``drawn``: their :func:`resampled_maps`, already computed); without them the
+    interval resamples trials only.
     """
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
     d = np.round(y - x, stats.ROUND_DECIMALS)
@@ -236,10 +257,14 @@ def pair_stability(a: Sequence[float], b: Sequence[float], *, p_holm: float | No
                               "test_map": np.r_[x, y]})
         flips = leave_one_out(table, [("a", "b")])[0] if n else ()
     low = high = None
-    interval = "trials and test clips" if clips is not None else "trials"
+    interval = "trials and test clips" if clips is not None or drawn is not None else "trials"
     if n >= 2:
-        low, high = hierarchical_interval(*clips, resamples=resamples, seed=seed) if clips is not None else \
-            trial_interval(d, resamples=resamples, seed=seed)
+        if drawn is not None:
+            low, high = percentile_interval(drawn[1] - drawn[0])
+        elif clips is not None:
+            low, high = hierarchical_interval(*clips, resamples=resamples, seed=seed)
+        else:
+            low, high = trial_interval(d, resamples=resamples, seed=seed)
     p_better = p_low = p_high = None
     if n:
         p_better, p_low, p_high = probability_of_improvement(x, y)
@@ -264,14 +289,20 @@ def study_stability(run_dir: Path, trials: pd.DataFrame, rows: Sequence[stats.Pa
     flips = leave_one_out(trials, pairs, column=column, alpha=alpha)
     wide = trials.pivot_table(index="trial", columns="variant", values=column, aggfunc="first")
     found = []
+    drawn: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # a variant's resamples, reused by its pairs
     for row, flipped in zip(rows, flips):
         both = wide[[row.a, row.b]].dropna() if row.a in wide and row.b in wide else \
             pd.DataFrame(columns=[row.a, row.b], dtype=float)
-        clips = None
-        if column == "test_map" and len(both) >= 2:
-            clips = _predictions(Path(run_dir), both, row.a, row.b)
+        pair = None
+        clips = _predictions(Path(run_dir), both, row.a, row.b) if column == "test_map" and len(both) >= 2 else None
+        if clips is not None:
+            key = tuple(int(k) for k in both.index)
+            for variant, trials_clips in zip((row.a, row.b), clips):
+                if (variant, key) not in drawn:
+                    drawn[variant, key] = resampled_maps(trials_clips, resamples=resamples, seed=seed)
+            pair = (drawn[row.a, key], drawn[row.b, key])
         found.append(pair_stability(both[row.a].to_numpy(), both[row.b].to_numpy(), p_holm=row.p_holm,
-                                    flips=flipped, clips=clips, alpha=alpha, resamples=resamples, seed=seed))
+                                    flips=flipped, drawn=pair, alpha=alpha, resamples=resamples, seed=seed))
     return found
 
 
