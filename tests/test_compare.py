@@ -54,6 +54,10 @@ def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
     assert "noatt-weak" in report and "att-self" in report and "±" in report
     results = json.loads((result.run_dir / "results.json").read_text())
     assert results["config"]["baseline"] == "noatt-weak"
+    # The stability columns resample the runs' own saved test predictions (trials, then clips in each)
+    stable = results["tests"][0]["stability"]
+    assert stable["interval"] == "trials and test clips" and "## Stability of each verdict" in report
+    assert stable["diff_low"] < stable["diff_high"] and stable["n"] == 3
     # The header reads the runs' own metrics.json: their clip counts and the test split's chance level
     run_metrics = json.loads(next((result.run_dir / "trials").glob("*/metrics.json")).read_text())
     clips = ", ".join(f"{split} {n}" for split, n in run_metrics["clips"].items())
@@ -139,6 +143,7 @@ def test_cli_prints_the_table_and_the_report_path(toy_root, tmp_path):
                                       "--quiet"])
     assert result.exit_code == 0, result.output
     assert "att-self" in result.output and "report.md" in result.output
+    assert "- att-self and noatt-weak" in result.output or "- noatt-weak and att-self" in result.output
 
 
 @pytest.mark.slow

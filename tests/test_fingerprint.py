@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from audiobench.data.fingerprint import split_fingerprint
 from audiobench.data.ledger import Ledger
 from audiobench.data.synth import synthesize
 from audiobench.features.featurize import featurize
-from audiobench.features.store import feature_file
+from audiobench.features.store import feature_file, feature_set
 from toydata import write_features
 
 SPLITS = ("train", "val", "test")
@@ -128,3 +129,66 @@ def test_a_csv_without_an_id_column_is_a_one_line_error_naming_it(tmp_path):
     path.write_text("name,label\nx,y\n")
     with pytest.raises(AudiobenchError, match=r"names\.csv: no clip_id, ytid, youtube_id or source_id column"):
         read_clip_list(path)
+
+
+def test_other_features_of_the_same_clips_keep_the_fingerprint_and_are_recorded_apart(tmp_path):
+    paths = _build(tmp_path)
+    vggish_id = feature_file(paths, "test").parent.name  # the only feature set so far
+    kaldi = featurize("tiny", root=tmp_path, quiet=True, features="kaldi-fbank-128")
+    assert kaldi.feature_id != vggish_id
+    for split in SPLITS:
+        assert split_fingerprint(feature_file(paths, split, kaldi.feature_id)) == split_fingerprint(
+            feature_file(paths, split, vggish_id))
+    found = feature_set(feature_file(paths, "test", kaldi.feature_id))
+    assert (found["id"], found["extractor"], found["params"]["num_mel_bins"]) == (kaldi.feature_id,
+                                                                                  "kaldi-fbank-128", 128)
+    assert feature_set(feature_file(paths, "test", vggish_id))["extractor"] == "vggish-logmel"
+
+
+def test_report_columns_compares_vggish_and_kaldi_studies_of_the_same_clips(tmp_path):
+    synthesize("tiny", root=tmp_path, train=3, val=2, test=2, duration=1.0, quiet=True)
+    vggish = featurize("tiny", root=tmp_path, quiet=True).feature_id
+    kaldi = featurize("tiny", root=tmp_path, quiet=True, features="kaldi-fbank-128").feature_id
+    paths = DatasetPaths(tmp_path, "tiny")
+    runner = CliRunner()
+    studies = []
+    for name, features in (("vggish", vggish), ("kaldi", kaldi)):
+        args = ["compare", "tiny", "--root", str(tmp_path), "--variants", "noatt-weak,att-self", "--trials", "1",
+                "--epochs", "1", "--width", "0.0625", "--batch-size", "2", "--out", str(tmp_path / name),
+                "--quiet", "--feature-id", features]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        studies.append(tmp_path / name)
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        run = json.loads(next((tmp_path / name / "trials").glob("*/config.json")).read_text())
+        assert config["features"] == run["features"] and config["features"]["id"] != ""
+    report = (studies[1] / "report.md").read_text()
+    assert f"- features: `{kaldi}` (kaldi-fbank-128, float32; " in report and "num_mel_bins 128" in report
+    result = runner.invoke(cli, ["report", *map(str, studies), "--columns", "vggish,kaldi", "--out",
+                                 str(tmp_path / "table")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "table" / "columns-vggish-kaldi.md").read_text()
+    assert "test splits differ" not in text
+    test_print = split_fingerprint(feature_file(paths, "test", kaldi))
+    assert f"the same test clips (fingerprint {test_print}) with different features: vggish `{vggish}`" in text
+    assert f"kaldi `{kaldi}`" in text and f"features `{kaldi}`" in text
+
+
+def test_a_study_from_before_feature_records_still_reports_and_its_fingerprint_is_not_compared(tmp_path):
+    from test_report import write_metrics, write_run
+
+    old = write_run(tmp_path / "old", attention=False)  # an earlier audiobench: no `features` anywhere
+    write_metrics(old, fingerprints={"test": "0f1e2d3c4b5a6978"})
+    new = write_run(tmp_path / "new", attention=False, features={
+        "id": "vggish-logmel-038f9341", "extractor": "vggish-logmel", "dtype": "float32", "params": {}})
+    write_metrics(new, fingerprints={"test": "d91f4d506b22f7b9"})
+    result = CliRunner().invoke(cli, ["report", str(old), str(new), "--columns", "old,new", "--out",
+                                      str(tmp_path / "t")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "t" / "columns-old-new.md").read_text()
+    assert "old: written by an earlier audiobench, whose fingerprints included the feature id" in text
+    assert "test splits differ" not in text
+    from audiobench.study.report import render_report
+
+    assert "- features:" not in render_report(old).read_text()  # nothing recorded: nothing said, no error
+    assert "- features: `vggish-logmel-038f9341` (vggish-logmel, float32)" in render_report(new).read_text()

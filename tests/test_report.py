@@ -196,6 +196,7 @@ def test_cli_report_rerenders_and_prints_the_table(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(run)])
     assert result.exit_code == 0, result.output
     assert "| att-self | weak (self) |" in result.output and str(run / "report.md") in result.output
+    assert "- att-self beat noatt-weak in 8 of 8 trials (" in result.output and "): robust." in result.output
     result = CliRunner().invoke(cli, ["report", str(run), "--json"])
     assert json.loads(result.output)["baseline"] == "noatt-weak"
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "missing")])
@@ -254,11 +255,12 @@ def test_report_header_summary_and_few_trials_warning(tmp_path: Path) -> None:
     assert f"- audiobench {__version__}" in header
     diff = (MAPS[:, 2] - MAPS[:, 0]).mean()
     found = re.search(r"- att-self beat noatt-weak in 8 of 8 trials \(\+([0-9.]+) mAP, 95% CI \+([0-9.]+) to "
-                      r"\+([0-9.]+), Holm p = 0\.023\)\.", text)
+                      r"\+([0-9.]+), Holm p = 0\.023\): robust\.", text)
     assert found and float(found[1]) == pytest.approx(diff, abs=5e-4) and float(found[2]) < diff < float(found[3])
     # att-unsup against the baseline: 4 wins, 4 losses, not significant, said so in words
     assert re.search(r"- att-unsup and noatt-weak did not differ significantly: att-unsup scored higher in 4 of 8 "
-                     r"trials \(\+0\.00[0-9] mAP, 95% CI -[0-9.]+ to \+[0-9.]+, Holm p = [0-9.]+\)\.", text)
+                     r"trials \(\+0\.00[0-9] mAP, 95% CI -[0-9.]+ to \+[0-9.]+, Holm p = [0-9.]+\): no detectable difference "
+                     r"\(MDE 0\.0[0-9]+\), [0-9]+ trials would detect a difference this size\.", text)
     warnings = text.split("## Warnings", 1)[1].split("##", 1)[0]
     assert "only 8 trials" in warnings and "2/2^8 = 0.00781" in warnings
     assert "under-trained" not in warnings  # best epochs 3 and 4 of 5

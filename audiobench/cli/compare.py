@@ -59,9 +59,12 @@ def command(dataset: str, variants: str, trials: int, baseline: str | None, metr
         click.echo(json.dumps(summary, indent=2))
     else:
         if result.report is not None:
+            from audiobench.study.findings import summary
             from audiobench.study.report import variant_table
 
-            click.echo(variant_table(json.loads((result.run_dir / "results.json").read_text())))
+            results = json.loads((result.run_dir / "results.json").read_text())
+            click.echo(variant_table(results) + "\n")
+            click.echo("".join(f"- {line}\n" for line in summary(results)))  # the verdicts, with their stability
         click.echo(f"{result.finished} runs finished ({result.trained} trained now, {result.resumed} resumed, "
                    f"{len(result.failures)} failed); report: {result.report}")
     if result.failures:

@@ -69,5 +69,8 @@ def command(runs: tuple[str, ...], columns: str | None, out: str | None, paper_t
         click.echo(json.dumps(results, indent=2))
         return
     if not quiet:
+        from audiobench.study.findings import summary
+
         click.echo(variant_table(results) + "\n")
+        click.echo("".join(f"- {line}\n" for line in summary(results)))  # the verdicts, with their stability
     click.echo(f"wrote {path} (figures and results.json beside it)")

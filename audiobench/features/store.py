@@ -37,9 +37,10 @@ import hashlib
 import os
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
@@ -48,7 +49,7 @@ import numpy as np
 from audiobench import __version__
 from audiobench.core.records import ClassInfo, Clip
 from audiobench.core.errors import AudiobenchError
-from audiobench.features.base import Extractor, get_extractor
+from audiobench.features.base import Extractor, extractor_of, get_extractor
 from audiobench.features.integrity import (COMPLETE, STRING, DamagedShard, ShardRef, read_row_map, repair_hint,
                                            sound_shards, write_shard_table)
 from audiobench.core.layout import (DatasetPaths, disk_full_error, fsync_path, is_disk_full, replace_durably,
@@ -294,6 +295,19 @@ def summarize_split(path: Path, *, require_shards: bool = True) -> SplitSummary:
         return SplitSummary(path, str(f.attrs.get("split", path.stem)), int(len(lengths)), str(f.attrs["dtype"]),
                             int(lengths.max(initial=0)), str(f.attrs.get("dataset", "")),
                             str(f.attrs.get("feature_id", "")))
+
+
+def feature_set(path: Path) -> dict[str, Any]:
+    """The feature set a split file holds: ``{"id", "extractor", "dtype", "params"}``, from its attributes.
+
+    What a run records of its features beside the clip-set fingerprint (which leaves them out), so that two
+    studies of the same clips with other features are told apart by this, not by their fingerprints.
+    """
+    with h5py.File(path, "r") as f:
+        attrs = dict(f.attrs)
+    extractor = extractor_of(attrs, where=str(path))
+    return {"id": str(attrs.get("feature_id", "")), "extractor": extractor.name, "dtype": str(attrs.get("dtype", "")),
+            "params": asdict(extractor.params)}
 
 
 @dataclass(frozen=True)

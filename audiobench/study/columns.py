@@ -65,7 +65,7 @@ def summarise_columns(runs: Sequence[Any], columns: list[str], *, seed: int = st
         facts = study_facts(run.dir, run.config)
         studies.append({
             "column": name, "folder": record_path(run.dir), "dataset": run.config.get("dataset", ""),
-            "test_fingerprint": (facts.get("fingerprints") or {}).get("test"),
+            "test_fingerprint": (facts.get("fingerprints") or {}).get("test"), "features": facts.get("features"),
             "paper_table": table, "paper": paper.TABLES[table] if table else {},
             "maps": {v: asdict(stats.describe(run.trials.loc[run.trials["variant"] == v, "test_map"]))
                      for v in variants},
@@ -73,16 +73,38 @@ def summarise_columns(runs: Sequence[Any], columns: list[str], *, seed: int = st
     if len({s["dataset"] for s in studies}) > 1:
         notes.append("the studies are of different datasets: " + ", ".join(f"{s['column']} {s['dataset']}"
                                                                           for s in studies))
-    prints = {s["column"]: s["test_fingerprint"] for s in studies if isinstance(s["test_fingerprint"], str)}
-    if len(set(prints.values())) > 1:
-        notes.append("the test splits differ (fingerprints " + ", ".join(f"{c} {p}" for c, p in prints.items())
-                     + "): the columns were not measured on the same clips")
+    notes += _clip_and_feature_notes(studies)
     gains = []
     for name, run in zip(columns[1:], runs[1:]):
         gains.append({"a": columns[0], "b": name, "tests": _gain_tests(runs[0].trials, run.trials, variants, seed,
                                                                         notes, columns[0], name)})
     return {"columns": columns, "variants": variants, "studies": studies, "gains": gains, "notes": notes,
             "paper_citation": paper.CITATION if any(s["paper"] for s in studies) else None}
+
+
+def _clip_and_feature_notes(studies: list[dict[str, Any]]) -> list[str]:
+    """Whether the columns were measured on the same test clips (fingerprints), and with which features.
+
+    A clip-set fingerprint leaves the features out, so the same clips featurized two ways compare; a study
+    without a ``features`` record was written when fingerprints hashed the feature id in: not comparable.
+    """
+    prints = {s["column"]: s["test_fingerprint"] for s in studies if isinstance(s["test_fingerprint"], str)}
+    ids = {s["column"]: s["features"]["id"] for s in studies if isinstance(s.get("features"), dict)}
+    older = [c for c in prints if c not in ids]
+    notes = []
+    if len(set(prints.values())) > 1:
+        if older:
+            notes.append(f"{', '.join(older)}: written by an earlier audiobench, whose fingerprints included the "
+                         f"feature id: whether the columns were measured on the same clips cannot be told "
+                         f"(run `audiobench report` on a study trained again)")
+        else:
+            notes.append("the test splits differ (fingerprints " + ", ".join(f"{c} {p}" for c, p in prints.items())
+                         + "): the columns were not measured on the same clips")
+    elif len(set(ids.values())) > 1:
+        shown = f" (fingerprint {next(iter(prints.values()))})" if prints else ""
+        notes.append(f"the same test clips{shown} with different features: "
+                     + ", ".join(f"{c} `{i}`" for c, i in ids.items()) + ": the columns compare the feature sets")
+    return notes
 
 
 def _gain_tests(first: pd.DataFrame, later: pd.DataFrame, variants: list[str], seed: int, notes: list[str],
@@ -157,7 +179,9 @@ def columns_markdown(results: dict[str, Any]) -> str:
     """The table with what each column is, the gain sentences, the notes and the exports."""
     lines = ["# Test mAP by study: " + ", ".join(results["columns"]), ""]
     for s in results["studies"]:
+        features = s.get("features") if isinstance(s.get("features"), dict) else {}
         lines.append(f"- {s['column']}: `{s['folder']}` (dataset `{s['dataset']}`"
+                     + (f", features `{features['id']}`" if features.get("id") else "")
                      + (f", paper: {paper.TITLES[s['paper_table']]}" if s["paper_table"] else "") + ")")
     lines += ["", exports.markdown_table(*column_cells(results)), "",
               "Gains are later column − first, per variant, over the trials both studies ran with the same seed: "

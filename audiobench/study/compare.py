@@ -322,16 +322,17 @@ def _check_same_study(run_dir: Path, config: CompareConfig) -> None:
 
 
 def _write_config(run_dir: Path, config: CompareConfig, root: Path) -> None:
-    from audiobench.features.store import feature_file
+    from audiobench.features.store import feature_file, feature_set
 
     paths = DatasetPaths(root, config.dataset)
-    with h5py.File(feature_file(paths, split_for(paths, "train"), config.train.feature_id), "r") as f:
+    train_file = feature_file(paths, split_for(paths, "train"), config.train.feature_id)
+    with h5py.File(train_file, "r") as f:
         classes = [{"mid": str(m), "name": str(n)} for m, n in zip(f.attrs["class_mids"], f.attrs["class_names"])]
     payload: dict[str, Any] = {
         "dataset": config.dataset, "variants": list(config.variants), "trials": config.trials, "classes": classes,
         "baseline": config.baseline or config.variants[0], "train": asdict(config.train),
         "labels_used": {v: variant_spec(v).labels for v in config.variants}, "study_id": config.study_id(),
-        "metric": config.metric, **study_fingerprints(paths, config),
+        "metric": config.metric, **study_fingerprints(paths, config), "features": feature_set(train_file),
     }
     pair = fig4_pair(config.variants, payload["baseline"])
     if pair is not None:

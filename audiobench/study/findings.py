@@ -77,11 +77,25 @@ def sentence(test: dict[str, Any], metric: str | None = "map") -> str:
     ci = "" if low is None or high is None else f", 95% CI {low:+.3f} to {high:+.3f}"
     facts = f"({abs(diff):+.3f} {unit}{ci}, Holm p = {_p(test['p_holm'])})"
     record = f"in {wins} of {n} trials " if wins is not None else ""
+    verdict = stability_words(test.get("stability"))
     if test["p_holm"] is not None and test["p_holm"] < ALPHA:
-        return f"{win} beat {lose} {record}{facts}."
+        return f"{win} beat {lose} {record}{facts}{verdict}."
     if diff == 0:
-        return f"{a} and {b} did not differ ({facts[1:-1]})."
-    return f"{win} and {lose} did not differ significantly: {win} scored higher {record}{facts}."
+        return f"{a} and {b} did not differ ({facts[1:-1]}){verdict}."
+    return f"{win} and {lose} did not differ significantly: {win} scored higher {record}{facts}{verdict}."
+
+
+def stability_words(stability: dict[str, Any] | None) -> str:
+    """``: robust``, ``: fragile, leaving out trial 3 loses significance`` or ``: no detectable difference
+    (MDE 0.030), 40 trials would detect it`` (:mod:`audiobench.study.stability`); empty without the record."""
+    if not stability or stability.get("mark") in (None, "not tested"):
+        return ""
+    words = f": {stability['label']}"
+    if stability.get("why"):
+        words += f", {stability['why']}"
+    elif stability["mark"] == "no detectable difference" and stability.get("trials_needed"):
+        words += f", {stability['trials_needed']} trials would detect a difference this size"
+    return words
 
 
 def summary(results: dict[str, Any]) -> list[str]:

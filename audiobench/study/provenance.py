@@ -24,7 +24,7 @@ _SETTING_NAMES = {"batch_size": "batch", "alpha": "α", "beta": "β"}
 
 
 def study_facts(run_dir: Path, config: dict[str, Any], fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
-    """Dataset, classes, clips per split, chance level, fingerprints, training settings, package version.
+    """Dataset, classes, clips per split, chance level, fingerprints, feature set, training settings, version.
 
     ``fingerprints`` (``results.json``'s, when the study recorded them) wins over those of the runs.
     """
@@ -39,12 +39,14 @@ def study_facts(run_dir: Path, config: dict[str, Any], fingerprints: dict[str, s
                                                           for s, v in found.items()}
     train = config.get("train") or {}
     versions = sorted({str(m["version"]) for m in runs if m.get("version")})
+    features = config.get("features") if isinstance(config.get("features"), dict) else _run_features(run_dir)
     return {
         "dataset": config.get("dataset", ""),
         "classes": len(config["classes"]) if isinstance(config.get("classes"), list) else None,
         "clips": clips,
         "chance": sum(chances) / len(chances) if chances else None,
         "fingerprints": prints or None,
+        "features": features,
         "train": {k: train[k] for k in SETTINGS if k in train},
         "version": __version__,
         "trained_with": versions,
@@ -69,6 +71,11 @@ def header_lines(facts: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"`{v}`" for v in value) + " (differ between runs)" if isinstance(value, list) \
             else f"`{value}`"
         lines.append(f"- fingerprint of {split}: {shown}")
+    features = facts.get("features")
+    if isinstance(features, dict) and features.get("id"):
+        params = ", ".join(f"{k} {_setting(v)}" for k, v in (features.get("params") or {}).items())
+        lines.append(f"- features: `{features['id']}` ({features.get('extractor') or 'unnamed extractor'}, "
+                     f"{features.get('dtype') or 'float32'}" + (f"; {params}" if params else "") + ")")
     if facts.get("train"):
         lines.append("- training: " + ", ".join(f"{_SETTING_NAMES.get(k, k)} {_setting(v)}"
                                                 for k, v in facts["train"].items()))
@@ -82,6 +89,19 @@ def _setting(value: Any) -> str:
     if value is None:
         return "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _run_features(run_dir: Path) -> dict[str, Any] | None:
+    """The feature set the first run that recorded one trained on (its ``config.json``'s ``features``): a study
+    folder written before studies recorded it. None when no run did (older runs)."""
+    for path in sorted((run_dir / TRIALS_DIR).glob("*/config.json")):
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, dict) and isinstance(value.get("features"), dict):
+            return value["features"]
+    return None
 
 
 def _run_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.layout import json_safe, write_atomic
 from audiobench.data.cliplist import plain
 from audiobench.models.variants import fig4_pair
-from audiobench.study import exports, findings, paper, stats
+from audiobench.study import exports, findings, paper, stability, stats
 from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
                                       plot_validation_curves)
 from audiobench.study.provenance import header_lines, study_facts
@@ -138,8 +138,11 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         })
     per_class, never_positive, class_notes = _per_class(run)
     tests = [asdict(r) for r in rows]
-    for t in tests:
+    stable = stability.study_stability(run.dir, run.trials, rows, column=METRIC_COLUMNS[metric],
+                                       alpha=findings.ALPHA, seed=seed)
+    for t, s in zip(tests, stable):
         t.update(findings.win_counts(run.trials, t["a"], t["b"], METRIC_COLUMNS[metric]))
+        t["stability"] = asdict(s)
     table = paper.table_for(run.config)
     planned = (run.config.get("train") or {}).get("epochs")
     return {
@@ -168,6 +171,7 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
             "interval": {"method": stats.BOOTSTRAP_METHOD, "paired": True, "confidence": stats.CONFIDENCE,
                          "resamples": stats.BOOTSTRAP_RESAMPLES, "seed": seed},
             "difference": "b - a",
+            "stability": stability.describe_method(alpha=findings.ALPHA),
         },
         "per_class": per_class,
         "never_positive": never_positive,
@@ -278,6 +282,13 @@ def markdown(results: dict[str, Any]) -> str:
               f"{results['statistics']['interval']['method']} bootstrap 95% interval; "
               f"{results['statistics']['multiple_comparisons']}; r is the matched-pairs rank-biserial "
               f"correlation (positive: b higher).", "", pairwise_table(results), ""]
+    if any(t.get("stability") for t in results["tests"]):
+        lines += ["## Stability of each verdict", "",
+                  "Difference b − a with a hierarchical bootstrap 95% interval (trials resampled, and test clips "
+                  "within each); P(b > a): the fraction of paired trials b won, Wilson 95% interval; MDE: the "
+                  f"smallest difference these trials detect with 80% power at α {findings.ALPHA:g}; trials needed: "
+                  "to detect the observed difference so; fragile: one trial less flips the verdict, or the "
+                  "interval disagrees with the Holm p.", "", stability_table(results), ""]
     notes = list(results["notes"]) + [f"{t['a']} vs {t['b']}: {t['note']}" for t in results["tests"] if t["note"]]
     if results.get("never_positive"):
         names = ", ".join(c["name"] or c["mid"] for c in results["never_positive"])
@@ -345,6 +356,24 @@ def pairwise_table(results: dict[str, Any]) -> str:
         rows.append(f"| {t['a']} | {t['b']} | {t['n']} | {diff}{ci} | {_num(t['w'], 1)} | "
                     f"{'n/a' if t['p'] is None else fmt_p(t['p'])} | {t['method'] or 'none'} | {holm_p} | "
                     f"{'n/a' if t['rank_biserial'] is None else format(t['rank_biserial'], '+.2f')} |")
+    return "\n".join(rows)
+
+
+def stability_table(results: dict[str, Any]) -> str:
+    """One row per pair: difference [hierarchical 95% CI], P(b > a) [95% CI], MDE, trials needed, the mark."""
+    rows = ["| a | b | mean diff b − a [95% CI] | resampled | P(b > a) [95% CI] | MDE | trials needed | stability |",
+            "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
+    for t in results["tests"]:
+        s = t.get("stability")
+        if not s:
+            continue
+        diff = "n/a" if s["diff"] is None or math.isnan(s["diff"]) else f"{s['diff']:+.4f}"
+        ci = "" if s["diff_low"] is None else f" [{s['diff_low']:+.4f}, {s['diff_high']:+.4f}]"
+        better = "n/a" if s["p_better"] is None else \
+            f"{s['p_better']:.2f} [{s['p_better_low']:.2f}, {s['p_better_high']:.2f}]"
+        mark = s["label"] + (f": {s['why']}" if s["why"] else "")
+        rows.append(f"| {t['a']} | {t['b']} | {diff}{ci} | {s['interval']} | {better} | {_num(s['mde'])} | "
+                    f"{'n/a' if s['trials_needed'] is None else s['trials_needed']} | {mark} |")
     return "\n".join(rows)
 
 

@@ -124,12 +124,13 @@ def signed_rank_sums(d: np.ndarray) -> tuple[float, float]:
 
 
 def paired_test(a: Sequence[float], b: Sequence[float], *, seed: int = SEED,
-                n_resamples: int = BOOTSTRAP_RESAMPLES) -> PairedTest:
+                n_resamples: int = BOOTSTRAP_RESAMPLES, interval: bool = True) -> PairedTest:
     """Two-sided Wilcoxon signed-rank test of paired mAPs ``b`` against ``a`` (same trial order).
 
     The exact null distribution is used for n ≤ 50 pairs without ties or zero differences; otherwise the
     normal approximation with tie-corrected variance and continuity correction ("approx"). Identical
     results in every trial give p = 1 ("all-equal"). Fewer than 2 pairs give no test (p None).
+    ``interval=False`` skips the bootstrap (``ci_low``/``ci_high`` None): the p-value alone, for reruns.
     """
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
@@ -142,7 +143,8 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, seed: int = SEED,
     if n < 2:
         return PairedTest(n, mean_diff, None, None, None, None, None, None, None, None,
                           f"{n} paired trial{'s' if n != 1 else ''}: the test needs at least 2 trials")
-    ci_low, ci_high, ci_note = bootstrap_ci(x, y, seed=seed, n_resamples=n_resamples)
+    ci_low, ci_high, ci_note = bootstrap_ci(x, y, seed=seed, n_resamples=n_resamples) if interval else \
+        (None, None, "")
     notes = [ci_note] if ci_note else []
     if np.all(d == 0):
         notes.insert(0, f"all {n} trials gave identical mAPs (every difference is zero): p = 1, no evidence "

@@ -9,6 +9,7 @@ ROC AUC, d′ = √2 · Φ⁻¹(AUC), and a bootstrap interval of each class's A
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,6 +155,27 @@ def bootstrap_ap(scores: np.ndarray, targets: np.ndarray, *, resamples: int = BO
         low.append(float(np.percentile(aps, tail)) if aps.size else None)
         high.append(float(np.percentile(aps, 100 - tail)) if aps.size else None)
     return tuple(low), tuple(high)
+
+
+def map_of_weights(scores: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """mAP of clip ``scores`` ``[N, C]`` under each row of clip ``weights`` ``[R, N]`` (resample counts): ``[R]``.
+
+    Each class's AP as :func:`bootstrap_ap` scores it (scikit-learn's ``sample_weight`` arithmetic), averaged
+    over the classes with a positive in that row, as :func:`mean_average_precision` does on the whole split:
+    what a resample of the test clips would have measured. NaN for a row with no positive at all.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets) > 0
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    n = scores.shape[0]
+    aps = np.full((weights.shape[0], scores.shape[1]), np.nan)
+    for c in np.flatnonzero(targets.any(axis=0)):
+        order = np.argsort(-scores[:, c], kind="mergesort")
+        ends = np.r_[np.flatnonzero(np.diff(scores[order, c])), n - 1]
+        aps[:, c] = _ap_of_weights(targets[:, c].astype(np.float64), order, ends, weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row without any positive: NaN, said above
+        return np.nanmean(aps, axis=1)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from audiobench.training.localisation import localisation
 from audiobench.core.layout import (DatasetPaths, ensure_writable_dir, json_safe, resolve_root, runs_dir,
                                    validate_name, write_atomic)
 from audiobench.features.dataset import LogmelDataset
-from audiobench.features.store import summarize_split
+from audiobench.features.store import feature_set, summarize_split
 from audiobench.models.losses import loss_terms, segment_labels, total_loss
 from audiobench.data.cliplist import EvalSubset, eval_subset
 from audiobench.data.fingerprint import split_fingerprint
@@ -270,7 +270,8 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         raise AudiobenchError(f"{run_dir} already holds a finished run ({METRICS}); choose another --out")
     check_run_folder(run_dir, config)
     ensure_writable_dir(run_dir)
-    write_atomic(run_dir / RUN_CONFIG, json.dumps({"kind": "run", "config": asdict(config)}, indent=2))
+    write_atomic(run_dir / RUN_CONFIG, json.dumps({"kind": "run", "config": asdict(config),
+                                                   "features": feature_set(splits.files["train"])}, indent=2))
 
     started = time.perf_counter()
     with seeded(config.seed):
