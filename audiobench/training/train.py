@@ -36,6 +36,7 @@ from audiobench import __version__
 from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
+from audiobench.training.events.run import run_events
 from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.folders import RUN, differing, require_own_folder
 from audiobench.core.jsonfile import read_json_object
@@ -312,11 +313,14 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         net.load_state_dict(weights)
         test_predictions = predict_dataset(net, splits.test, device=device, batch_size=config.batch_size,
                                            bf16=config.bf16)
+        events = run_events(net, splits, run_dir, device=device, batch_size=config.batch_size, bf16=config.bf16,
+                            rows=None if subset is None else subset.rows)  # test-events/: {} without strong labels
     seconds = time.perf_counter() - started
     scored = test_predictions if subset is None else test_predictions.rows(subset.rows)
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
     return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
-                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
+                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve,
+                      events)
 
 
 _CHANGE_NO_NUMBER = ("workers", "log")  # options a rerun may change: the run's numbers stay the same
@@ -384,7 +388,8 @@ def _fingerprints(splits: Splits, subset: EvalSubset | None) -> dict[str, str]:
 
 def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
                best_epoch: int, val: Scores, test: Scores, test_predictions: Predictions,
-               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool) -> TrainResult:
+               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool,
+               events: dict[str, Any] | None = None) -> TrainResult:
     """Checkpoint, curve, predictions, then ``metrics.json`` last (atomically): a run without it did not finish."""
     features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
@@ -416,6 +421,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
         "val_per_class": _per_class(splits, val), "test_per_class": _per_class(splits, test),
         "test_skipped": [splits.classes[c].name for c in test.ap.skipped],
         "epochs": history,
+        **(events or {}),  # test_psds1, test_segment_f1, ... and the "events" block (test-events/)
         "timing": {"total_s": seconds, "train_s": sum(e["train_s"] for e in history),
                    "val_s": sum(e["val_s"] for e in history),
                    "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
