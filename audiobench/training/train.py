@@ -36,7 +36,6 @@ from audiobench import __version__
 from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
 from audiobench.training.curves import plot_training_curve
-from audiobench.training.events.run import run_events
 from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.folders import RUN, differing, require_own_folder
 from audiobench.core.jsonfile import read_json_object
@@ -313,14 +312,24 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         net.load_state_dict(weights)
         test_predictions = predict_dataset(net, splits.test, device=device, batch_size=config.batch_size,
                                            bf16=config.bf16)
-        events = run_events(net, splits, run_dir, device=device, batch_size=config.batch_size, bf16=config.bf16,
-                            rows=None if subset is None else subset.rows)  # test-events/: {} without strong labels
+        events = _test_events(net, splits, run_dir, config, device, subset)
     seconds = time.perf_counter() - started
     scored = test_predictions if subset is None else test_predictions.rows(subset.rows)
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
     return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
                       score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve,
                       events)
+
+
+def _test_events(net: Net, splits: Splits, run_dir: Path, config: TrainConfig, device: torch.device,
+                 subset: EvalSubset | None) -> dict[str, Any]:
+    """``test-events/`` and the event metrics of a test split with strong labels, else {} (docs/compare.md)."""
+    if not splits.test.has_strong:
+        return {}
+    from audiobench.training.events.run import run_events  # sed_eval and sed_scores_eval take seconds to import
+
+    return run_events(net, splits, run_dir, device=device, batch_size=config.batch_size, bf16=config.bf16,
+                      rows=None if subset is None else subset.rows)
 
 
 _CHANGE_NO_NUMBER = ("workers", "log")  # options a rerun may change: the run's numbers stay the same

@@ -94,10 +94,13 @@ def psds(tables: dict, reference: Events, durations: dict[str, float], classes: 
         return None
     tables = only(tables, present)
     settings = PSDS_SCENARIOS[scenario]
-    value, _, (tpr, efpr), _ = intersection_based.psds(tables, reference, durations, **settings)
+    deltas = intersection_based.intermediate_statistics_deltas(  # once, for the value and every resample
+        tables, reference, **{k: v for k, v in settings.items() if k.endswith("_threshold")})
+    value, _, (tpr, efpr), _ = intersection_based.psds(None, reference, durations, deltas=deltas, **settings)
     low = high = None
     if bootstrap and len(tables) >= BOOTSTRAP_FOLDS:
-        resampled = intersection_based.bootstrapped_psds(tables, reference, durations, n_folds=BOOTSTRAP_FOLDS,
-                                                         n_iterations=BOOTSTRAP_ITERATIONS, **settings)
+        resampled = intersection_based.bootstrapped_psds(None, reference, durations, deltas=deltas,
+                                                         n_folds=BOOTSTRAP_FOLDS, n_iterations=BOOTSTRAP_ITERATIONS,
+                                                         **settings)
         _, low, high = confidence_interval(resampled[0], confidence=BOOTSTRAP_CONFIDENCE)
     return PSDS(float(value), low, high, np.asarray(tpr), np.asarray(efpr))
