@@ -207,3 +207,39 @@ def test_median_filter_and_thresholds_per_class_or_global():
     shared = choose(tables, events, durations, ["a", "b", "c"], source="segments", chosen_on="val", mode="global")
     assert shared.median["a"] == shared.median["b"]
     assert shared.f1["a"] <= per_class.f1["a"] and shared.f1["b"] <= per_class.f1["b"]
+
+
+def test_compare_tests_an_event_metric_lower_is_better_and_the_report_shows_the_event_table(tmp_path):
+    from audiobench.study.compare import CompareConfig, compare
+    from audiobench.study.stats import compare_variants
+    from audiobench.training.options import TrainOptions
+
+    write_features(tmp_path, sizes=SIZES, strong=("val", "test"))
+    options = TrainOptions(**{k: v for k, v in TOY.items() if k != "quiet"})
+    config = CompareConfig("toy", ("noatt-weak", "att-strong"), trials=2, metric="segment_er", train=options)
+    result = compare(config, root=tmp_path, out=tmp_path / "study", quiet=True)
+    trials = pd.read_csv(result.run_dir / "trials.csv")
+    assert trials["test_segment_er"].notna().all() and set(trials["events_chosen_on"]) == {"val"}
+    results = json.loads((result.run_dir / "results.json").read_text())
+    (test,) = results["tests"]
+    by_hand = compare_variants(trials, baseline="noatt-weak", variants=["noatt-weak", "att-strong"],
+                               column="test_segment_er")[0]
+    assert test["p"] == by_hand.p and test["mean_diff"] == pytest.approx(by_hand.mean_diff)
+    wide = trials.pivot(index="trial", columns="variant", values="test_segment_er")
+    assert test["b_wins"] == int((wide["att-strong"] < wide["noatt-weak"]).sum())  # lower ER wins
+    report = (result.run_dir / "report.md").read_text()
+    assert "## Event-level metrics per variant" in report and "segment ER ↓" in report
+    assert "chosen on the val split" in report
+    assert (result.run_dir / "psd_roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert any(f["file"] == "psd_roc.png" for f in results["figures"])
+
+
+def test_an_event_metric_without_strong_test_labels_is_refused_before_training(tmp_path):
+    from audiobench.core.errors import AudiobenchError
+    from audiobench.study.compare import CompareConfig, compare
+
+    write_features(tmp_path, sizes=SIZES)
+    with pytest.raises(AudiobenchError, match="--metric psds1 needs strong labels in the test split"):
+        compare(CompareConfig("toy", ("noatt-weak", "att-self"), trials=1, metric="psds1"), root=tmp_path,
+                out=tmp_path / "study", quiet=True)
+    assert not (tmp_path / "study" / "trials").exists()

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import median_filter
 from sed_scores_eval import segment_based
-from sed_scores_eval.base_modules.scores import create_score_dataframe
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.training.events.exports import Events, writable
@@ -54,20 +53,17 @@ class PostProcessing:
         return {c: math.inf if t is None else float(t) for c, t in self.thresholds.items()}
 
 
-def _timestamps(table: pd.DataFrame) -> np.ndarray:
-    return np.append(table["onset"].to_numpy(), table["offset"].to_numpy()[-1])
-
-
 def median_filtered(tables: Mapping[str, pd.DataFrame], lengths: Mapping[str, int]) -> dict[str, pd.DataFrame]:
     """Each table with class ``c``'s scores median-filtered over ``lengths[c]`` segments (edges: nearest)."""
+    if all(n <= 1 for n in lengths.values()):
+        return dict(tables)  # no filter: the tables as they are
     out = {}
     for clip, table in tables.items():
-        classes = [c for c in table.columns if c not in ("onset", "offset")]
-        values = table[classes].to_numpy(dtype=np.float64, copy=True)
-        for k, c in enumerate(classes):
-            if lengths.get(c, 1) > 1:
-                values[:, k] = median_filter(values[:, k], size=int(lengths[c]), mode="nearest")
-        out[clip] = create_score_dataframe(values, _timestamps(table), classes)
+        filtered = table.copy()
+        for c, n in lengths.items():
+            if n > 1 and c in filtered:
+                filtered[c] = median_filter(table[c].to_numpy(dtype=np.float64), size=int(n), mode="nearest")
+        out[clip] = filtered
     return out
 
 
