@@ -243,3 +243,27 @@ def test_an_event_metric_without_strong_test_labels_is_refused_before_training(t
         compare(CompareConfig("toy", ("noatt-weak", "att-self"), trials=1, metric="psds1"), root=tmp_path,
                 out=tmp_path / "study", quiet=True)
     assert not (tmp_path / "study" / "trials").exists()
+
+
+def test_evaluate_writes_the_event_files_of_the_listed_clips_with_the_run_s_post_processing(synth_run, tmp_path):
+    from audiobench.study.evaluate import evaluate
+
+    detected = exports.read_detections(synth_run / "test-events" / "segments" / "detections.tsv")
+    labels = exports.read_ground_truth(synth_run / "test-events" / "ground_truth.tsv")
+    listed = sorted({*list(detected)[:2], *[c for c in labels if labels[c]][:1]})  # detections and events
+    (tmp_path / "three.csv").write_text("clip_id\n" + "\n".join(listed) + "\n")
+    record = evaluate(synth_run, tmp_path / "three.csv")
+    folder = synth_run / "evaluation-three-events"
+    assert sorted(exports.read_durations(folder / "durations.tsv")) == listed and len(listed) < len(labels)
+    assert (folder / "postprocessing.json").read_text() == (synth_run / "test-events" / "postprocessing.json").read_text()
+    reference = exports.read_ground_truth(folder / "ground_truth.tsv")
+    detected = exports.read_detections(folder / "segments" / "detections.tsv")
+    classes = [c["name"] for c in _metrics(synth_run)["test_per_class"]]
+    by_hand = metrics.segment_based(reference, detected, classes)
+    np.testing.assert_equal([record["test_segment_f1"], record["test_segment_er"]], [by_hand["f1"], by_hand["er"]])
+    for clip in listed:  # the same net's scores as at training (batched otherwise: float rounding only)
+        again = read_sed_scores(folder / "segments" / "scores" / f"{clip}.tsv")
+        trained = read_sed_scores(synth_run / "test-events" / "segments" / "scores" / f"{clip}.tsv")
+        assert np.allclose(again.to_numpy(), trained.to_numpy(), atol=1e-5)
+    assert json.loads((synth_run / "evaluation-three.json").read_text())["events"]["sources"]["segments"][
+        "segment_er"] == record["test_segment_er"]
