@@ -18,7 +18,6 @@ import h5py
 import numpy as np
 import pandas as pd
 from sed_scores_eval.base_modules.io import read_sed_scores, write_detection, write_sed_scores
-from sed_scores_eval.base_modules.scores import create_score_dataframe
 
 from audiobench.core.errors import AudiobenchError
 from audiobench.training.events.segments import SegmentScores
@@ -49,7 +48,8 @@ def writable(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def score_tables(scores: SegmentScores, source: str, classes: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Each clip's score table from its ``segments`` (Xa) or ``attention`` (A) matrix ``[C, T']``."""
-    return {clip: create_score_dataframe(matrix.T.astype(np.float64), bounds, list(classes))
+    columns = ["onset", "offset", *classes]
+    return {clip: pd.DataFrame(np.column_stack([bounds[:-1], bounds[1:], matrix.T.astype(np.float64)]), columns=columns)
             for clip, matrix, bounds in zip(scores.clip_ids, scores.source(source), scores.bounds)}
 
 

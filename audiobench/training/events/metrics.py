@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # dcase_util (under sed_eval) imports the depre
 from sed_scores_eval import intersection_based
 from sed_scores_eval.base_modules.bootstrap import confidence_interval
 
-from audiobench.training.events.exports import Events
+from audiobench.training.events.exports import Events, writable
 from audiobench.training.events.postprocess import only, present_classes
 
 SEGMENT_SECONDS = 1.0
@@ -39,7 +39,7 @@ PSDS_SCENARIOS: dict[str, dict[str, float]] = {
 # sed_scores_eval's bootstrap: n_iterations shuffles of the clips, each leaving out one of n_folds folds in
 # turn (n_folds × n_iterations resamples). Modest: every run with strong test labels pays for it.
 BOOTSTRAP_FOLDS = 5
-BOOTSTRAP_ITERATIONS = 4
+BOOTSTRAP_ITERATIONS = 3
 BOOTSTRAP_CONFIDENCE = 0.9
 
 
@@ -92,7 +92,7 @@ def psds(tables: dict, reference: Events, durations: dict[str, float], classes: 
     present = present_classes(reference, classes)
     if not present:
         return None
-    tables = only(tables, present)
+    tables = writable(only(tables, present))
     settings = PSDS_SCENARIOS[scenario]
     deltas = intersection_based.intermediate_statistics_deltas(  # once, for the value and every resample
         tables, reference, **{k: v for k, v in settings.items() if k.endswith("_threshold")})

@@ -86,7 +86,8 @@ def score_folder(folder: Path, classes: Sequence[str], *, bootstrap: bool = True
                                   "event_recall": event["recall"]}
         rocs = {}
         for scenario in metrics.PSDS_SCENARIOS:
-            result = metrics.psds(tables, reference, durations, classes, scenario, bootstrap=bootstrap)
+            result = metrics.psds(tables, reference, durations, classes, scenario,  # an interval: Xa's only
+                                  bootstrap=bootstrap and source == SOURCES[0])
             values[scenario] = None if result is None else result.value
             values[f"{scenario}_low"] = None if result is None else result.low
             values[f"{scenario}_high"] = None if result is None else result.high
