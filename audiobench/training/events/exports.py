@@ -136,7 +136,7 @@ def write_durations(path: Path, clip_ids: Sequence[str], durations: Sequence[flo
 
 
 def read_durations(path: Path) -> dict[str, float]:
-    table = pd.read_csv(path, sep="\t", dtype={"filename": str})
+    table = pd.read_csv(path, sep="\t", dtype={"filename": str}, keep_default_na=False)  # a clip named "NA" stays
     return {name.rsplit(".", 1)[0]: float(d) for name, d in zip(table["filename"], table["duration"])}
 
 
@@ -148,7 +148,7 @@ def write_detections(path: Path, tables: Mapping[str, pd.DataFrame], thresholds:
 
 
 def read_detections(path: Path) -> Events:
-    table = pd.read_csv(path, sep="\t", dtype={"filename": str, "event_label": str})
+    table = pd.read_csv(path, sep="\t", dtype={"filename": str, "event_label": str}, keep_default_na=False)
     events: Events = {}
     for name, a, b, label in table.itertuples(index=False):
         events.setdefault(name.rsplit(".", 1)[0], []).append((float(a), float(b), label))
