@@ -4,7 +4,8 @@ Adam on fixed-length batches (the Dataset pads with silence or crops at random),
 lengths after every epoch, the best epoch's weights kept (optional early stopping), test mAP of those.
 The run folder gets ``config.json`` (written first: the options, ``frames`` resolved), ``metrics.json``
 (written last: its presence means the run finished), ``model.pt`` + ``model.json``, and
-``training-curve.png``.
+``training-curve.png``; where the test split has strong labels, ``test-events/`` too (the event outputs
+and the files the event metrics of ``metrics.json`` come from, :mod:`audiobench.training.events.run`).
 
 Pairing (for ``compare``): with the same ``seed``, every variant sees the same batches in the same order
 (the shuffling generator and the Dataset's crops are seeded by ``seed`` only) and starts from the same

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-with warnings.catch_warnings():  # dcase_util (under sed_eval) imports the deprecated pkg_resources
-    warnings.simplefilter("ignore", UserWarning)
-    import sed_eval
-    from dcase_util.containers import MetaDataContainer
+import sed_eval  # its dcase_util's pkg_resources warning is silenced in audiobench.training.events
+from dcase_util.containers import MetaDataContainer
 from sed_scores_eval import intersection_based
 from sed_scores_eval.base_modules.bootstrap import confidence_interval
 
