@@ -45,7 +45,9 @@ def test_study_writes_paired_trials_tables_and_report(toy_root, tmp_path):
     assert result.failures == [] and result.finished == 6
     trials = _table(result.run_dir)
     assert list(trials.columns) == ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds",
-                                    "test_auc", "test_dprime"]
+                                    "test_auc", "test_dprime", "test_psds1", "test_psds2", "test_segment_f1",
+                                    "test_segment_er", "test_event_f1", "events_chosen_on"]
+    assert trials["test_psds1"].isna().all()  # no strong test labels: no event metric
     assert sorted(zip(trials.trial, trials.variant)) == [(t, v) for t in range(3) for v in ("att-self", "noatt-weak")]
     assert (trials.seed == trials.trial).all()  # trial k trains every variant with seed k
     per_class = pd.read_csv(result.run_dir / "per_class.csv")

@@ -36,19 +36,20 @@ def _clip(rng: np.random.Generator, split: str, i: int, frames: int) -> tuple[Cl
 def write_features(root: Path, name: str = "toy", *, sizes=(48, 24, 24), strong_train: bool = True,
                    seed: int = 0, lengths: dict[str, list[int]] | None = None, ledger: bool = False,
                    splits: tuple[str, str, str] = ("train", "val", "test"),
-                   classes: tuple[ClassInfo, ...] = CLASSES) -> DatasetPaths:
+                   strong: tuple[str, ...] = (), classes: tuple[ClassInfo, ...] = CLASSES) -> DatasetPaths:
     """train/val/test feature files through the cache's SplitWriter, as featurize writes them.
 
     ``ledger``: also a ledger listing the same clips, all ``ok`` (as if fetched), for ``status``. ``splits``:
-    the names of the three splits (the first has strong labels with ``strong_train``). ``classes``: the
-    class list the files declare (events are drawn among the first four only).
+    the names of the three splits (the first has strong labels with ``strong_train``; those named in
+    ``strong`` have them too). ``classes``: the class list the files declare (events are drawn among the
+    first four only).
     """
     paths = DatasetPaths(root, name)
     fid = feature_id()
     rng = np.random.default_rng(seed)
     for split, n in zip(splits, sizes):
         frames = (lengths or {}).get(split, [FRAMES] * n)
-        has_strong = strong_train if split == splits[0] else False
+        has_strong = strong_train if split == splits[0] else split in strong
         header = SplitHeader(name, split, classes, has_strong, fid, "float32")
         path = split_path(paths.feature_dir(fid), split)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
               help="Paired trials; trial k trains every variant with seed k.")
 @click.option("--baseline", default=None, help="Variant the others are tested against [default: the first].")
 @click.option("--metric", type=click.Choice(tuple(METRIC_COLUMNS)), default=DEFAULT_METRIC, show_default=True,
-              help="Per-trial test metric the paired tests compare: mAP, macro ROC AUC, or d′.")
+              help="Per-trial test metric the paired tests compare: mAP, macro ROC AUC, d′, or an event-level "
+                   "metric (PSDS1, PSDS2, segment F1 or ER, event F1; the test split needs strong labels).")
 @training_options
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Training runs at once (processes, or Dask workers).")

@@ -39,14 +39,16 @@ from audiobench.data.cliplist import eval_subset, neutral
 from audiobench.data.fingerprint import split_fingerprint
 from audiobench.training.logs import check_log
 from audiobench.training.splits import training_frames
-from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS, TrainConfig, TrainOptions
+from audiobench.training.options import (DEFAULT_METRIC, EVENT_METRIC_COLUMNS, METRIC_COLUMNS, TrainConfig,
+                                         TrainOptions)
 from audiobench.training.train import METRICS, TRAINING_RECIPE, TrainResult, read_result, run
 from audiobench.models.variants import VariantSpec, fig4_pair, require_strong, variant_spec
 
 log = logging.getLogger(__name__)
 
 TRIALS_DIR = "trials"
-TRIAL_COLUMNS = ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds", "test_auc", "test_dprime"]
+TRIAL_COLUMNS = ["trial", "variant", "seed", "val_map", "test_map", "best_epoch", "seconds", "test_auc", "test_dprime",
+                 *EVENT_METRIC_COLUMNS.values(), "events_chosen_on"]  # event metrics: empty without strong test labels
 TRIAL_THREADS = 1  # torch CPU threads per trial, whatever --jobs is (use --jobs for more cores)
 ATTENTION_DIR = "attention"
 
@@ -133,6 +135,12 @@ def check_study(config: CompareConfig, root: Path) -> None:
         has_strong = bool(f.attrs["has_strong"])
     for spec in specs:
         require_strong(spec, split="train", has_strong=has_strong)
+    if config.metric in EVENT_METRIC_COLUMNS:
+        test_file = feature_file(paths, split_for(paths, "test"), config.train.feature_id)
+        with h5py.File(test_file, "r") as f:
+            if not bool(f.attrs["has_strong"]):
+                raise AudiobenchError(f"--metric {config.metric} needs strong labels in the test split; {test_file} "
+                                      "has none (use --metric map, auc or dprime)")
     if config.train.eval_on is not None:
         eval_subset(config.train.eval_on, feature_file(paths, split_for(paths, "test"), config.train.feature_id))
     check_log(config.train.log)
@@ -281,11 +289,12 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
     epochs = [{"trial": trial, "variant": result.config.variant, "epoch": e["epoch"], "loss": e["loss"],
                "val_map": e["val_map"]} for trial, result in results for e in result.epochs]
     for trial, result in results:
+        metrics = json.loads(result.metrics.read_text())
         trials.append({"trial": trial, "variant": result.config.variant, "seed": result.config.seed,
                        "val_map": result.val_map, "test_map": result.test_map, "best_epoch": result.best_epoch,
                        "seconds": round(result.seconds, 3), "test_auc": result.test_auc,
-                       "test_dprime": result.test_dprime})
-        metrics = json.loads(result.metrics.read_text())
+                       "test_dprime": result.test_dprime, **{c: metrics.get(c) for c in EVENT_METRIC_COLUMNS.values()},
+                       "events_chosen_on": (metrics.get("events") or {}).get("chosen_on")})
         for row in metrics["test_per_class"]:
             if row["ap"] is not None:
                 per_class.append({"trial": trial, "variant": result.config.variant, "class_index": row["index"],
@@ -296,6 +305,35 @@ def write_tables(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> N
                                      "auc"]).to_csv(run_dir / "per_class.csv", index=False)
     pd.DataFrame(epochs, columns=["trial", "variant", "epoch", "loss", "val_map"]
                  ).to_csv(run_dir / "epochs.csv", index=False)
+    write_psd_rocs(run_dir, results)
+
+
+PSD_ROC_GRID = np.linspace(0.0, 100.0, 101)  # eFPR per hour at which psd_roc.csv samples each trial's PSD-ROC
+
+
+def write_psd_rocs(run_dir: Path, results: Sequence[tuple[int, TrainResult]]) -> None:
+    """``psd_roc.csv``: each trial's PSD-ROC (PSDS1 scenario, segment scores) on an eFPR grid, for the report.
+
+    A PSD-ROC is a step function of eFPR; the TPR at each grid point is that of the last step at or below it.
+    Absent when no trial wrote test-events/ (no strong test labels).
+    """
+    from audiobench.training.events.run import FOLDER
+
+    rows = []
+    for trial, result in results:
+        path = result.run_dir / FOLDER / "segments" / "psd_roc.json"
+        roc = json.loads(path.read_text()).get("psds1") if path.is_file() else None
+        if not roc:
+            continue
+        efpr, tpr = np.asarray(roc["efpr"], dtype=float), np.asarray(roc["tpr"], dtype=float)
+        at = np.searchsorted(efpr, PSD_ROC_GRID, side="right") - 1
+        rows += [{"trial": trial, "variant": result.config.variant, "efpr": x, "tpr": float(tpr[i]) if i >= 0 else 0.0}
+                 for x, i in zip(PSD_ROC_GRID, at)]
+    target = run_dir / "psd_roc.csv"
+    if rows:
+        pd.DataFrame(rows).to_csv(target, index=False)
+    else:
+        target.unlink(missing_ok=True)
 
 
 _ANOTHER_OUT = "choose another --out, or remove that folder to start again"

@@ -5,7 +5,9 @@ feature file its ``metrics.json`` names), and the clips the list names are score
 ``metrics.json``; or it predicts every clip of another dataset's split with the same classes and features
 (:mod:`audiobench.study.cross_dataset`: an SL-DCASE-17 model on DCASE 2017 task 4's strong sets). A run gets ``evaluation-<name>.json``; a study gets one per trial, then its own
 ``evaluation-<name>.json`` with each variant's mean and the paired tests on the subset (as ``compare``
-tests them, Holm-corrected, on the metric chosen).
+tests them, Holm-corrected, on the metric chosen). Where the test split has strong labels, the run's
+event outputs on the listed clips go to ``<run>/evaluation-<name>-events/`` (the files of ``test-events/``,
+post-processed with the values the run chose at training) and the event metrics join the record.
 
 >>> evaluate("audiobench-data/runs/synth-demo", "their-clips.csv")     # doctest: +SKIP
 """
@@ -25,7 +27,7 @@ from audiobench.core.roots import feature_path, record_path
 from audiobench.data.cliplist import ClipList, read_clip_list, select
 from audiobench.study.cross_dataset import DatasetTarget, dataset_target
 from audiobench.study import stats
-from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
+from audiobench.training.options import CLIP_METRIC_COLUMNS, DEFAULT_METRIC, EVENT_METRIC_COLUMNS, METRIC_COLUMNS
 
 PREFIX = "evaluation-"
 
@@ -104,8 +106,28 @@ def evaluate_run(run_dir: Path, clips: Target, label: str, *, device: str = "cpu
         "test_per_class": [{"index": c, "name": n, **v} for c, (n, v) in enumerate(zip(names, result.per_class()))],
         "trained_on": metrics.get("fingerprints"),
     }
+    if dataset.has_strong:
+        record.update(_events(run_dir, net, dataset, subset.rows, label, device=where, config=config))
     write_atomic(run_dir / f"{PREFIX}{label}.json", json.dumps(json_safe(record), indent=2))
     return record
+
+
+def _events(run_dir: Path, net: Any, dataset: Any, rows: Any, label: str, *, device: Any,
+            config: dict[str, Any]) -> dict[str, Any]:
+    """Event files and metrics of the listed clips, post-processed as the run chose at training (its
+    ``test-events/postprocessing.json``); {} with a note for a run that recorded none."""
+    from audiobench.training.events.run import FOLDER, events_record, read_postprocessing, score_folder, write_events
+    from audiobench.training.events.segments import segment_scores
+
+    chosen_file = run_dir / FOLDER / "postprocessing.json"
+    if not chosen_file.is_file():
+        return {"events_note": f"no {FOLDER}/postprocessing.json in the run: no event metrics (train it again)"}
+    scores = segment_scores(net, dataset, device=device, batch_size=int(config["batch_size"]),
+                            bf16=bool(config.get("bf16", False)), rows=rows)
+    classes = [c.name for c in dataset.classes]
+    folder = write_events(run_dir / f"{PREFIX}{label}-events", scores, dataset.path, classes,
+                          read_postprocessing(chosen_file.parent))
+    return events_record(folder, run_dir, classes, score_folder(folder, classes))
 
 
 def evaluate_study(study_dir: Path, clips: Target, label: str, *, metric: str = DEFAULT_METRIC,
@@ -122,7 +144,7 @@ def evaluate_study(study_dir: Path, clips: Target, label: str, *, metric: str = 
     for trial, result in runs:
         record = evaluate_run(result.run_dir, clips, label, device=device, opened=opened, root=root)
         rows.append({"trial": trial, "variant": result.config.variant,
-                     **{column: record[column] for column in METRIC_COLUMNS.values()}})
+                     **{column: record.get(column) for column in METRIC_COLUMNS.values()}})
     table = pd.DataFrame(rows)
     variants = [v for v in study.variants if v in set(table["variant"])]
     baseline = study.baseline if study.baseline in variants else variants[0]
@@ -146,11 +168,16 @@ def evaluation_table(summary: dict[str, Any]) -> str:
     from audiobench.study.report import fmt_mean_std, fmt_p
 
     e = summary["eval_on"]
+    from audiobench.study.findings import METRIC_NAMES
+
+    shown = {**CLIP_METRIC_COLUMNS, **{m: c for m, c in EVENT_METRIC_COLUMNS.items()
+                                       if any(v[c]["n"] for v in summary["variants"])}}
     lines = [f"On {e['held']} of the {e['listed']} clips listed in {e['file']} ({e['clips']} test clips, "
              f"fingerprint {e['fingerprint']}):", "",
-             "| variant | mAP | AUC | d′ | trials |", "|---|---|---|---|---|"]
+             "| variant | " + " | ".join(METRIC_NAMES[m] for m in shown) + " | trials |",
+             "|---|" + "---|" * (len(shown) + 1)]
     for v in summary["variants"]:
-        cells = [fmt_mean_std(v[c]["mean"], v[c]["std"]) for c in METRIC_COLUMNS.values()]
+        cells = [fmt_mean_std(v[c]["mean"], v[c]["std"]) for c in shown.values()]
         lines.append(f"| {v['variant']} | {' | '.join(cells)} | {v['test_map']['n']} |")
     lines += ["", f"| pair ({summary['metric']}) | mean diff | p | Holm p |", "|---|---|---|---|"]
     for t in summary["tests"]:

@@ -324,3 +324,33 @@ def plot_clip_variants(clips: Sequence[Attention], path: Path, *, trial: int | N
                         "title": fig.get_suptitle(), "features": features,
                         "xlims": [tuple(float(x) for x in ax.get_xlim()) for ax in axes],
                         "events": [(names[r], a, b) for r, a, b in spans]}, fig)
+
+
+def plot_psd_roc(rocs: pd.DataFrame, variants: Sequence[str], path: Path) -> Drawn:
+    """One panel per variant: each trial's PSD-ROC (effective TPR against eFPR per hour, PSDS1 scenario).
+
+    ``rocs`` has one row per (trial, variant, efpr) with the ``tpr`` there (``psd_roc.csv``). PSDS1 is the
+    area under such a curve up to 100 false positives per hour, divided by 100.
+    """
+    shown = [v for v in variants if (rocs["variant"] == v).any()]
+    fig = Figure(figsize=(3.2 * max(len(shown), 1), 3.2), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, max(len(shown), 1), sharey=True, squeeze=False)[0]
+    curves: dict[str, int] = {}
+    for ax, variant in zip(axes, shown):
+        mine = rocs[rocs["variant"] == variant]
+        for _, trial in mine.groupby("trial"):
+            ax.step(trial["efpr"], trial["tpr"], where="post", color="C0", alpha=0.35, linewidth=1)
+        mean = mine.groupby("efpr")["tpr"].mean()
+        ax.step(mean.index, mean.to_numpy(), where="post", color="C3", linewidth=1.8, label="mean over trials")
+        curves[variant] = int(mine["trial"].nunique())
+        ax.set_title(variant, fontsize=9)
+        ax.set_xlabel("eFPR (per hour)")
+        ax.set_xlim(0, float(rocs["efpr"].max()))
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("effective TPR")
+    if shown:
+        axes[0].legend(loc="lower right", fontsize=7)
+    fig.suptitle("PSD-ROC, PSDS1 scenario (dtc = gtc = 0.7, α_st = 1)", fontsize=10)
+    fig.savefig(path)
+    return Drawn(path, {"variants": shown, "trials": curves}, fig)

@@ -17,11 +17,12 @@ from typing import Any
 import pandas as pd
 
 from audiobench.study.stats import min_exact_p
-from audiobench.training.options import METRIC_COLUMNS
+from audiobench.training.options import LOWER_IS_BETTER, METRIC_COLUMNS
 
 ALPHA = 0.05
 MIN_TRIALS = 10  # below this, BCa intervals from the trials under-cover and the exact test is coarse
-METRIC_NAMES = {"map": "mAP", "auc": "AUC", "dprime": "d′"}
+METRIC_NAMES = {"map": "mAP", "auc": "AUC", "dprime": "d′", "psds1": "PSDS1", "psds2": "PSDS2",
+                "segment_f1": "segment F1", "segment_er": "segment ER", "event_f1": "event F1"}
 
 
 def metric_column(metric: str | None) -> str:
@@ -29,15 +30,17 @@ def metric_column(metric: str | None) -> str:
     return METRIC_COLUMNS.get(metric or "map", "test_map")
 
 
-def win_counts(trials: pd.DataFrame, a: str, b: str, column: str = "test_map") -> dict[str, int]:
-    """In how many of the trials both finished ``b`` scored higher than ``a``, lower, and the same."""
+def win_counts(trials: pd.DataFrame, a: str, b: str, column: str = "test_map", *,
+               lower_is_better: bool = False) -> dict[str, int]:
+    """In how many of the trials both finished ``b`` scored better than ``a`` (higher, or lower for an error
+    rate), worse, and the same."""
     if column not in trials:
         return {"b_wins": 0, "a_wins": 0, "ties": 0}
     wide = trials.pivot_table(index="trial", columns="variant", values=column, aggfunc="first")
     if a not in wide or b not in wide:
         return {"b_wins": 0, "a_wins": 0, "ties": 0}
     both = wide[[a, b]].dropna()
-    d = (both[b] - both[a]).round(12)
+    d = (both[b] - both[a]).round(12) * (-1 if lower_is_better else 1)
     return {"b_wins": int((d > 0).sum()), "a_wins": int((d < 0).sum()), "ties": int((d == 0).sum())}
 
 
@@ -68,21 +71,23 @@ def sentence(test: dict[str, Any], metric: str | None = "map") -> str:
     if test.get("p") is None:
         return f"{a} and {b} were not tested ({n} paired trial{'s' if n != 1 else ''})."
     diff = test["mean_diff"]
-    flip = diff < 0  # name the variant that scored higher first
+    lower = metric in LOWER_IS_BETTER  # an error rate: the better variant scored lower
+    flip = diff > 0 if lower else diff < 0  # name the better variant first
     win, lose = (a, b) if flip else (b, a)
     wins = test.get("a_wins" if flip else "b_wins")
     low, high = test.get("ci_low"), test.get("ci_high")
     if flip and low is not None and high is not None:
         low, high = -high, -low
     ci = "" if low is None or high is None else f", 95% CI {low:+.3f} to {high:+.3f}"
-    facts = f"({abs(diff):+.3f} {unit}{ci}, Holm p = {_p(test['p_holm'])})"
+    facts = f"({-diff if flip else diff:+.3f} {unit}{ci}, Holm p = {_p(test['p_holm'])})"
     record = f"in {wins} of {n} trials " if wins is not None else ""
     verdict = stability_words(test.get("stability"))
     if test["p_holm"] is not None and test["p_holm"] < ALPHA:
         return f"{win} beat {lose} {record}{facts}{verdict}."
     if diff == 0:
         return f"{a} and {b} did not differ ({facts[1:-1]}){verdict}."
-    return f"{win} and {lose} did not differ significantly: {win} scored higher {record}{facts}{verdict}."
+    return (f"{win} and {lose} did not differ significantly: {win} scored {'lower' if lower else 'higher'} "
+            f"{record}{facts}{verdict}.")
 
 
 def stability_words(stability: dict[str, Any] | None) -> str:

@@ -33,16 +33,19 @@ from audiobench.data.cliplist import plain
 from audiobench.models.variants import fig4_pair
 from audiobench.study import exports, findings, paper, stability, stats
 from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
-                                      plot_validation_curves)
+                                      plot_psd_roc, plot_validation_curves)
 from audiobench.study.provenance import header_lines, study_facts
-from audiobench.training.options import DEFAULT_METRIC, METRIC_COLUMNS
+from audiobench.training.options import DEFAULT_METRIC, EVENT_METRIC_COLUMNS, LOWER_IS_BETTER, METRIC_COLUMNS
 
 PER_CLASS_COLUMNS = ("trial", "variant", "class_index", "mid", "name", "ap")
 DURATION_COLUMNS = ("class_index", "mid", "name", "mean_duration", "n_events")
 EPOCH_COLUMNS = ("trial", "variant", "epoch", "val_map")
+PSD_ROC_COLUMNS = ("trial", "variant", "efpr", "tpr")
 NAME_COLUMNS = {"mid", "name"}  # cells of users' text, written neutralised (see data.cliplist.neutral)
 _REQUIRED_TRIALS = ("trial", "variant", "test_map")
-_TESTED = {"map": "mAPs", "auc": "macro AUCs", "dprime": "d′s"}  # what the tests compare, as the text says
+_TESTED = {"map": "mAPs", "auc": "macro AUCs", "dprime": "d′s", "psds1": "PSDS1s", "psds2": "PSDS2s",
+           "segment_f1": "segment F1s", "segment_er": "segment error rates",
+           "event_f1": "event F1s"}  # what the tests compare, as the text says
 _PACKAGES = ("numpy", "scipy", "pandas", "scikit-learn", "matplotlib", "torch")
 
 
@@ -60,6 +63,7 @@ class Run:
     epochs: pd.DataFrame | None
     attention: tuple[Path, ...]
     notes: tuple[str, ...]
+    psd_roc: pd.DataFrame | None = None  # psd_roc.csv: each trial's PSD-ROC (studies with strong test labels)
 
 
 def render_report(run_dir: Path, *, seed: int = stats.SEED, paper_table: str | None = None) -> Path:
@@ -116,8 +120,9 @@ def read_run(run_dir: Path) -> Run:
                                "no class durations (Fig. 4 needs strong training labels)")
     epochs = _read_optional(run_dir / "epochs.csv", EPOCH_COLUMNS, notes, "no validation curves")
     attention = tuple(sorted((run_dir / "attention").glob("*.npz")))
+    roc = _read_csv(run_dir / "psd_roc.csv", PSD_ROC_COLUMNS) if (run_dir / "psd_roc.csv").exists() else None
     return Run(run_dir, config, tuple(variants), baseline, trials, per_class, durations, epochs, attention,
-               tuple(notes))
+               tuple(notes), roc)
 
 
 def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
@@ -135,13 +140,16 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
             "test_map": asdict(stats.describe(mine["test_map"])),
             **{f"{col}_mean": _mean(mine, col) for col in ("val_map", "best_epoch", "seconds")},
             **{col: asdict(stats.describe(mine[col])) for col in ("test_auc", "test_dprime") if col in mine},
+            **{col: asdict(stats.describe(mine[col].dropna())) for col in EVENT_METRIC_COLUMNS.values()
+               if col in mine and mine[col].notna().any()},
         })
     per_class, never_positive, class_notes = _per_class(run)
     tests = [asdict(r) for r in rows]
     stable = stability.study_stability(run.dir, run.trials, rows, column=METRIC_COLUMNS[metric],
                                        alpha=findings.ALPHA, seed=seed)
     for t, s in zip(tests, stable):
-        t.update(findings.win_counts(run.trials, t["a"], t["b"], METRIC_COLUMNS[metric]))
+        t.update(findings.win_counts(run.trials, t["a"], t["b"], METRIC_COLUMNS[metric],
+                                     lower_is_better=metric in LOWER_IS_BETTER))
         t["stability"] = asdict(s)
     table = paper.table_for(run.config)
     planned = (run.config.get("train") or {}).get("epochs")
@@ -161,6 +169,7 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         "fingerprints": run.config.get("fingerprints"),
         "eval_on": run.config.get("eval_on"),
         "tests": tests,
+        "events": _events(run),
         "statistics": {
             "test": f"two-sided Wilcoxon signed-rank on paired test {_TESTED[metric]} (scipy.stats.wilcoxon)",
             "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
@@ -219,6 +228,10 @@ def draw_figures(run: Run, results: dict[str, Any]) -> list[dict[str, Any]]:
                 shown, total = len(drawn.data["labels"]) // 2, drawn.data["classes"]
                 title += f": the {shown} largest and {shown} smallest of {total} classes"
             figures.append(_figure(title, drawn))
+    (run.dir / "psd_roc.png").unlink(missing_ok=True)
+    if run.psd_roc is not None and not run.psd_roc.empty:
+        figures.append(_figure("PSD-ROC per variant (PSDS1 scenario, segment scores; one line per trial)",
+                               plot_psd_roc(run.psd_roc, run.variants, run.dir / "psd_roc.png")))
     figures += _attention_figures(run)
     return figures
 
@@ -274,6 +287,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += ["## Warnings", ""] + ([f"- {w}" for w in warned] or ["- none: " + findings.checks_passed(results)])
     lines += ["", f"## Test {unit} per variant", "", variant_table(results), "",
               "Marks on the Holm-adjusted p: `*` p < 0.05, `**` p < 0.01, `***` p < 0.001."]
+    if (results.get("events") or {}).get("metrics"):
+        lines += ["", "## Event-level metrics per variant", "", event_table(results), "", event_note(results)]
     if results.get("paper"):
         lines += ["", f"Paper: {results['paper']['title']} of {results['paper']['citation']}, test mAP in percent "
                       f"(mean ± std over 20 trials), as printed."]
@@ -329,6 +344,33 @@ def variant_cells(results: dict[str, Any]) -> tuple[list[str], list[list[str]], 
         row += [paper.fmt_paper(paper_values.get(name))] if paper_values else []
         rows.append(row)
     return header, rows, "ll" + "r" * 4 + "l" + "r" * (len(header) - 7)
+
+
+def event_table(results: dict[str, Any]) -> str:
+    """Each variant's event-level metrics over trials (mean ± std), beside the mAP table."""
+    shown = [(m, c) for m, c in EVENT_METRIC_COLUMNS.items() if m in results["events"]["metrics"]]
+    names = [findings.METRIC_NAMES[m] + (" ↓" if m in LOWER_IS_BETTER else "") for m, _ in shown]
+    rows = [[v["variant"], *(fmt_mean_std(*metric_summary(v, c)) for _, c in shown),
+             str(max((v.get(c) or {}).get("n", 0) for _, c in shown))] for v in results["variants"]]
+    return exports.markdown_table(["variant", *names, "trials"], rows, "l" + "r" * (len(shown) + 1))
+
+
+def event_note(results: dict[str, Any]) -> str:
+    """Where the event metrics come from, and which split chose the post-processing."""
+    chosen = results["events"]["chosen_on"]
+    where = " and ".join(f"the {s} split" + (" (the validation split has no strong labels)" if s == "train" else "")
+                         for s in chosen) or "an unrecorded split"
+    return ("From each run's test-events/ files (segment scores Xa): PSDS by sed_scores_eval on the score tables, "
+            "segment F1 and ER (1 s segments, micro) and event F1 (200 ms collar) by sed_eval on the detections. "
+            f"Median filter and thresholds were chosen on {where}, never on the test split. ↓: lower is better.")
+
+
+def _events(run: Run) -> dict[str, Any]:
+    """Which event metrics the trials recorded and where their post-processing was chosen."""
+    metrics = [m for m, c in EVENT_METRIC_COLUMNS.items() if c in run.trials and run.trials[c].notna().any()]
+    chosen = run.trials["events_chosen_on"].dropna() if "events_chosen_on" in run.trials else pd.Series([], dtype=str)
+    return {"metrics": metrics, "chosen_on": sorted(set(map(str, chosen))),
+            "lower_is_better": sorted(LOWER_IS_BETTER)}
 
 
 def metric_summary(variant: dict[str, Any], key: str) -> tuple[float | None, float | None]:

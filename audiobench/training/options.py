@@ -22,7 +22,12 @@ from audiobench.models.shape import CONV_LAYERS, SEGMENT_FRAMES
 from audiobench.models.variants import VariantSpec, variant_spec
 
 # The metrics ``compare --metric`` can test, each by the per-trial column it reads (trials.csv, metrics.json).
-METRIC_COLUMNS: dict[str, str] = {"map": "test_map", "auc": "test_auc", "dprime": "test_dprime"}
+CLIP_METRIC_COLUMNS: dict[str, str] = {"map": "test_map", "auc": "test_auc", "dprime": "test_dprime"}
+# Event-level metrics, recorded by runs whose test split has strong labels (test-events/, docs/compare.md).
+EVENT_METRIC_COLUMNS: dict[str, str] = {"psds1": "test_psds1", "psds2": "test_psds2", "segment_f1": "test_segment_f1",
+                                        "segment_er": "test_segment_er", "event_f1": "test_event_f1"}
+METRIC_COLUMNS: dict[str, str] = {**CLIP_METRIC_COLUMNS, **EVENT_METRIC_COLUMNS}
+LOWER_IS_BETTER = frozenset({"segment_er"})  # an error rate: the better variant scores lower
 DEFAULT_METRIC = "map"
 LOG_FORMATS = ("tensorboard", "csv")  # ``--log``: the training logs a run can write besides metrics.json
 

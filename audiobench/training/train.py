@@ -4,7 +4,8 @@ Adam on fixed-length batches (the Dataset pads with silence or crops at random),
 lengths after every epoch, the best epoch's weights kept (optional early stopping), test mAP of those.
 The run folder gets ``config.json`` (written first: the options, ``frames`` resolved), ``metrics.json``
 (written last: its presence means the run finished), ``model.pt`` + ``model.json``, and
-``training-curve.png``.
+``training-curve.png``; where the test split has strong labels, ``test-events/`` too (the event outputs
+and the files the event metrics of ``metrics.json`` come from, :mod:`audiobench.training.events.run`).
 
 Pairing (for ``compare``): with the same ``seed``, every variant sees the same batches in the same order
 (the shuffling generator and the Dataset's crops are seeded by ``seed`` only) and starts from the same
@@ -314,11 +315,24 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
         net.load_state_dict(weights)
         test_predictions = predict_dataset(net, splits.test, device=device, batch_size=config.batch_size,
                                            bf16=config.bf16)
+        events = _test_events(net, splits, run_dir, config, device, subset)
     seconds = time.perf_counter() - started
     scored = test_predictions if subset is None else test_predictions.rows(subset.rows)
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
     return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
-                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
+                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve,
+                      events)
+
+
+def _test_events(net: Net, splits: Splits, run_dir: Path, config: TrainConfig, device: torch.device,
+                 subset: EvalSubset | None) -> dict[str, Any]:
+    """``test-events/`` and the event metrics of a test split with strong labels, else {} (docs/compare.md)."""
+    if not splits.test.has_strong:
+        return {}
+    from audiobench.training.events.run import run_events  # sed_eval and sed_scores_eval take seconds to import
+
+    return run_events(net, splits, run_dir, device=device, batch_size=config.batch_size, bf16=config.bf16,
+                      rows=None if subset is None else subset.rows)
 
 
 _CHANGE_NO_NUMBER = ("workers", "log")  # options a rerun may change: the run's numbers stay the same
@@ -386,7 +400,8 @@ def _fingerprints(splits: Splits, subset: EvalSubset | None) -> dict[str, str]:
 
 def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
                best_epoch: int, val: Scores, test: Scores, test_predictions: Predictions,
-               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool) -> TrainResult:
+               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool,
+               events: dict[str, Any] | None = None) -> TrainResult:
     """Checkpoint, curve, predictions, then ``metrics.json`` last (atomically): a run without it did not finish."""
     features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
@@ -419,6 +434,7 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
         "val_per_class": _per_class(splits, val), "test_per_class": _per_class(splits, test),
         "test_skipped": [splits.classes[c].name for c in test.ap.skipped],
         "epochs": history,
+        **(events or {}),  # test_psds1, test_segment_f1, ... and the "events" block (test-events/)
         "timing": {"total_s": seconds, "train_s": sum(e["train_s"] for e in history),
                    "val_s": sum(e["val_s"] for e in history),
                    "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
