@@ -112,6 +112,12 @@ def test_a_model_trained_on_sl_dcase17_is_scored_on_the_strong_evaluation_set(fe
     assert record["eval_on"]["file"] == f"{DATASET}:evaluation" and record["eval_on"]["clips"] == 10
     written = json.loads((tmp_path / "run" / f"evaluation-{DATASET}-evaluation.json").read_text())
     assert written["test_map"] == pytest.approx(record["test_map"])
+    # event-level numbers for an SL-DCASE-17 model, post-processing chosen on the organisers' testing set
+    assert record["events"]["chosen_on"] == f"{DATASET}:testing"
+    assert 0 <= record["test_segment_f1"] <= 1 and record["test_segment_er"] >= 0
+    events = tmp_path / "run" / f"evaluation-{DATASET}-evaluation-events"
+    truth = (events / "ground_truth.tsv").read_text()
+    assert 1 <= len({line.split("\t")[0] for line in truth.splitlines()[1:]}) <= 10  # the scored clips' events
     # the mAP is scikit-learn's over the classes present among the 10 clips, on the run's own predictions
     from audiobench.features.dataset import LogmelDataset
     from audiobench.models.checkpoint import load_model

@@ -59,6 +59,23 @@ class DatasetTarget:
         return path, EvalSubset(where, n, n, rows, split_fingerprint(path, rows))
 
 
+    def choosing_split(self, scored: Path) -> tuple[Path, str] | None:
+        """The target dataset's split playing ``val``, when it has strong labels and is not the one scored:
+        where event post-processing is chosen for it (the organisers' testing set for DCASE 2017 task 4's
+        evaluation set), never on the clips scored."""
+        paths = DatasetPaths(root_of_file(scored), self.dataset)
+        try:
+            val = split_for(paths, "val")
+        except AudiobenchError:
+            return None
+        path = scored.parent / f"{val}.h5"
+        if path == scored or not path.is_file():
+            return None
+        with h5py.File(path, "r") as f:
+            strong = "strong" in f
+        return (path, f"{self.dataset}:{val}") if strong else None
+
+
 def dataset_target(text: str) -> DatasetTarget:
     """``DATASET`` or ``DATASET:SPLIT`` (validated names) as a :class:`DatasetTarget`."""
     dataset, _, split = text.partition(":")

@@ -107,26 +107,36 @@ def evaluate_run(run_dir: Path, clips: Target, label: str, *, device: str = "cpu
         "trained_on": metrics.get("fingerprints"),
     }
     if dataset.has_strong:
-        record.update(_events(run_dir, net, dataset, subset.rows, label, device=where, config=config))
+        chooser = clips.choosing_split(test_file) if isinstance(clips, DatasetTarget) else None
+        record.update(_events(run_dir, net, dataset, subset.rows, label, device=where, config=config,
+                              chooser=chooser))
     write_atomic(run_dir / f"{PREFIX}{label}.json", json.dumps(json_safe(record), indent=2))
     return record
 
 
 def _events(run_dir: Path, net: Any, dataset: Any, rows: Any, label: str, *, device: Any,
-            config: dict[str, Any]) -> dict[str, Any]:
-    """Event files and metrics of the listed clips, post-processed as the run chose at training (its
-    ``test-events/postprocessing.json``); {} with a note for a run that recorded none."""
-    from audiobench.training.events.run import FOLDER, events_record, read_postprocessing, score_folder, write_events
+            config: dict[str, Any], chooser: tuple[Path, str] | None = None) -> dict[str, Any]:
+    """Event files and metrics of the clips scored. Post-processed as chosen on ``chooser`` (another split's
+    strong labels: a cross-dataset score's val split), else as the run chose at training (its
+    ``test-events/postprocessing.json``); {} with a note when neither exists."""
+    from audiobench.features.dataset import LogmelDataset
+    from audiobench.training.events.run import (FOLDER, choose_postprocessing, events_record, read_postprocessing,
+                                                score_folder, write_events)
     from audiobench.training.events.segments import segment_scores
 
+    batch, bf16 = int(config["batch_size"]), bool(config.get("bf16", False))
     chosen_file = run_dir / FOLDER / "postprocessing.json"
-    if not chosen_file.is_file():
-        return {"events_note": f"no {FOLDER}/postprocessing.json in the run: no event metrics (train it again)"}
-    scores = segment_scores(net, dataset, device=device, batch_size=int(config["batch_size"]),
-                            bf16=bool(config.get("bf16", False)), rows=rows)
+    if chooser is not None:
+        chosen = choose_postprocessing(net, LogmelDataset(chooser[0], frames=None), chooser[1], device=device,
+                                       batch_size=batch, bf16=bf16)
+    elif chosen_file.is_file():
+        chosen = read_postprocessing(chosen_file.parent)
+    else:
+        return {"events_note": f"no {FOLDER}/postprocessing.json in the run and no strongly labelled split to "
+                               "choose the post-processing on: no event metrics"}
+    scores = segment_scores(net, dataset, device=device, batch_size=batch, bf16=bf16, rows=rows)
     classes = [c.name for c in dataset.classes]
-    folder = write_events(run_dir / f"{PREFIX}{label}-events", scores, dataset.path, classes,
-                          read_postprocessing(chosen_file.parent))
+    folder = write_events(run_dir / f"{PREFIX}{label}-events", scores, dataset.path, classes, chosen)
     return events_record(folder, run_dir, classes, score_folder(folder, classes))
 
 
