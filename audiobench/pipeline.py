@@ -218,9 +218,15 @@ def _run_compare(p: Pipeline, o: dict[str, Any], root: Path, quiet: bool, echo: 
     if result.report is not None:
         import json
 
-        from audiobench.study.report import variant_table
+        from audiobench.study.findings import summary
+        from audiobench.study.report import event_table, variant_table
 
-        echo(variant_table(json.loads((result.run_dir / "results.json").read_text())))
+        results = json.loads((result.run_dir / "results.json").read_text())
+        echo(variant_table(results))
+        if (results.get("events") or {}).get("metrics"):  # the test split has strong labels (synth: exact)
+            echo("\nEvent level (the test clips' strong labels; in brackets: Holm p against the baseline):")
+            echo(event_table(results))
+        echo("\n" + "\n".join(f"- {line}" for line in summary(results)))
     echo(f"compare {name}: {result.finished} runs finished, {len(result.failures)} failed; report: {result.report}")
     for failure in result.failures:
         echo(f"  failed: trial {failure.trial} {failure.variant}: {failure.error}")

@@ -169,7 +169,7 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         "fingerprints": run.config.get("fingerprints"),
         "eval_on": run.config.get("eval_on"),
         "tests": tests,
-        "events": _events(run),
+        "events": _events(run, seed=seed),
         "statistics": {
             "test": f"two-sided Wilcoxon signed-rank on paired test {_TESTED[metric]} (scipy.stats.wilcoxon)",
             "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
@@ -350,7 +350,14 @@ def event_table(results: dict[str, Any]) -> str:
     """Each variant's event-level metrics over trials (mean ± std), beside the mAP table."""
     shown = [(m, c) for m, c in EVENT_METRIC_COLUMNS.items() if m in results["events"]["metrics"]]
     names = [findings.METRIC_NAMES[m] + (" ↓" if m in LOWER_IS_BETTER else "") for m, _ in shown]
-    rows = [[v["variant"], *(fmt_mean_std(*metric_summary(v, c)) for _, c in shown),
+    tests = {(m, t["b"]): t for m, rows in (results["events"].get("tests") or {}).items() for t in rows}
+
+    def cell(v: dict[str, Any], m: str, c: str) -> str:
+        t = tests.get((m, v["variant"]))
+        p = "" if t is None or t["p_holm"] is None else f" (p {fmt_p(t['p_holm'])}{t['mark']})"
+        return fmt_mean_std(*metric_summary(v, c)) + p
+
+    rows = [[v["variant"], *(cell(v, m, c) for m, c in shown),
              str(max((v.get(c) or {}).get("n", 0) for _, c in shown))] for v in results["variants"]]
     return exports.markdown_table(["variant", *names, "trials"], rows, "l" + "r" * (len(shown) + 1))
 
@@ -362,15 +369,25 @@ def event_note(results: dict[str, Any]) -> str:
                          for s in chosen) or "an unrecorded split"
     return ("From each run's test-events/ files (segment scores Xa): PSDS by sed_scores_eval on the score tables, "
             "segment F1 and ER (1 s segments, micro) and event F1 (200 ms collar) by sed_eval on the detections. "
-            f"Median filter and thresholds were chosen on {where}, never on the test split. ↓: lower is better.")
+            f"Median filter and thresholds were chosen on {where}, never on the test split. ↓: lower is better. "
+            f"In brackets: the Holm-adjusted p of the Wilcoxon test against {results['baseline']} on that metric.")
 
 
-def _events(run: Run) -> dict[str, Any]:
-    """Which event metrics the trials recorded and where their post-processing was chosen."""
+def _events(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
+    """Which event metrics the trials recorded, where their post-processing was chosen, and each metric's
+    paired tests against the baseline (Wilcoxon, Holm over the variants, as for the study's own metric)."""
     metrics = [m for m, c in EVENT_METRIC_COLUMNS.items() if c in run.trials and run.trials[c].notna().any()]
     chosen = run.trials["events_chosen_on"].dropna() if "events_chosen_on" in run.trials else pd.Series([], dtype=str)
+    tests = {}
+    for m in metrics:
+        column = EVENT_METRIC_COLUMNS[m]
+        scored = run.trials.dropna(subset=[column])
+        rows = stats.compare_variants(scored, baseline=run.baseline, pairs="baseline", seed=seed, column=column,
+                                      variants=[v for v in run.variants if (scored["variant"] == v).any()])
+        tests[m] = [{"a": r.a, "b": r.b, "n": r.n, "mean_diff": r.mean_diff, "p": r.p, "p_holm": r.p_holm,
+                     "mark": r.mark} for r in rows]
     return {"metrics": metrics, "chosen_on": sorted(set(map(str, chosen))),
-            "lower_is_better": sorted(LOWER_IS_BETTER)}
+            "lower_is_better": sorted(LOWER_IS_BETTER), "tests": tests}
 
 
 def metric_summary(variant: dict[str, Any], key: str) -> tuple[float | None, float | None]:
