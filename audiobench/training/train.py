@@ -35,6 +35,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from audiobench import __version__
 from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
+from audiobench.training.compute import compute_record, machine_record
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.folders import RUN, differing, require_own_folder
@@ -273,6 +274,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
 
     started = time.perf_counter()
     with seeded(config.seed):
+        machine = machine_record(device)  # under the run's deterministic settings
         net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed,
                         bands=splits.train.dims)
         init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
@@ -316,7 +318,8 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     scored = test_predictions if subset is None else test_predictions.rows(subset.rows)
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
     return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
-                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve)
+                      score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve,
+                      machine)
 
 
 _CHANGE_NO_NUMBER = ("workers", "log")  # options a rerun may change: the run's numbers stay the same
@@ -384,7 +387,8 @@ def _fingerprints(splits: Splits, subset: EvalSubset | None) -> dict[str, str]:
 
 def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
                best_epoch: int, val: Scores, test: Scores, test_predictions: Predictions,
-               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool) -> TrainResult:
+               subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool,
+               machine: dict[str, Any]) -> TrainResult:
     """Checkpoint, curve, predictions, then ``metrics.json`` last (atomically): a run without it did not finish."""
     features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
@@ -420,6 +424,8 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                    "val_s": sum(e["val_s"] for e in history),
                    "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
                    "write_s": write_s},
+        "compute": compute_record(net, machine, device=device, frames=splits.train.frames, bands=splits.train.dims,
+                                  wall_s=seconds, train_s=sum(e["train_s"] for e in history), train_clips=train_clips),
     }
     write_atomic(run_dir / METRICS, json.dumps(json_safe(metrics), indent=2))
     return TrainResult(run_dir, config, val.ap.map, test.ap.map, best_epoch, tuple(history),
