@@ -1,0 +1,45 @@
+"""TrainBatches (``--workers 0``, split in memory): the DataLoader's batches, in its order, without it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+from audiobench.core.layout import DatasetPaths
+from audiobench.features.dataset import LogmelDataset
+from audiobench.training.batches import TrainBatches
+from audiobench.training.splits import open_splits
+from toydata import write_features
+
+
+@pytest.mark.parametrize("frames", [40, 96, 130])  # cropped at random, whole, padded past the longest
+def test_the_batches_and_order_of_the_dataloader_over_epochs(tmp_path: Path, frames: int) -> None:
+    lengths = {"train": [int(n) for n in np.random.default_rng(1).integers(20, 120, 30)], "val": [96] * 4,
+               "test": [96] * 4}
+    write_features(tmp_path, sizes=(30, 4, 4), lengths=lengths)
+    splits = open_splits(DatasetPaths(tmp_path, "toy"), feature_id=None, frames=frames, seed=3)
+    assert splits.train.in_memory and (splits.train.lengths < frames).any()  # padded clips, and cropped ones:
+    assert (splits.train.lengths > frames).any() == (frames < 119)
+    generator = torch.Generator().manual_seed(3)
+    plain = DataLoader(splits.train, batch_size=None, generator=generator,
+                       sampler=BatchSampler(RandomSampler(splits.train, generator=generator), 8, drop_last=False))
+    ours = TrainBatches(splits.train, batch_size=8, seed=3)
+    assert len(ours) == len(plain) == 4
+    for epoch in (1, 2):
+        splits.train.set_epoch(epoch)
+        a, b = list(ours), list(plain)
+        assert [x["index"].tolist() for x in a] == [y["index"].tolist() for y in b]
+        for x, y in zip(a, b):
+            assert set(x) == set(y) == {"logmel", "weak", "length", "index", "strong"}
+            for key in x:
+                assert x[key].dtype == y[key].dtype and torch.equal(x[key], y[key]), key
+
+
+def test_a_split_not_in_memory_is_refused(tmp_path: Path) -> None:
+    paths = write_features(tmp_path, sizes=(8, 4, 4))
+    data = LogmelDataset(next((paths.dir / "features").glob("*/train.h5")), frames=64, in_memory=False)
+    with pytest.raises(ValueError, match="held in memory"):
+        TrainBatches(data, batch_size=4, seed=0)
