@@ -10,19 +10,29 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from audiobench.core.layout import DatasetPaths
 from audiobench.features.dataset import LogmelDataset
+from audiobench.training import batches
 from audiobench.training.batches import TrainBatches
 from audiobench.training.splits import open_splits
 from toydata import write_features
 
 
-@pytest.mark.parametrize("frames", [40, 96, 130])  # cropped at random, whole, padded past the longest
-def test_the_batches_and_order_of_the_dataloader_over_epochs(tmp_path: Path, frames: int) -> None:
-    lengths = {"train": [int(n) for n in np.random.default_rng(1).integers(20, 120, 30)], "val": [96] * 4,
-               "test": [96] * 4}
+@pytest.mark.parametrize("frames, labels_bytes", [
+    (40, batches.LABELS_BYTES),  # cropped at random (and padded)
+    (96, batches.LABELS_BYTES),  # cropped and padded
+    (130, batches.LABELS_BYTES),  # padded past the longest clip
+    (40, 0),  # strong labels painted per batch (a split too large to paint once)
+    (None, batches.LABELS_BYTES),  # every clip as long as the input: no crop, no padding
+])
+def test_the_batches_and_order_of_the_dataloader_over_epochs(tmp_path: Path, monkeypatch, frames: int | None,
+                                                              labels_bytes: int) -> None:
+    monkeypatch.setattr(batches, "LABELS_BYTES", labels_bytes)
+    random = [int(n) for n in np.random.default_rng(1).integers(20, 120, 30)]
+    lengths = {"train": [96] * 30 if frames is None else random, "val": [96] * 4, "test": [96] * 4}
     write_features(tmp_path, sizes=(30, 4, 4), lengths=lengths)
+    uniform, frames = frames is None, frames or 96
     splits = open_splits(DatasetPaths(tmp_path, "toy"), feature_id=None, frames=frames, seed=3)
-    assert splits.train.in_memory and (splits.train.lengths < frames).any()  # padded clips, and cropped ones:
-    assert (splits.train.lengths > frames).any() == (frames < 119)
+    found = splits.train.lengths
+    assert splits.train.in_memory and (found == frames).all() == uniform
     generator = torch.Generator().manual_seed(3)
     plain = DataLoader(splits.train, batch_size=None, generator=generator,
                        sampler=BatchSampler(RandomSampler(splits.train, generator=generator), 8, drop_last=False))
