@@ -1,8 +1,9 @@
 """Training-loop overhead and training-step throughput on the machine it runs on.
 
 On the same batches, in one run, per width:
-- the training loop's time per step: ``audiobench.training.train.train_epoch`` over the real DataLoader of the HDF5
-  cache (reading and cropping clips, segment labels, every loss term of ``att-strong-self``, the
+- the training loop's time per step: ``audiobench.training.train.train_epoch`` over the batches of
+  ``train_loader`` as a run makes them from the HDF5 cache (at ``--workers 0`` and a split in memory,
+  ``TrainBatches``: gathering and cropping clips; segment labels, every loss term of ``att-strong-self``, the
   bookkeeping);
 - the bare model step: forward, clip BCE, backward, Adam step, on the same batches already in memory.
 Overhead = loop / bare - 1; PASS when at most 10% for every width. Also prints clips/s of a training step.
