@@ -1,8 +1,9 @@
 """Training-loop overhead and training-step throughput on the machine it runs on.
 
 On the same batches, in one run, per width:
-- the training loop's time per step: ``audiobench.training.train.train_epoch`` over the real DataLoader of the HDF5
-  cache (reading and cropping clips, segment labels, every loss term of ``att-strong-self``, the
+- the training loop's time per step: ``audiobench.training.train.train_epoch`` over the batches of
+  ``train_loader`` as a run makes them from the HDF5 cache (at ``--workers 0`` and a split in memory,
+  ``TrainBatches``: gathering and cropping clips; segment labels, every loss term of ``att-strong-self``, the
   bookkeeping);
 - the bare model step: forward, clip BCE, backward, Adam step, on the same batches already in memory.
 Overhead = loop / bare - 1; PASS when at most 10% for every width. Also prints clips/s of a training step.
@@ -10,6 +11,7 @@ Overhead = loop / bare - 1; PASS when at most 10% for every width. Also prints c
     .venv/bin/python benchmarks/train.py                       # width 1 (the paper), 998-frame inputs
     .venv/bin/python benchmarks/train.py --widths 0.0625 --frames 298 --batch-size 8   # the demo's shape
     .venv/bin/python benchmarks/train.py --widths 0.25 --steps 8 --device cuda
+    .venv/bin/python benchmarks/train.py --widths 0.0625 --frames 298 --batch-size 8 --threads 1 --clock cpu
 
 Without ``--root``, a small feature set of ``--frames``-frame clips (998: 10 s) with 17 classes and strong
 labels is written to a temporary folder with the cache's own writer (the values do not matter for timing).
@@ -66,7 +68,7 @@ def write_bench_features(root: Path, *, clips: int, frames: int = 998, classes: 
 
 
 def time_width(paths: DatasetPaths, *, width: float, steps: int, batch_size: int, repeats: int,
-               device: torch.device, frames: int) -> dict[str, float]:
+               device: torch.device, frames: int, clock=time.perf_counter) -> dict[str, float]:
     """Seconds per step of the loop and of the bare step over the same ``steps`` batches (fastest timing)."""
     config = TrainConfig(paths.name, VARIANT, width=width, batch_size=batch_size, frames=frames)
     splits = open_splits(paths, feature_id=None, frames=config.frames, seed=0)
@@ -96,9 +98,9 @@ def time_width(paths: DatasetPaths, *, width: float, steps: int, batch_size: int
     bare()  # warm-up (allocator, kernels)
     for _ in range(repeats):  # interleaved, so a busy spell of the machine hits both
         for name, fn in (("loop", loop), ("bare", bare)):
-            tick = time.perf_counter()
+            tick = clock()
             fn()
-            timings[name].append((time.perf_counter() - tick) / steps)
+            timings[name].append((clock() - tick) / steps)
     # The fastest of the interleaved timings: on a shared machine, interference only ever adds time, and a
     # step of the demo's net (~25 ms) varies by 15% from one timing to the next.
     loop_s, bare_s = min(timings["loop"]), min(timings["bare"])
@@ -115,20 +117,27 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--frames", type=int, default=998, help="clip and training input length in frames")
     parser.add_argument("--root", type=Path, default=None, help="where to write the timing features")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU time (with --threads 1, barely moved by other jobs "
+                             "on a shared machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or Path(tmp)
         paths = write_bench_features(root, clips=args.steps * args.batch_size, frames=args.frames)
         print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"batch {args.batch_size} × {args.frames} frames, {args.steps} steps × {args.repeats} repeats, "
-              f"{VARIANT}")
+              f"{VARIANT}, {args.clock} clock")
         print(f"{'width':>6} {'loop s/step':>12} {'bare s/step':>12} {'overhead':>9} {'clips/s loop':>13} "
               f"{'clips/s bare':>13}")
         ok = True
         for width in (float(w) for w in args.widths.split(",")):
             r = time_width(paths, width=width, steps=args.steps, batch_size=args.batch_size,
-                           repeats=args.repeats, device=device, frames=args.frames)
+                           repeats=args.repeats, device=device, frames=args.frames, clock=clock)
             ok &= r["overhead"] <= MAX_OVERHEAD
             print(f"{width:>6g} {r['loop_s']:>12.3f} {r['bare_s']:>12.3f} {100 * r['overhead']:>8.1f}% "
                   f"{r['loop_clips_s']:>13.1f} {r['bare_clips_s']:>13.1f}")

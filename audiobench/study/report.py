@@ -31,7 +31,7 @@ from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.layout import json_safe, write_atomic
 from audiobench.data.cliplist import plain
 from audiobench.models.variants import fig4_pair
-from audiobench.study import exports, findings, paper, stability, stats
+from audiobench.study import compute, exports, findings, paper, stability, stats
 from audiobench.study.figures import (Drawn, load_attention, plot_class_gain, plot_clip_variants, plot_map_per_variant,
                                       plot_psd_roc, plot_validation_curves)
 from audiobench.study.provenance import header_lines, study_facts
@@ -170,6 +170,7 @@ def summarise(run: Run, *, seed: int = stats.SEED) -> dict[str, Any]:
         "eval_on": run.config.get("eval_on"),
         "tests": tests,
         "events": _events(run, seed=seed),
+        "compute": compute.study_compute(run.dir, run.variants),
         "statistics": {
             "test": f"two-sided Wilcoxon signed-rank on paired test {_TESTED[metric]} (scipy.stats.wilcoxon)",
             "exact_max_n": stats.EXACT_MAX_N, "zero_method": stats.ZERO_METHOD,
@@ -283,7 +284,7 @@ def markdown(results: dict[str, Any]) -> str:
              + f"; baseline `{results['baseline']}`; generated {results['generated']}.", "",
              "## Study", "", *header_lines(facts), "",
              "## Summary", "", *[f"- {line}" for line in findings.summary(results)], ""]
-    warned = findings.warnings(results)
+    warned = findings.warnings(results) + [w for w in [(results.get("compute") or {}).get("warning")] if w]
     lines += ["## Warnings", ""] + ([f"- {w}" for w in warned] or ["- none: " + findings.checks_passed(results)])
     lines += ["", f"## Test {unit} per variant", "", variant_table(results), "",
               "Marks on the Holm-adjusted p: `*` p < 0.05, `**` p < 0.01, `***` p < 0.001."]
@@ -316,6 +317,8 @@ def markdown(results: dict[str, Any]) -> str:
     if results["per_class"]:
         lines += ["<details><summary>Mean test AP per class over trials</summary>", "",
                   per_class_table(results), "", "</details>", ""]
+    if results.get("compute"):
+        lines += compute.lines(results["compute"])
     lines += ["## Figures", ""]
     for fig in results.get("figures", []):
         lines += [f"![{fig['title']}]({fig['file']})", ""] if fig["file"] else [f"- {fig['title']}: {fig['note']}", ""]

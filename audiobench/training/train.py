@@ -36,6 +36,9 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 from audiobench import __version__
 from audiobench.models import transfer
 from audiobench.models.checkpoint import save_checkpoint
+from audiobench.training.batches import TrainBatches
+from audiobench.training.batches import usable as batches_usable
+from audiobench.training.compute import compute_record, machine_record
 from audiobench.training.curves import plot_training_curve
 from audiobench.core.errors import AudiobenchError, InputFormatError
 from audiobench.core.folders import RUN, differing, require_own_folder
@@ -150,12 +153,17 @@ def _worker_seed(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def train_loader(splits: Splits, config: TrainConfig, device: torch.device) -> DataLoader:
+def train_loader(splits: Splits, config: TrainConfig, device: torch.device) -> DataLoader | TrainBatches:
     """Shuffled fixed-length batches of the training split, in an order fixed by ``config.seed``.
 
     The Dataset builds each batch at once from its indices (the same batches as ``shuffle=True,
     batch_size=B``, drawn from the same generator), which halves the loader's share of a small net's step.
+    With ``workers=0`` and the split in memory, :class:`~audiobench.training.batches.TrainBatches` gathers
+    the same batches, in the same order, without a DataLoader.
     """
+    if config.workers == 0 and batches_usable(splits.train):
+        return TrainBatches(splits.train, batch_size=config.batch_size, seed=config.seed,
+                            pin=device.type == "cuda")
     generator = torch.Generator().manual_seed(config.seed)
     batches = BatchSampler(RandomSampler(splits.train, generator=generator), config.batch_size, drop_last=False)
     return DataLoader(splits.train, batch_size=None, sampler=batches, generator=generator,
@@ -276,6 +284,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
 
     started = time.perf_counter()
     with seeded(config.seed):
+        machine = machine_record(device)  # under the run's deterministic settings
         net = build_net(len(splits.classes), width=config.width, attention=spec.attention, seed=config.seed,
                         bands=splits.train.dims)
         init_prior_bias(net, torch.from_numpy(splits.train.weak.mean(axis=0)))
@@ -321,7 +330,7 @@ def run(config: TrainConfig, *, root: str | os.PathLike[str] | None = None,
     val_scores = score(val_predictions.scores, val_predictions.targets, resamples=0)  # no interval needed
     return _write_run(run_dir, config, splits, net, history, best_epoch, val_scores,
                       score(scored.scores, scored.targets), test_predictions, subset, seconds, device, curve,
-                      events)
+                      machine, events)
 
 
 def _test_events(net: Net, splits: Splits, run_dir: Path, config: TrainConfig, device: torch.device,
@@ -401,7 +410,7 @@ def _fingerprints(splits: Splits, subset: EvalSubset | None) -> dict[str, str]:
 def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, history: list[dict[str, Any]],
                best_epoch: int, val: Scores, test: Scores, test_predictions: Predictions,
                subset: EvalSubset | None, seconds: float, device: torch.device, curve: bool,
-               events: dict[str, Any] | None = None) -> TrainResult:
+               machine: dict[str, Any], events: dict[str, Any] | None = None) -> TrainResult:
     """Checkpoint, curve, predictions, then ``metrics.json`` last (atomically): a run without it did not finish."""
     features = summarize_split(splits.files["train"])  # how to compute the net's input again (predict)
     meta = {"config": asdict(config), "class_names": [c.name for c in splits.classes],
@@ -439,6 +448,8 @@ def _write_run(run_dir: Path, config: TrainConfig, splits: Splits, net: Net, his
                    "val_s": sum(e["val_s"] for e in history),
                    "train_clips_per_s": train_clips / max(sum(e["train_s"] for e in history), 1e-9),
                    "write_s": write_s},
+        "compute": compute_record(net, machine, device=device, frames=splits.train.frames, bands=splits.train.dims,
+                                  wall_s=seconds, train_s=sum(e["train_s"] for e in history), train_clips=train_clips),
     }
     write_atomic(run_dir / METRICS, json.dumps(json_safe(metrics), indent=2))
     return TrainResult(run_dir, config, val.ap.map, test.ap.map, best_epoch, tuple(history),
