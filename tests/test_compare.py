@@ -195,6 +195,7 @@ def test_study_ids_of_explicit_frames_are_those_of_earlier_versions():
     demo = tomllib.loads((Path(__file__).parents[1] / "pipelines" / "synth-demo.toml").read_text())["compare"][0]
     shared = {k: v for k, v in demo.items() if k not in ("name", "trials", "variants", "baseline", "jobs")}
     assert shared["frames"] == 298
+    shared["epochs"] = 10  # the demo of those versions (it trains 15 epochs now: another study)
     config = CompareConfig("synth-demo", tuple(demo["variants"]), train=TrainOptions(**shared))
     assert config.study_id() == "compare-synth-demo-70e458a8"
     ten_seconds = CompareConfig("synth", ("noatt-weak", "att-self"), train=TrainOptions(frames=998))
