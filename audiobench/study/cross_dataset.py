@@ -27,7 +27,7 @@ from audiobench.core.roots import feature_path, root_of_file
 from audiobench.data.cliplist import EvalSubset
 from audiobench.data.fingerprint import split_fingerprint
 from audiobench.data.roles import split_for
-from audiobench.features.store import feature_file
+from audiobench.features.store import feature_file, split_path
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class DatasetTarget:
             val = split_for(paths, "val")
         except AudiobenchError:
             return None
-        path = scored.parent / f"{val}.h5"
+        path = split_path(scored.parent, val)
         if path == scored or not path.is_file():
             return None
         with h5py.File(path, "r") as f:

@@ -290,11 +290,13 @@ def study_stability(run_dir: Path, trials: pd.DataFrame, rows: Sequence[stats.Pa
     wide = trials.pivot_table(index="trial", columns="variant", values=column, aggfunc="first")
     found = []
     drawn: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # a variant's resamples, reused by its pairs
+    loaded: dict[tuple[int, str], _Saved | None] = {}  # a run's predictions, read once for all its pairs
     for row, flipped in zip(rows, flips):
         both = wide[[row.a, row.b]].dropna() if row.a in wide and row.b in wide else \
             pd.DataFrame(columns=[row.a, row.b], dtype=float)
         pair = None
-        clips = _predictions(Path(run_dir), both, row.a, row.b) if column == "test_map" and len(both) >= 2 else None
+        clips = (_predictions(Path(run_dir), both, row.a, row.b, loaded=loaded)
+                 if column == "test_map" and len(both) >= 2 else None)
         if clips is not None:
             key = tuple(int(k) for k in both.index)
             for variant, trials_clips in zip((row.a, row.b), clips):
@@ -306,29 +308,44 @@ def study_stability(run_dir: Path, trials: pd.DataFrame, rows: Sequence[stats.Pa
     return found
 
 
-def _predictions(run_dir: Path, both: pd.DataFrame, a: str, b: str
-                 ) -> tuple[list[Clips], list[Clips]] | None:
+_Saved = tuple[np.ndarray, np.ndarray, np.ndarray, float]  # clip ids, scores, targets, mAP of all clips
+
+
+def _saved(run_dir: Path, trial: int, variant: str) -> _Saved | None:
+    """One run's saved test predictions and the mAP they give; None when they cannot be read."""
+    path = run_dir / TRIALS_DIR / f"t{trial:02d}-{variant}" / PREDICTIONS
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            clip_ids, scores, targets = z["clip_id"], z["scores"], z["targets"]
+    except (OSError, KeyError, ValueError):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = map_of_weights(scores, targets, np.ones(scores.shape[0]))[0]
+    return clip_ids, np.asarray(scores, np.float64), np.asarray(targets) > 0, float(whole)
+
+
+def _predictions(run_dir: Path, both: pd.DataFrame, a: str, b: str, *,
+                 loaded: dict[tuple[int, str], _Saved | None]) -> tuple[list[Clips], list[Clips]] | None:
     """Each trial's saved test predictions of ``a`` and ``b``; None unless every one is there, on the same
-    clips for both variants, and gives the mAP ``trials.csv`` recorded."""
+    clips for both variants, and gives the mAP ``trials.csv`` recorded. ``loaded``: runs already read."""
     out: tuple[list[Clips], list[Clips]] = ([], [])
     for trial, maps in both.iterrows():
         ids = None
         for side, variant in enumerate((a, b)):
-            path = run_dir / TRIALS_DIR / f"t{int(trial):02d}-{variant}" / PREDICTIONS
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    clip_ids, scores, targets = z["clip_id"], z["scores"], z["targets"]
-            except (OSError, KeyError, ValueError):
+            key = (int(trial), variant)
+            if key not in loaded:
+                loaded[key] = _saved(run_dir, *key)
+            saved = loaded[key]
+            if saved is None:
                 return None
+            clip_ids, scores, targets, whole = saved
             if ids is not None and not np.array_equal(ids, clip_ids):
                 return None
             ids = clip_ids
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                whole = map_of_weights(scores, targets, np.ones(scores.shape[0]))[0]
             if not abs(whole - float(maps[variant])) <= MATCH:
                 return None
-            out[side].append((np.asarray(scores, np.float64), np.asarray(targets) > 0))
+            out[side].append((scores, targets))
     return out
 
 
